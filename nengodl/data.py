@@ -1,0 +1,106 @@
+"""Checking run-time input data (``sim.run(..., data={node: array})``)."""
+
+from collections.abc import Mapping
+
+import nengo
+import numpy as np
+from nengo.exceptions import ValidationError
+
+
+def check_run_steps(n_steps):
+    """Validate a number of steps, returning it as an int."""
+    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(
+        n_steps, (int, np.integer)
+    ):
+        if isinstance(n_steps, (float, np.floating)) and float(n_steps).is_integer():
+            n_steps = int(n_steps)
+        else:
+            raise ValidationError(
+                f"Must be a non-negative integer (got {n_steps!r})", attr="n_steps"
+            )
+    if n_steps < 0:
+        raise ValidationError(f"Must be non-negative (got {n_steps})", attr="n_steps")
+    return int(n_steps)
+
+
+def check_run_time(time_in_seconds):
+    """Validate a run time in seconds, returning it as a float."""
+    try:
+        t = float(time_in_seconds)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"Must be a number (got {time_in_seconds!r})", attr="time_in_seconds"
+        ) from None
+    if not np.isfinite(t):
+        raise ValidationError(f"Must be finite (got {t:g})", attr="time_in_seconds")
+    if t < 0:
+        raise ValidationError(f"Must be positive (got {t:g})", attr="time_in_seconds")
+    return t
+
+
+def check_input_data(data, input_nodes, n_steps, minibatch_size):
+    """Validate ``data`` and arrange it for feeding.
+
+    Parameters
+    ----------
+    data : dict or None
+        Map from input `nengo.Node` to array ``(minibatch_size, n_steps, size_out)``.
+    input_nodes : dict
+        Map from each Node whose output can be given as data to its feed key.
+    n_steps : int
+        Number of steps of the run.
+    minibatch_size : int
+        Number of minibatch items (1 when the simulator has none).
+
+    Returns
+    -------
+    dict
+        Map from feed key to array of shape ``(n_steps, minibatch_size, size_out)``.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            f"Must be a dict mapping input Nodes to arrays (got {type(data).__name__})",
+            attr="data",
+        )
+    feeds = {}
+    for node, value in data.items():
+        if not isinstance(node, nengo.Node):
+            raise ValidationError(
+                f"Keys must be input Nodes; {node!r} is a {type(node).__name__}",
+                attr="data",
+            )
+        if node not in input_nodes:
+            if node.size_in > 0:
+                raise ValidationError(
+                    f"{node} takes input (size_in={node.size_in}); only Nodes with "
+                    "size_in=0 can be given data",
+                    attr="data",
+                    obj=node,
+                )
+            raise ValidationError(
+                f"{node} is not an input Node of the simulated network", attr="data"
+            )
+        try:
+            arr = np.asarray(value)
+        except Exception as e:
+            raise ValidationError(
+                f"Data for {node} is not an array ({e})", attr="data", obj=node
+            ) from None
+        if arr.dtype.kind not in "biuf":
+            raise ValidationError(
+                f"Data for {node} must be numeric (got dtype {arr.dtype})",
+                attr="data",
+                obj=node,
+            )
+        expected = (minibatch_size, n_steps, node.size_out)
+        if arr.shape != expected:
+            raise ValidationError(
+                f"Data for {node} has shape {arr.shape}; expected "
+                f"(minibatch_size, n_steps, size_out) = {expected}",
+                attr="data",
+                obj=node,
+            )
+        feeds[input_nodes[node]] = np.swapaxes(arr, 0, 1)
+    return feeds

@@ -1,0 +1,183 @@
+"""The compiled simulation: nengo operators planned onto one TensorFlow loop.
+
+`SimGraph` decides how each operator runs (native builder, host call inside
+the loop, or host computation ahead of the run), lays out the signals, and
+compiles one `tf.function` that runs any number of steps in a
+`tf.while_loop`, recording probes as it goes.
+"""
+
+import numpy as np
+import tensorflow as tf
+from nengo.builder.probe import SimProbe
+from nengo.exceptions import BuildError
+
+from nengodl.host import ErrorBox, HostOp, is_input_op
+from nengodl.ops import find_builder
+from nengodl.signals import SignalLayout, StepContext
+
+
+class SimGraph:
+    """Plans and runs the simulation loop of a built nengo model.
+
+    Parameters
+    ----------
+    model : nengo.builder.Model
+        The built (and optionally optimised) model.
+    operators : list of Operator
+        The model's operators in execution order.
+    input_sigs : dict
+        Map from key to output signal of each input Node whose value can be
+        given as run-time data.
+    dtype : tf.DType
+        Floating point type.
+    minibatch_size : int
+        Number of minibatch items.
+    """
+
+    def __init__(self, model, operators, input_sigs, dtype, minibatch_size):
+        self.model = model
+        self.dt = model.dt
+        self.dtype = dtype
+        self.minibatch_size = minibatch_size
+        self.errors = ErrorBox()
+        self.steps = []  # (kind, key, object) in execution order
+        self.host_ops = []  # every HostOp, in execution order (for rng order)
+        self.pre_ops = {}  # key -> HostOp computed ahead of each run
+        tf_ops = []
+        for op in operators:
+            if isinstance(op, SimProbe):
+                continue
+            builder = find_builder(op)
+            if is_input_op(op) and builder is None:
+                host = HostOp(op, self.dt, minibatch_size, self.errors)
+                key = f"pre{len(self.pre_ops)}"
+                self.pre_ops[key] = host
+                self.host_ops.append(host)
+                self.steps.append(("pre", key, host))
+            elif builder is not None:
+                self.steps.append(("native", None, self._make_builder(builder, op)))
+                tf_ops.append(op)
+            else:
+                host = HostOp(op, self.dt, minibatch_size, self.errors)
+                self.host_ops.append(host)
+                self.steps.append(("host", None, host))
+                tf_ops.append(op)
+
+        # input signals that are set ahead of each step (constant Nodes)
+        pre_outputs = {id(h.output): key for key, h in self.pre_ops.items() if h.output}
+        self.input_keys = {}  # input key -> feed key
+        self.const_inputs = {}  # feed key -> signal set at the start of a step
+        for key, sig in input_sigs.items():
+            if id(sig) in pre_outputs:
+                self.input_keys[key] = pre_outputs[id(sig)]
+            else:
+                self.input_keys[key] = key
+                self.const_inputs[key] = sig
+
+        self.probes = list(model.probes)
+        self.probe_sigs = [model.sig[p]["in"] for p in self.probes]
+        fed = [h.output for h in self.pre_ops.values() if h.output is not None]
+        fed += list(self.const_inputs.values())
+        self.layout = SignalLayout(model, tf_ops, fed, self.probe_sigs, dtype)
+        self.params = {
+            base: tf.Variable(self.layout.initial_value(base), trainable=False)
+            for base in self.layout.param_bases
+        }
+        self.has_host_loop_ops = any(kind == "host" for kind, _, _ in self.steps)
+        self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
+
+    def _make_builder(self, builder, op):
+        try:
+            return builder(op, self.dt)
+        except BuildError:
+            raise
+        except Exception as e:
+            raise BuildError(f"Cannot build operator {op} in TensorFlow: {e}") from e
+
+    def initial_state(self):
+        """Initial values of the state signals, tiled over the minibatch."""
+        return [
+            tf.constant(self.layout.initial_value(base, self.minibatch_size))
+            for base in self.layout.state_bases
+        ]
+
+    def reset_host(self, seeds):
+        """Recreate host step functions with one random state per item."""
+        for item, seed in enumerate(seeds):
+            rng = np.random.RandomState(seed)
+            for host in self.host_ops:
+                host.make_item(item, rng)
+
+    def feed_dtype(self, sig):
+        """Numpy dtype of values fed for ``sig``."""
+        return self.layout.np_dtype(sig.base)
+
+    def _step(self, i, state, feeds, tas):
+        values = dict(zip(self.layout.state_bases, state))
+        values.update(self._param_values)
+        step_feeds = {key: val[i] for key, val in feeds.items()}
+        ctx = StepContext(self.layout, values, step_feeds, self.dt, self.minibatch_size)
+        for key, sig in self.const_inputs.items():
+            if key in step_feeds:
+                ctx.set(sig, step_feeds[key])
+        for kind, key, obj in self.steps:
+            if kind == "native":
+                obj(ctx)
+            elif kind == "host":
+                obj.in_loop(ctx)
+            elif obj.output is not None:
+                ctx.write(obj.output, step_feeds[key], inc=obj.output_inc)
+        tas = [
+            ta.write(i, tf.cast(ctx.read(sig, batched=True), ta.dtype))
+            for ta, sig in zip(tas, self.probe_sigs)
+        ]
+        new_state = [values[base] for base in self.layout.state_bases]
+        if ctx.side_effects:
+            with tf.control_dependencies(ctx.side_effects):
+                new_state = [tf.identity(s) for s in new_state]
+        return i + 1, new_state, tas
+
+    def _run(self, n_steps, state, feeds):
+        self._param_values = {base: var.read_value() for base, var in self.params.items()}
+        tas = [
+            tf.TensorArray(
+                self.layout.tf_dtype(sig.base),
+                size=n_steps,
+                element_shape=(self.minibatch_size,) + sig.shape,
+            )
+            for sig in self.probe_sigs
+        ]
+
+        def body(i, state, tas):
+            return self._step(i, state, feeds, tas)
+
+        _, state, tas = tf.while_loop(
+            lambda i, *_: i < n_steps,
+            body,
+            (tf.constant(0), list(state), tas),
+            parallel_iterations=1 if self.has_host_loop_ops else 10,
+        )
+        return state, [ta.stack() for ta in tas]
+
+    def run(self, n_steps, state, feeds):
+        """Run ``n_steps`` steps from ``state``.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps.
+        state : list of tf.Tensor
+            Current state (as from `initial_state`).
+        feeds : dict
+            Feed key to array of shape ``(n_steps, minibatch_size) + shape``.
+
+        Returns
+        -------
+        state : list of tf.Tensor
+            The new state.
+        probe_data : list of ndarray
+            For each probe, shape ``(n_steps, minibatch_size) + shape``.
+        """
+        feeds = {k: tf.convert_to_tensor(v) for k, v in feeds.items()}
+        state, data = self._run_fn(tf.constant(n_steps, dtype=tf.int32), state, feeds)
+        return state, [d.numpy() for d in data]

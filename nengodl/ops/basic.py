@@ -1,0 +1,156 @@
+"""Builders for nengo's core operators: resets, copies, products and time."""
+
+import numpy as np
+import tensorflow as tf
+from nengo.builder.operator import (
+    BsrDotInc,
+    Copy,
+    DotInc,
+    ElementwiseInc,
+    Reset,
+    SparseDotInc,
+    TimeUpdate,
+)
+from nengo.exceptions import BuildError
+
+from nengodl.ops.registry import OpBuilder, register
+
+
+def align(ctx, sig, ndim):
+    """Read ``sig`` and insert axes so that it broadcasts at rank ``ndim``.
+
+    Values with a minibatch axis get singleton axes inserted after it, so that
+    numpy-style broadcasting of the signal shapes is preserved.
+    """
+    val = ctx.read(sig)
+    if ctx.is_batched(sig) and sig.ndim < ndim:
+        val = tf.reshape(val, (-1,) + (1,) * (ndim - sig.ndim) + sig.shape)
+    return val
+
+
+@register(TimeUpdate)
+class TimeUpdateBuilder(OpBuilder):
+    """``step += 1; time = step * dt``."""
+
+    def __call__(self, ctx):
+        step = ctx.read(self.op.step) + 1
+        ctx.set(self.op.step, step)
+        ctx.set(self.op.time, tf.cast(step, tf.float64) * self.dt)
+
+
+@register(Reset)
+class ResetBuilder(OpBuilder):
+    """``dst[...] = value``."""
+
+    def __call__(self, ctx):
+        ctx.set(self.op.dst, tf.constant(self.op.value, dtype=tf.float64))
+
+
+@register(Copy)
+class CopyBuilder(OpBuilder):
+    """``dst[dst_slice] = src[src_slice]`` (or ``+=`` when ``inc``)."""
+
+    def __init__(self, op, dt):
+        super().__init__(op, dt)
+        if op.dst_slice is not None and not op.inc:
+            idx = np.arange(op.dst.shape[0])[op.dst_slice]
+            if len(np.unique(idx)) < len(idx):
+                raise BuildError(
+                    f"{op}: Cannot have repeated indices in "
+                    "``dst_slice`` when copy is not an increment"
+                )
+
+    def __call__(self, ctx):
+        op = self.op
+        val = ctx.read(op.src, index=op.src_slice)
+        ctx.write(op.dst, val, inc=op.inc, index=op.dst_slice)
+
+
+@register(ElementwiseInc)
+class ElementwiseIncBuilder(OpBuilder):
+    """``Y += A * X`` with numpy broadcasting."""
+
+    def __call__(self, ctx):
+        op = self.op
+        ndim = max(op.A.ndim, op.X.ndim, op.Y.ndim)
+        ctx.inc(op.Y, align(ctx, op.A, ndim) * align(ctx, op.X, ndim))
+
+
+def batched_flat(ctx, sig):
+    """Read ``sig`` with a minibatch axis, flattened to ``(batch, size)``."""
+    return tf.reshape(ctx.read(sig, batched=True), (-1, sig.size))
+
+
+@register(DotInc)
+class DotIncBuilder(OpBuilder):
+    """``Y += dot(A, X)`` for matrix-vector (or scalar) products."""
+
+    def __call__(self, ctx):
+        op = self.op
+        A, X, Y = op.A, op.X, op.Y
+        if A.ndim == 0 or X.ndim == 0:
+            ndim = max(A.ndim, X.ndim)
+            prod = align(ctx, A, ndim) * align(ctx, X, ndim)
+            ctx.inc(Y, tf.reshape(prod, (-1,) + Y.shape))
+            return
+        n = A.shape[-1]
+        x = batched_flat(ctx, X)
+        a = ctx.read(A)
+        if ctx.is_batched(A):
+            out = tf.einsum("bmn,bn->bm", tf.reshape(a, (-1, A.size // n, n)), x)
+        else:
+            out = tf.matmul(x, tf.reshape(a, (-1, n)), transpose_b=True)
+        ctx.inc(Y, tf.reshape(out, (-1,) + Y.shape))
+
+
+def sparse_coo(initial_value):
+    """Rows, columns, values and shape of a nengo sparse signal's matrix."""
+    mat = initial_value
+    if hasattr(mat, "allocate"):
+        mat = mat.allocate()
+    coo = mat.tocoo()
+    return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
+
+
+@register(SparseDotInc)
+class SparseDotIncBuilder(OpBuilder):
+    """``Y += A @ X`` with a sparse, constant ``A``."""
+
+    def __init__(self, op, dt):
+        super().__init__(op, dt)
+        self.rows, self.cols, self.data, self.shape = sparse_coo(op.A.initial_value)
+
+    def __call__(self, ctx):
+        op = self.op
+        x = tf.transpose(batched_flat(ctx, op.X))  # (n, batch)
+        data = tf.constant(self.data[:, None], dtype=x.dtype)
+        gathered = tf.gather(x, self.cols) * data
+        out = tf.math.unsorted_segment_sum(gathered, self.rows, self.shape[0])
+        ctx.inc(op.Y, tf.reshape(tf.transpose(out), (-1,) + op.Y.shape))
+
+
+@register(BsrDotInc)
+class BsrDotIncBuilder(OpBuilder):
+    """``Y += A @ X`` with ``A`` in block sparse row format."""
+
+    def __init__(self, op, dt):
+        super().__init__(op, dt)
+        k, self.r, self.c = op.A.shape
+        self.n_row_blocks = len(op.indptr) - 1
+        self.rows = np.repeat(np.arange(self.n_row_blocks), np.diff(op.indptr))
+        self.cols = np.asarray(op.indices)
+        self.diagonal = np.array_equal(self.rows, np.arange(k))
+
+    def __call__(self, ctx):
+        op = self.op
+        x = tf.reshape(batched_flat(ctx, op.X), (-1, op.X.size // self.c, self.c))
+        if not np.array_equal(self.cols, np.arange(x.shape[1])):
+            x = tf.gather(x, self.cols, axis=1)
+        a = ctx.read(op.A)
+        spec = "bkrc,bkc->bkr" if ctx.is_batched(op.A) else "krc,bkc->bkr"
+        prod = tf.einsum(spec, a, x)
+        if not self.diagonal:
+            prod = tf.transpose(prod, (1, 0, 2))
+            prod = tf.math.unsorted_segment_sum(prod, self.rows, self.n_row_blocks)
+            prod = tf.transpose(prod, (1, 0, 2))
+        ctx.inc(op.Y, tf.reshape(prod, (-1,) + op.Y.shape))

@@ -1,0 +1,105 @@
+"""Builders for `nengo.builder.neurons.SimNeurons` with native neuron types.
+
+Each neuron type has a step function ``f(neuron_type, dt, J, **state)``
+returning ``(output, new_state)``, the TensorFlow counterpart of
+``NeuronType.step``. Types without one run on the host.
+"""
+
+import nengo
+import tensorflow as tf
+from nengo.builder.neurons import SimNeurons
+
+from nengodl.ops.registry import OpBuilder, register
+
+NEURON_STEPS = {}
+
+
+def neuron_step(neuron_type):
+    """Decorator registering a TensorFlow step function for ``neuron_type``."""
+
+    def wrapper(func):
+        NEURON_STEPS[neuron_type] = func
+        return func
+
+    return wrapper
+
+
+@neuron_step(nengo.RectifiedLinear)
+def relu_step(nt, dt, J):
+    return nt.amplitude * tf.maximum(J, 0), {}
+
+
+@neuron_step(nengo.SpikingRectifiedLinear)
+def spiking_relu_step(nt, dt, J, voltage):
+    voltage = voltage + tf.maximum(J, 0) * dt
+    n_spikes = tf.floor(voltage)
+    return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
+
+
+@neuron_step(nengo.Sigmoid)
+def sigmoid_step(nt, dt, J):
+    return (1.0 / nt.tau_ref) * tf.sigmoid(J), {}
+
+
+@neuron_step(nengo.Tanh)
+def tanh_step(nt, dt, J):
+    return (1.0 / nt.tau_ref) * tf.tanh(J), {}
+
+
+def lif_rate(nt, J):
+    """LIF rate response, zero where ``J <= 1``."""
+    j = J - 1
+    positive = j > 0
+    safe_j = tf.where(positive, j, tf.ones_like(j))
+    rate = nt.amplitude / (nt.tau_ref + nt.tau_rc * tf.math.log1p(1.0 / safe_j))
+    return tf.where(positive, rate, tf.zeros_like(rate))
+
+
+@neuron_step(nengo.LIFRate)
+def lif_rate_step(nt, dt, J):
+    return lif_rate(nt, J), {}
+
+
+@neuron_step(nengo.LIF)
+def lif_step(nt, dt, J, voltage, refractory_time):
+    refractory_time = refractory_time - dt
+    delta_t = tf.clip_by_value(dt - refractory_time, 0, dt)
+    voltage = voltage - (J - voltage) * tf.math.expm1(-delta_t / nt.tau_rc)
+    spiked = voltage > 1
+    output = tf.cast(spiked, J.dtype) * (nt.amplitude / dt)
+    denom = tf.where(spiked, J - 1, tf.ones_like(J))
+    ratio = tf.where(spiked, -(voltage - 1) / denom, tf.zeros_like(J))
+    t_spike = dt + nt.tau_rc * tf.math.log1p(ratio)
+    voltage = tf.maximum(voltage, tf.cast(nt.min_voltage, voltage.dtype))
+    voltage = tf.where(spiked, tf.zeros_like(voltage), voltage)
+    refractory_time = tf.where(spiked, nt.tau_ref + t_spike, refractory_time)
+    return output, {"voltage": voltage, "refractory_time": refractory_time}
+
+
+@neuron_step(nengo.RegularSpiking)
+def regular_spiking_step(nt, dt, J, voltage):
+    voltage = voltage + dt * J
+    n_spikes = tf.floor(voltage)
+    return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
+
+
+@register(SimNeurons)
+class SimNeuronsBuilder(OpBuilder):
+    """Runs a neuron type's step function on the input current."""
+
+    @classmethod
+    def supports(cls, op):
+        return type(op.neurons) in NEURON_STEPS and not op.state_extra
+
+    def __init__(self, op, dt):
+        super().__init__(op, dt)
+        self.step = NEURON_STEPS[type(op.neurons)]
+
+    def __call__(self, ctx):
+        op = self.op
+        J = ctx.read(op.J, batched=True)
+        state = {k: ctx.read(sig, batched=True) for k, sig in op.state.items()}
+        output, new_state = self.step(op.neurons, self.dt, J, **state)
+        ctx.set(op.output, output)
+        for name, sig in op.state.items():
+            ctx.set(sig, new_state[name])

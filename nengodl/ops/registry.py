@@ -1,0 +1,47 @@
+"""Registry mapping nengo operator types to op builders."""
+
+_BUILDERS = {}
+
+
+class OpBuilder:
+    """Base class for op builders.
+
+    Parameters
+    ----------
+    op : nengo.builder.Operator
+        The operator to implement.
+    dt : float
+        Simulation time step.
+    """
+
+    def __init__(self, op, dt):
+        self.op = op
+        self.dt = dt
+
+    @classmethod
+    def supports(cls, op):
+        """Whether this builder can run ``op`` natively in TensorFlow."""
+        return True
+
+    def __call__(self, ctx):
+        """Add this operator's computation for one step, through ``ctx``."""
+        raise NotImplementedError
+
+
+def register(op_type):
+    """Class decorator registering an `OpBuilder` for ``op_type``."""
+
+    def wrapper(cls):
+        _BUILDERS[op_type] = cls
+        return cls
+
+    return wrapper
+
+
+def find_builder(op):
+    """The builder class for ``op``, or None if it must run on the host."""
+    for t in type(op).__mro__:
+        cls = _BUILDERS.get(t)
+        if cls is not None:
+            return cls if cls.supports(op) else None
+    return None

@@ -1,0 +1,94 @@
+"""Probe data: accumulated over runs, subsampled as nengo does, shown in `sim.data`."""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def sample_mask(probe, dt, first_step, n_steps):
+    """Which of the steps ``first_step + 1 ... first_step + n_steps`` a probe records."""
+    period = 1 if probe.sample_every is None else probe.sample_every / dt
+    steps = np.arange(first_step + 1, first_step + n_steps + 1)
+    return steps % period < 1
+
+
+class ProbeRecorder:
+    """Accumulates the data of each probe over runs.
+
+    Parameters
+    ----------
+    probes : list of nengo.Probe
+        The probes of the model.
+    dt : float
+        Simulation time step.
+    minibatch_size : int or None
+        The simulator's minibatch size (None for no minibatch axis in the data).
+    """
+
+    def __init__(self, probes, dt, minibatch_size):
+        self.probes = list(probes)
+        self.dt = dt
+        self.minibatch_size = minibatch_size
+        self.chunks = {p: [] for p in self.probes}
+        self._cache = {}
+
+    def append(self, first_step, outputs):
+        """Add the outputs of a run (each ``(n_steps, batch) + shape``)."""
+        for probe, out in zip(self.probes, outputs):
+            mask = sample_mask(probe, self.dt, first_step, out.shape[0])
+            chunk = np.moveaxis(out[mask], 0, 1)
+            self.chunks[probe].append(chunk)
+            self._cache.pop(probe, None)
+
+    def clear(self):
+        """Forget all recorded data."""
+        for probe in self.probes:
+            self.chunks[probe] = []
+        self._cache.clear()
+
+    def __contains__(self, probe):
+        return probe in self.chunks
+
+    def __getitem__(self, probe):
+        if probe not in self._cache:
+            chunks = self.chunks[probe]
+            if chunks:
+                data = np.concatenate(chunks, axis=1)
+            else:
+                sig_shape = ()
+                data = np.zeros((max(self.minibatch_size or 1, 1), 0) + sig_shape)
+            if self.minibatch_size is None:
+                data = data[0]
+            data.setflags(write=False)
+            self._cache[probe] = data
+        return self._cache[probe]
+
+
+class SimulationData(Mapping):
+    """`sim.data`: probe data and the built parameters of nengo objects.
+
+    ``sim.data[probe]`` has shape ``(n_steps, ...)`` without a minibatch, and
+    ``(minibatch_size, n_steps, ...)`` with one; ``sim.data[obj]`` for other
+    objects gives nengo's built parameters (e.g. ``sim.data[ens].encoders``).
+    """
+
+    def __init__(self, params, recorder):
+        self.params = params
+        self.recorder = recorder
+
+    def __getitem__(self, key):
+        if key in self.recorder:
+            return self.recorder[key]
+        return self.params[key]
+
+    def __iter__(self):
+        return iter(self.params)
+
+    def __len__(self):
+        return len(self.params)
+
+    def __repr__(self):
+        return f"SimulationData({list(self.params)!r})"
+
+    def reset(self):
+        """Kept for nengo compatibility; data views are rebuilt on access."""

@@ -1,0 +1,78 @@
+"""Progress bars (progressbar2) for the stages of building and running.
+
+A `Stage` shows a bar while it runs (elapsed time, and ETA when the amount of
+work is known) and prints ``"<Name> finished in H:MM:SS"`` when it ends.
+"""
+
+import datetime
+import sys
+import time
+
+import progressbar
+
+
+def format_duration(seconds):
+    """``H:MM:SS`` for a number of seconds."""
+    return str(datetime.timedelta(seconds=int(round(seconds))))
+
+
+class Stage:
+    """One stage of work with a progress bar.
+
+    Parameters
+    ----------
+    name : str
+        Name of the stage, e.g. ``"Construction"``.
+    enabled : bool
+        If False, nothing is shown.
+    max_value : int, optional
+        Amount of work, if known (e.g. the number of simulation steps).
+    suffix : callable, optional
+        Returns extra text for the closing line (e.g. a loss value).
+    """
+
+    def __init__(self, name, enabled=True, max_value=None, suffix=None):
+        self.name = name
+        self.enabled = enabled
+        self.max_value = max_value
+        self.suffix = suffix
+        self.bar = None
+        self.start = None
+
+    def __enter__(self):
+        self.start = time.time()
+        if self.enabled:
+            if self.max_value is None:
+                widgets = [f"| {self.name} ", progressbar.AnimatedMarker(), " | ",
+                           progressbar.Timer(format="%(elapsed)s")]
+                max_value = progressbar.UnknownLength
+            else:
+                widgets = [f"{self.name} ", progressbar.Percentage(), " ",
+                           progressbar.Bar(), " ", progressbar.ETA()]
+                max_value = self.max_value
+            self.bar = progressbar.ProgressBar(
+                widgets=widgets, max_value=max_value, fd=sys.stdout,
+                redirect_stdout=False, line_breaks=False,
+            )
+            self.bar.start()
+        return self
+
+    def update(self, value):
+        """Report progress (units of ``max_value``)."""
+        if self.bar is not None:
+            self.bar.update(min(value, self.bar.max_value)
+                            if self.max_value is not None else value)
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.bar is not None:
+            try:
+                self.bar.finish(end="\r", dirty=True)
+            except Exception:  # pragma: no cover - display only
+                pass
+            sys.stdout.write("\r\x1b[K" if sys.stdout.isatty() else "\n")
+            if exc_type is None:
+                extra = f" ({self.suffix()})" if self.suffix else ""
+                elapsed = format_duration(time.time() - self.start)
+                sys.stdout.write(f"{self.name} finished in {elapsed}{extra}\n")
+            sys.stdout.flush()
+        return False

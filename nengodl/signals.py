@@ -1,0 +1,264 @@
+"""Where each nengo signal lives in TensorFlow, and how views are read and written.
+
+Every nengo `~nengo.builder.Signal` is a view onto a *base* signal. nengodl keeps
+one tensor per base signal:
+
+- *state* bases (written by some operator: set, inc or update) carry a leading
+  minibatch axis, shape ``(minibatch_size,) + base.shape``, and are threaded
+  through the simulation loop;
+- *parameter* bases (only ever read) have no minibatch axis and live in
+  `tf.Variable` objects, shared by all minibatch items.
+
+A view is described by the flat element indices it covers in its base;
+contiguous views become slices, others gathers and scatters.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def flat_indices(sig, index=None):
+    """Flat element indices of ``sig`` in its base, shaped like ``sig``.
+
+    Parameters
+    ----------
+    sig : nengo.builder.Signal
+        A signal (view or base).
+    index : slice, list or ndarray, optional
+        An index applied to the first axis of ``sig`` (as in `nengo.builder.Copy`).
+
+    Returns
+    -------
+    ndarray
+        Integer array of indices into ``sig.base`` flattened in C order.
+    """
+    if sig.ndim == 0:
+        idx = np.array(sig.elemoffset, dtype=np.int64)
+    else:
+        grids = np.indices(sig.shape, dtype=np.int64)
+        idx = sig.elemoffset + sum(
+            g * s for g, s in zip(grids, np.array(sig.elemstrides, dtype=np.int64))
+        )
+        idx = np.asarray(idx, dtype=np.int64)
+    if index is not None:
+        idx = idx[index]
+    return idx
+
+
+class ViewPlan:
+    """How to read and write one view of a base tensor.
+
+    Parameters
+    ----------
+    sig : nengo.builder.Signal
+        The view.
+    index : optional
+        Extra first-axis index applied to ``sig``.
+    """
+
+    def __init__(self, sig, index=None):
+        self.base = sig.base
+        idx = flat_indices(sig, index)
+        self.shape = tuple(idx.shape)
+        self.size = int(idx.size)
+        flat = idx.ravel()
+        self.full = False
+        self.start = None
+        self.indices = None
+        base_size = int(np.prod(self.base.shape, dtype=np.int64))
+        if self.size > 0 and np.array_equal(
+            flat, np.arange(flat[0], flat[0] + self.size)
+        ):
+            self.start = int(flat[0])
+            self.full = self.start == 0 and self.size == base_size
+        elif self.size == 0:
+            self.start = 0
+        else:
+            self.indices = flat
+        self.unique = self.indices is None or len(np.unique(flat)) == len(flat)
+
+    def read(self, tensor, batched):
+        """Select this view from ``tensor`` (the whole base)."""
+        lead = (tf.shape(tensor)[0],) if batched else ()
+        if self.full:
+            if tuple(tensor.shape[len(lead) :]) == self.shape:
+                return tensor
+            return tf.reshape(tensor, lead + self.shape)
+        flat = tf.reshape(tensor, lead + (-1,))
+        axis = len(lead)
+        if self.indices is None:
+            if batched:
+                part = flat[:, self.start : self.start + self.size]
+            else:
+                part = flat[self.start : self.start + self.size]
+        else:
+            part = tf.gather(flat, self.indices, axis=axis)
+        return tf.reshape(part, lead + self.shape)
+
+    def write(self, tensor, value, inc):
+        """Return ``tensor`` (batched base) with this view set or incremented."""
+        batch = tf.shape(tensor)[0]
+        value = tf.broadcast_to(tf.cast(value, tensor.dtype), (batch,) + self.shape)
+        if self.full:
+            value = tf.reshape(value, tf.shape(tensor))
+            return tensor + value if inc else value
+        base_shape = tf.shape(tensor)
+        flat = tf.reshape(tensor, (batch, -1))
+        value = tf.reshape(value, (batch, self.size))
+        if self.indices is None:
+            a, b = self.start, self.start + self.size
+            if inc:
+                value = flat[:, a:b] + value
+            out = tf.concat([flat[:, :a], value, flat[:, b:]], axis=1)
+        else:
+            idx = self.indices[:, None]
+            flat_t = tf.transpose(flat)
+            value_t = tf.transpose(value)
+            if inc:
+                out = tf.tensor_scatter_nd_add(flat_t, idx, value_t)
+            else:
+                out = tf.tensor_scatter_nd_update(flat_t, idx, value_t)
+            out = tf.transpose(out)
+        return tf.reshape(out, base_shape)
+
+
+class SignalLayout:
+    """Classifies base signals into state and parameters and assigns dtypes.
+
+    Parameters
+    ----------
+    model : nengo.builder.Model
+        The built model (used for the special ``step`` and ``time`` signals).
+    tf_ops : list of Operator
+        Operators run inside the TensorFlow loop.
+    fed_sigs : list of Signal
+        Signals set from host-computed or user-provided inputs every step.
+    probe_sigs : list of Signal
+        Signals recorded by probes.
+    dtype : tf.DType
+        The floating point type of the simulation.
+    """
+
+    def __init__(self, model, tf_ops, fed_sigs, probe_sigs, dtype):
+        self.dtype = dtype
+        self.time_base = model.time.base
+        self.step_base = model.step.base
+        written = {}
+        bases = {}
+        for op in tf_ops:
+            for sig in op.all_signals:
+                if not sig.sparse:
+                    bases.setdefault(sig.base, None)
+            for sig in op.sets + op.incs + op.updates:
+                written.setdefault(sig.base, None)
+        for sig in list(fed_sigs) + list(probe_sigs):
+            bases.setdefault(sig.base, None)
+        for sig in fed_sigs:
+            written.setdefault(sig.base, None)
+        self.state_bases = list(written)
+        self.param_bases = [b for b in bases if b not in written]
+        self._is_state = set(self.state_bases)
+        self._plans = {}
+
+    def is_state(self, base):
+        """Whether ``base`` carries a minibatch axis (is written in the loop)."""
+        return base in self._is_state
+
+    def tf_dtype(self, base):
+        """The TensorFlow dtype used for ``base``."""
+        if base is self.time_base:
+            return tf.float64
+        kind = np.dtype(base.dtype).kind
+        if kind == "f":
+            return self.dtype
+        if kind == "b":
+            return tf.bool
+        if kind == "c":
+            raise NotImplementedError("complex signals are not supported")
+        return tf.int64
+
+    def np_dtype(self, base):
+        """The numpy dtype matching `tf_dtype`."""
+        return self.tf_dtype(base).as_numpy_dtype
+
+    def initial_value(self, base, minibatch_size=None):
+        """Initial value of ``base`` as numpy, tiled over the minibatch if given."""
+        val = np.asarray(base.initial_value, dtype=self.np_dtype(base))
+        if minibatch_size is not None:
+            val = np.broadcast_to(val, (minibatch_size,) + val.shape).copy()
+        return val
+
+    def plan(self, sig, index=None):
+        """The (cached) `ViewPlan` for ``sig`` with optional first-axis ``index``."""
+        key = (sig, None if index is None else np.asarray(index).tobytes())
+        if key not in self._plans:
+            self._plans[key] = ViewPlan(sig, index)
+        return self._plans[key]
+
+
+class StepContext:
+    """The values of all signals during one traced simulation step.
+
+    Operator builders read and write signals through this object; writes replace
+    the tensor of the base signal, so the order of calls is the order of
+    execution.
+
+    Parameters
+    ----------
+    layout : SignalLayout
+        Signal layout.
+    values : dict
+        Map from base signal to its current tensor.
+    feeds : dict
+        Map from signal to the value fed for this step.
+    dt : float
+        Simulation time step.
+    minibatch_size : int
+        Number of minibatch items.
+    """
+
+    def __init__(self, layout, values, feeds, dt, minibatch_size):
+        self.layout = layout
+        self.values = values
+        self.feeds = feeds
+        self.dt = dt
+        self.minibatch_size = minibatch_size
+        self.dtype = layout.dtype
+        self.side_effects = []
+
+    def is_batched(self, sig):
+        """Whether the value of ``sig`` has a leading minibatch axis."""
+        return self.layout.is_state(sig.base)
+
+    def read(self, sig, index=None, batched=False):
+        """Current value of ``sig``.
+
+        Parameters
+        ----------
+        sig : Signal
+            The signal to read.
+        index : optional
+            First-axis index into ``sig``.
+        batched : bool
+            If True, always return a value with a minibatch axis.
+        """
+        is_b = self.is_batched(sig)
+        val = self.layout.plan(sig, index).read(self.values[sig.base], is_b)
+        if batched and not is_b:
+            val = tf.broadcast_to(val[None], (self.minibatch_size,) + tuple(val.shape))
+        return val
+
+    def write(self, sig, value, inc=False, index=None):
+        """Set (or increment, with ``inc=True``) ``sig`` to ``value``."""
+        base = sig.base
+        self.values[base] = self.layout.plan(sig, index).write(
+            self.values[base], value, inc
+        )
+
+    def set(self, sig, value, index=None):
+        """Set ``sig`` to ``value``."""
+        self.write(sig, value, inc=False, index=index)
+
+    def inc(self, sig, value, index=None):
+        """Increment ``sig`` by ``value``."""
+        self.write(sig, value, inc=True, index=index)

@@ -1,0 +1,396 @@
+"""`nengodl.Simulator`: nengo's simulator API on a compiled TensorFlow loop."""
+
+import logging
+import warnings
+
+import nengo
+import numpy as np
+import tensorflow as tf
+from nengo.builder import Model
+from nengo.builder.optimizer import optimize as opmerge_optimize
+from nengo.cache import get_default_decoder_cache
+from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
+from nengo.utils.graphs import toposort
+from nengo.utils.simulator import operator_dependency_graph
+
+from nengodl.data import check_input_data, check_run_steps, check_run_time
+from nengodl.graph import SimGraph
+from nengodl.probes import ProbeRecorder, SimulationData
+from nengodl.progress import Stage
+from nengodl.signals import flat_indices
+
+logger = logging.getLogger(__name__)
+
+MAXINT = np.iinfo(np.int32).max
+
+
+def item_seeds(seed, minibatch_size):
+    """Seeds for the random state of each minibatch item (item 0 uses ``seed``)."""
+    extra = np.random.RandomState(seed).randint(MAXINT, size=minibatch_size - 1)
+    return [seed] + [int(s) for s in extra]
+
+
+class Simulator:
+    """Simulate a nengo network with TensorFlow.
+
+    A drop-in replacement for `nengo.Simulator`: the network is built with
+    nengo's own builder (so all parameters are the ones nengo computes), and the
+    resulting operators run inside one compiled TensorFlow loop.
+
+    Parameters
+    ----------
+    network : nengo.Network or None
+        The network to simulate (or None when ``model`` is already built).
+    dt : float
+        Length of a simulation time step, in seconds.
+    seed : int, optional
+        Seed for all stochastic operators (default ``network.seed + 1``, or random).
+    model : nengo.builder.Model, optional
+        A model to build into (or a prebuilt model when ``network`` is None).
+    device : str, optional
+        TensorFlow device to run on (e.g. ``"/cpu:0"``, ``"/gpu:0"``); by default
+        TensorFlow chooses.
+    minibatch_size : int, optional
+        Number of simulations run in parallel. If None, probe data has no
+        minibatch axis, as in nengo.
+    progress_bar : bool
+        Whether to show progress bars for the build, optimisation, construction
+        and simulation stages.
+    optimize : bool
+        Whether to run nengo's operator-merging optimiser on the model.
+    dtype : str or tf.DType
+        Floating point precision, ``"float32"`` (default) or ``"float64"``.
+
+    Examples
+    --------
+    >>> import nengo, nengodl
+    >>> with nengo.Network(seed=0) as net:
+    ...     stim = nengo.Node(0.5)
+    ...     ens = nengo.Ensemble(20, 1)
+    ...     nengo.Connection(stim, ens)
+    ...     p = nengo.Probe(ens, synapse=0.01)
+    >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+    ...     sim.run(0.1)
+    >>> sim.data[p].shape
+    (100, 1)
+    """
+
+    def __init__(
+        self,
+        network,
+        dt=0.001,
+        seed=None,
+        model=None,
+        device=None,
+        minibatch_size=None,
+        progress_bar=True,
+        optimize=True,
+        dtype="float32",
+    ):
+        self.closed = True  # until construction succeeds
+        self.progress_bar = progress_bar
+        self.optimize = optimize
+        self.device = device
+        if minibatch_size is not None:
+            if (
+                isinstance(minibatch_size, bool)
+                or not isinstance(minibatch_size, (int, np.integer))
+                or minibatch_size < 1
+            ):
+                raise ValidationError(
+                    f"Must be a positive integer or None (got {minibatch_size!r})",
+                    attr="minibatch_size",
+                )
+            minibatch_size = int(minibatch_size)
+        self._minibatch_size = minibatch_size
+        self._batch = 1 if minibatch_size is None else minibatch_size
+        try:
+            self.dtype = tf.as_dtype(dtype)
+        except TypeError:
+            self.dtype = None
+        if self.dtype not in (tf.float32, tf.float64):
+            raise ValidationError(
+                f"Must be 'float32' or 'float64' (got {dtype!r})", attr="dtype"
+            )
+
+        if model is None:
+            self.model = Model(
+                dt=float(dt),
+                label=f"{network}, dt={dt:f}",
+                decoder_cache=get_default_decoder_cache(),
+            )
+        else:
+            self.model = model
+
+        with Stage("Build", progress_bar):
+            if network is not None:
+                self.model.build(network)
+        self.dg = operator_dependency_graph(self.model.operators)
+        if optimize:
+            with Stage("Optimization", progress_bar):
+                opmerge_optimize(self.model, self.dg)
+        self._step_order = [op for op in toposort(self.dg)]
+
+        input_sigs = {}
+        self._input_nodes = {}
+        for obj, sigs in self.model.sig.items():
+            if isinstance(obj, nengo.Node) and obj.size_in == 0:
+                sig = sigs.get("out")
+                if sig is not None:
+                    key = f"node{len(input_sigs)}"
+                    input_sigs[key] = sig
+                    self._input_nodes[obj] = key
+
+        with Stage("Construction", progress_bar):
+            with self._device_scope():
+                self._graph = SimGraph(
+                    self.model, self._step_order, input_sigs, self.dtype, self._batch
+                )
+        self._recorder = ProbeRecorder(self.model.probes, self.dt, minibatch_size)
+        self.data = SimulationData(self.model.params, self._recorder)
+
+        if seed is None:
+            if network is not None and network.seed is not None:
+                seed = network.seed + 1
+            else:
+                seed = np.random.randint(MAXINT)
+        self.closed = False
+        self.reset(seed=seed)
+
+    # --- context management --------------------------------------------------
+
+    def __enter__(self):
+        if self.closed:
+            raise SimulatorClosed("Cannot re-open after simulator is closed")
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
+
+    def __getstate__(self):
+        raise NotImplementedError(
+            "nengodl.Simulator cannot be pickled: its state lives in TensorFlow "
+            "tensors. Pickle the network (or use save_params) instead."
+        )
+
+    def _device_scope(self):
+        return tf.device(self.device) if self.device is not None else _nullcontext()
+
+    # --- nengo's simulator API -----------------------------------------------
+
+    @property
+    def dt(self):
+        """(float) The time step of the simulator."""
+        return self.model.dt
+
+    @dt.setter
+    def dt(self, dummy):
+        raise ReadonlyError(attr="dt", obj=self)
+
+    @property
+    def n_steps(self):
+        """(int) The current time step of the simulator."""
+        return self._n_steps
+
+    @property
+    def time(self):
+        """(float) The current time of the simulator."""
+        return self._n_steps * self.dt
+
+    @property
+    def minibatch_size(self):
+        """(int or None) Number of simulations run in parallel."""
+        return self._minibatch_size
+
+    @property
+    def step_order(self):
+        """(list) The operators of the model in execution order."""
+        return self._step_order
+
+    @property
+    def signals(self):
+        """Current signal values, as a read-only mapping from `Signal` to array."""
+        return SignalValues(self)
+
+    def close(self):
+        """Close the simulator; running it afterwards raises `SimulatorClosed`.
+
+        Probe data stays available in `data`.
+        """
+        self.closed = True
+
+    def clear_probes(self):
+        """Clear all probe histories."""
+        self._recorder.clear()
+
+    def reset(self, seed=None):
+        """Reset the simulator state (time, signals, probe data).
+
+        Parameters
+        ----------
+        seed : int, optional
+            New seed for stochastic operators (inputs, noise). Built parameters
+            (encoders, decoders, ...) do not change.
+        """
+        if self.closed:
+            raise SimulatorClosed("Cannot reset closed Simulator.")
+        if seed is not None:
+            self.seed = seed
+        self._state = self._graph.initial_state()
+        self._graph.reset_host(item_seeds(self.seed, self._batch))
+        self._n_steps = 0
+        self.clear_probes()
+
+    def run(self, time_in_seconds, data=None, progress_bar=None):
+        """Simulate for the given length of time.
+
+        Parameters
+        ----------
+        time_in_seconds : float
+            Amount of time to run (rounded to a whole number of steps).
+        data : dict, optional
+            Map from input `nengo.Node` to an array of shape
+            ``(minibatch_size, n_steps, node.size_out)`` overriding its output.
+        progress_bar : bool, optional
+            Override the simulator's ``progress_bar`` setting for this run.
+        """
+        t = check_run_time(time_in_seconds)
+        steps = int(np.round(t / self.dt))
+        if steps == 0:
+            warnings.warn(
+                f"{time_in_seconds} results in running for 0 timesteps. Simulator "
+                f"still at time {self.time}."
+            )
+        else:
+            self.run_steps(steps, data=data, progress_bar=progress_bar)
+
+    def run_steps(self, n_steps, data=None, progress_bar=None):
+        """Simulate for the given number of ``dt`` steps.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps to run.
+        data : dict, optional
+            As in `run`.
+        progress_bar : bool, optional
+            Override the simulator's ``progress_bar`` setting for this run.
+        """
+        if self.closed:
+            raise SimulatorClosed("Simulator cannot run because it is closed.")
+        n_steps = check_run_steps(n_steps)
+        feeds = check_input_data(data, self._input_nodes, n_steps, self._batch)
+        if n_steps == 0:
+            return
+        if progress_bar is None:
+            progress_bar = self.progress_bar
+        with Stage("Simulation", progress_bar, max_value=n_steps) as stage:
+            for key, host in self._graph.pre_ops.items():
+                if key in feeds:
+                    continue
+                out = host.precompute(
+                    self._n_steps,
+                    n_steps,
+                    None if host.output is None else self._graph.feed_dtype(host.output),
+                )
+                if out is not None:
+                    feeds[key] = out
+            for key in list(feeds):
+                sig_key = self._graph.input_keys.get(key, key)
+                feeds[sig_key] = feeds.pop(key)
+            feeds = {
+                k: np.asarray(v, dtype=self._graph.feed_dtype(self._feed_sig(k)))
+                for k, v in feeds.items()
+            }
+            try:
+                with self._device_scope():
+                    state, outputs = self._graph.run(n_steps, self._state, feeds)
+            except tf.errors.OpError as e:
+                err = self._graph.errors.pop()
+                if err is not None:
+                    raise err from None
+                raise
+            self._state = state
+            self._recorder.append(self._n_steps, outputs)
+            self._n_steps += n_steps
+            stage.update(n_steps)
+
+    def _feed_sig(self, key):
+        graph = self._graph
+        if key in graph.pre_ops:
+            return graph.pre_ops[key].output
+        return graph.const_inputs[key]
+
+    def step(self, data=None):
+        """Advance the simulator by one step (``dt`` seconds)."""
+        self.run_steps(1, data=data, progress_bar=False)
+
+    def trange(self, dt=None, sample_every=None):
+        """Times of the recorded probe data (starting at ``dt``, not 0).
+
+        Parameters
+        ----------
+        sample_every : float, optional
+            Sampling period of a probe; every step if None.
+        """
+        if dt is not None:
+            if sample_every is not None:
+                raise ValidationError(
+                    "Cannot specify both `dt` and `sample_every`. "
+                    "Use `sample_every` only.",
+                    attr="dt",
+                    obj=self,
+                )
+            warnings.warn(
+                "`dt` is deprecated. Use `sample_every` instead.", DeprecationWarning
+            )
+            sample_every = dt
+        period = 1 if sample_every is None else sample_every / self.dt
+        steps = np.arange(1, self.n_steps + 1)
+        return self.dt * steps[steps % period < 1]
+
+
+class SignalValues:
+    """Read-only view of the current value of each signal (`Simulator.signals`).
+
+    Values have a leading minibatch axis when the simulator has a minibatch.
+    """
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    def _base_value(self, base):
+        graph = self.sim._graph
+        layout = graph.layout
+        if layout.is_state(base):
+            idx = layout.state_bases.index(base)
+            return np.asarray(self.sim._state[idx])
+        if base in graph.params:
+            return graph.params[base].numpy()
+        for host in graph.host_ops:
+            if base in host.bases and host.sigdicts[0] is not None:
+                return np.stack([sd[base] for sd in host.sigdicts])
+        return np.asarray(base.initial_value)
+
+    def __getitem__(self, sig):
+        base = sig.base
+        val = self._base_value(base)
+        batched = val.ndim == base.ndim + 1
+        if not batched:
+            val = val[None]
+        idx = flat_indices(sig)
+        out = val.reshape(val.shape[0], -1)[:, idx.ravel()].reshape(
+            (val.shape[0],) + idx.shape
+        )
+        return out[0] if self.sim.minibatch_size is None else out
+
+    def __contains__(self, sig):
+        return True
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return False
