@@ -79,6 +79,10 @@ class SimGraph:
         fed = [h.output for h in self.pre_ops.values() if h.output is not None]
         fed += list(self.const_inputs.values())
         self.layout = SignalLayout(model, tf_ops, fed, self.probe_sigs, dtype)
+        groups = {}  # probes are recorded in one array per dtype
+        for k, sig in enumerate(self.probe_sigs):
+            groups.setdefault(self.layout.tf_dtype(sig.base), []).append(k)
+        self.probe_groups = list(groups.values())
         self.params = {
             base: tf.Variable(self.layout.initial_value(base), trainable=False)
             for base in self.layout.param_bases
@@ -93,6 +97,33 @@ class SimGraph:
             raise
         except Exception as e:
             raise BuildError(f"Cannot build operator {op} in TensorFlow: {e}") from e
+
+    def feed_spec(self, key):
+        """`tf.TensorSpec` of the values fed for ``key``, any number of steps."""
+        sig = self.pre_ops[key].output if key in self.pre_ops else self.const_inputs[key]
+        return tf.TensorSpec(
+            (None, self.minibatch_size) + sig.shape, self.layout.tf_dtype(sig.base)
+        )
+
+    def trace(self, feed_keys=None):
+        """Trace (and so compile) the loop for runs of any length.
+
+        Parameters
+        ----------
+        feed_keys : list, optional
+            Keys of the values fed each step (default: the outputs of the
+            operators computed ahead of each run).
+        """
+        if feed_keys is None:
+            feed_keys = [k for k, h in self.pre_ops.items() if h.output is not None]
+        state_specs = [
+            tf.TensorSpec((self.minibatch_size,) + b.shape, self.layout.tf_dtype(b))
+            for b in self.layout.state_bases
+        ]
+        feed_specs = {k: self.feed_spec(k) for k in feed_keys}
+        return self._run_fn.get_concrete_function(
+            tf.TensorSpec([], tf.int32), state_specs, feed_specs
+        )
 
     def initial_state(self):
         """Initial values of the state signals, tiled over the minibatch."""
@@ -128,10 +159,21 @@ class SimGraph:
             elif obj.output is not None:
                 ctx.write(obj.output, step_feeds[key], inc=obj.output_inc)
         tas = [
-            ta.write(i, tf.cast(ctx.read(sig, batched=True), ta.dtype))
-            for ta, sig in zip(tas, self.probe_sigs)
+            ta.write(
+                i,
+                tf.concat(
+                    [
+                        tf.reshape(ctx.read(self.probe_sigs[k], batched=True),
+                                   (self.minibatch_size, -1))
+                        for k in group
+                    ],
+                    axis=1,
+                ),
+            )
+            for ta, group in zip(tas, self.probe_groups)
         ]
-        new_state = [values[base] for base in self.layout.state_bases]
+        ctx.flush_all()
+        new_state = [ctx.values[base] for base in self.layout.state_bases]
         if ctx.side_effects:
             with tf.control_dependencies(ctx.side_effects):
                 new_state = [tf.identity(s) for s in new_state]
@@ -141,11 +183,14 @@ class SimGraph:
         self._param_values = {base: var.read_value() for base, var in self.params.items()}
         tas = [
             tf.TensorArray(
-                self.layout.tf_dtype(sig.base),
+                self.layout.tf_dtype(self.probe_sigs[group[0]].base),
                 size=n_steps,
-                element_shape=(self.minibatch_size,) + sig.shape,
+                element_shape=(
+                    self.minibatch_size,
+                    sum(self.probe_sigs[k].size for k in group),
+                ),
             )
-            for sig in self.probe_sigs
+            for group in self.probe_groups
         ]
 
         def body(i, state, tas):
@@ -158,6 +203,18 @@ class SimGraph:
             parallel_iterations=1 if self.has_host_loop_ops else 10,
         )
         return state, [ta.stack() for ta in tas]
+
+    def split_probe_data(self, stacked):
+        """Per-probe arrays ``(n_steps, batch) + shape`` from the stacked groups."""
+        out = [None] * len(self.probe_sigs)
+        for data, group in zip(stacked, self.probe_groups):
+            offset = 0
+            for k in group:
+                sig = self.probe_sigs[k]
+                part = data[:, :, offset : offset + sig.size]
+                out[k] = part.reshape(data.shape[:2] + sig.shape)
+                offset += sig.size
+        return out
 
     def run(self, n_steps, state, feeds):
         """Run ``n_steps`` steps from ``state``.
@@ -180,4 +237,4 @@ class SimGraph:
         """
         feeds = {k: tf.convert_to_tensor(v) for k, v in feeds.items()}
         state, data = self._run_fn(tf.constant(n_steps, dtype=tf.int32), state, feeds)
-        return state, [d.numpy() for d in data]
+        return state, self.split_probe_data([d.numpy() for d in data])

@@ -148,7 +148,7 @@ class HostOp:
                     self.errors.error = e
                 raise
 
-        inputs = [ctx.values[b] for b in in_bases]
+        inputs = [ctx.base_value(b) for b in in_bases]
         outputs = tf.numpy_function(
             host_step, inputs, out_dtypes, stateful=True, name="host_op"
         )
@@ -157,4 +157,4 @@ class HostOp:
             return
         for base, out in zip(self.written, outputs):
             out.set_shape((self.minibatch_size,) + base.shape)
-            ctx.values[base] = out
+            ctx.set_base_value(base, out)

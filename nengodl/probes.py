@@ -25,8 +25,10 @@ class ProbeRecorder:
         The simulator's minibatch size (None for no minibatch axis in the data).
     """
 
-    def __init__(self, probes, dt, minibatch_size):
+    def __init__(self, probes, signals, dt, minibatch_size):
         self.probes = list(probes)
+        self.shapes = {p: sig.shape for p, sig in zip(self.probes, signals)}
+        self.dtypes = {p: sig.dtype for p, sig in zip(self.probes, signals)}
         self.dt = dt
         self.minibatch_size = minibatch_size
         self.chunks = {p: [] for p in self.probes}
@@ -36,7 +38,7 @@ class ProbeRecorder:
         """Add the outputs of a run (each ``(n_steps, batch) + shape``)."""
         for probe, out in zip(self.probes, outputs):
             mask = sample_mask(probe, self.dt, first_step, out.shape[0])
-            chunk = np.moveaxis(out[mask], 0, 1)
+            chunk = np.moveaxis(out[mask], 0, 1).astype(self.dtypes[probe], copy=False)
             self.chunks[probe].append(chunk)
             self._cache.pop(probe, None)
 
@@ -55,8 +57,10 @@ class ProbeRecorder:
             if chunks:
                 data = np.concatenate(chunks, axis=1)
             else:
-                sig_shape = ()
-                data = np.zeros((max(self.minibatch_size or 1, 1), 0) + sig_shape)
+                data = np.zeros(
+                    (self.minibatch_size or 1, 0) + self.shapes[probe],
+                    dtype=self.dtypes[probe],
+                )
             if self.minibatch_size is None:
                 data = data[0]
             data.setflags(write=False)

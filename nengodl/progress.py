@@ -9,6 +9,12 @@ import sys
 import time
 
 import progressbar
+from nengo.utils.progress import Progress, ProgressBar
+
+
+def interactive():
+    """Whether bars can redraw in place (a terminal or a Jupyter kernel)."""
+    return sys.stdout.isatty() or "ipykernel" in sys.modules
 
 
 def format_duration(seconds):
@@ -23,8 +29,9 @@ class Stage:
     ----------
     name : str
         Name of the stage, e.g. ``"Construction"``.
-    enabled : bool
-        If False, nothing is shown.
+    enabled : bool or nengo.utils.progress.ProgressBar
+        If False, nothing is shown; a nengo ``ProgressBar`` instance is driven
+        with nengo's own ``Progress`` objects.
     max_value : int, optional
         Amount of work, if known (e.g. the number of simulation steps).
     suffix : callable, optional
@@ -38,10 +45,16 @@ class Stage:
         self.suffix = suffix
         self.bar = None
         self.start = None
+        self.nengo_bar = enabled if isinstance(enabled, ProgressBar) else None
+        self.nengo_progress = None
 
     def __enter__(self):
         self.start = time.time()
-        if self.enabled:
+        if self.nengo_bar is not None:
+            self.nengo_progress = Progress(self.name, self.name, self.max_value)
+            self.nengo_progress.__enter__()
+            self.nengo_bar.update(self.nengo_progress)
+        elif self.enabled and interactive():
             if self.max_value is None:
                 widgets = [f"| {self.name} ", progressbar.AnimatedMarker(), " | ",
                            progressbar.Timer(format="%(elapsed)s")]
@@ -59,17 +72,24 @@ class Stage:
 
     def update(self, value):
         """Report progress (units of ``max_value``)."""
+        if self.nengo_progress is not None:
+            self.nengo_progress.step(value - self.nengo_progress.n_steps)
+            self.nengo_bar.update(self.nengo_progress)
         if self.bar is not None:
             self.bar.update(min(value, self.bar.max_value)
                             if self.max_value is not None else value)
 
     def __exit__(self, exc_type, exc, tb):
+        if self.nengo_progress is not None:
+            self.nengo_progress.__exit__(exc_type, exc, tb)
+            self.nengo_bar.update(self.nengo_progress)
         if self.bar is not None:
             try:
                 self.bar.finish(end="\r", dirty=True)
             except Exception:  # pragma: no cover - display only
                 pass
             sys.stdout.write("\r\x1b[K" if sys.stdout.isatty() else "\n")
+        if self.enabled and self.nengo_bar is None:
             if exc_type is None:
                 extra = f" ({self.suffix()})" if self.suffix else ""
                 elapsed = format_duration(time.time() - self.start)

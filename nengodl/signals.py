@@ -17,6 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 
+def reshape(tensor, shape):
+    """`tf.reshape`, skipped when ``tensor`` already has the static ``shape``."""
+    if tensor.shape == tuple(shape):
+        return tensor
+    return tf.reshape(tensor, shape)
+
+
 def flat_indices(sig, index=None):
     """Flat element indices of ``sig`` in its base, shaped like ``sig``.
 
@@ -77,49 +84,23 @@ class ViewPlan:
             self.indices = flat
         self.unique = self.indices is None or len(np.unique(flat)) == len(flat)
 
-    def read(self, tensor, batched):
-        """Select this view from ``tensor`` (the whole base)."""
-        lead = (tf.shape(tensor)[0],) if batched else ()
-        if self.full:
-            if tuple(tensor.shape[len(lead) :]) == self.shape:
-                return tensor
-            return tf.reshape(tensor, lead + self.shape)
-        flat = tf.reshape(tensor, lead + (-1,))
-        axis = len(lead)
-        if self.indices is None:
-            if batched:
-                part = flat[:, self.start : self.start + self.size]
-            else:
-                part = flat[self.start : self.start + self.size]
-        else:
-            part = tf.gather(flat, self.indices, axis=axis)
-        return tf.reshape(part, lead + self.shape)
+    def read(self, flat, lead):
+        """Select this view from the flattened base ``flat``.
 
-    def write(self, tensor, value, inc):
-        """Return ``tensor`` (batched base) with this view set or incremented."""
-        batch = tf.shape(tensor)[0]
-        value = tf.broadcast_to(tf.cast(value, tensor.dtype), (batch,) + self.shape)
+        Parameters
+        ----------
+        flat : tf.Tensor
+            The base, shape ``lead + (base.size,)``.
+        lead : tuple
+            ``(minibatch_size,)`` for a batched base, ``()`` otherwise.
+        """
         if self.full:
-            value = tf.reshape(value, tf.shape(tensor))
-            return tensor + value if inc else value
-        base_shape = tf.shape(tensor)
-        flat = tf.reshape(tensor, (batch, -1))
-        value = tf.reshape(value, (batch, self.size))
-        if self.indices is None:
-            a, b = self.start, self.start + self.size
-            if inc:
-                value = flat[:, a:b] + value
-            out = tf.concat([flat[:, :a], value, flat[:, b:]], axis=1)
+            part = flat
+        elif self.indices is None:
+            part = flat[..., self.start : self.start + self.size]
         else:
-            idx = self.indices[:, None]
-            flat_t = tf.transpose(flat)
-            value_t = tf.transpose(value)
-            if inc:
-                out = tf.tensor_scatter_nd_add(flat_t, idx, value_t)
-            else:
-                out = tf.tensor_scatter_nd_update(flat_t, idx, value_t)
-            out = tf.transpose(out)
-        return tf.reshape(out, base_shape)
+            part = tf.gather(flat, self.indices, axis=len(lead))
+        return reshape(part, lead + self.shape)
 
 
 class SignalLayout:
@@ -199,9 +180,10 @@ class SignalLayout:
 class StepContext:
     """The values of all signals during one traced simulation step.
 
-    Operator builders read and write signals through this object; writes replace
-    the tensor of the base signal, so the order of calls is the order of
-    execution.
+    Operator builders read and write signals through this object. Writes to
+    part of a base signal are kept pending and applied together (one gather or
+    scatter for a run of writes) when the base is next read, so that many small
+    writes into one large merged signal do not each copy the whole signal.
 
     Parameters
     ----------
@@ -225,10 +207,35 @@ class StepContext:
         self.minibatch_size = minibatch_size
         self.dtype = layout.dtype
         self.side_effects = []
+        self.pending = {}
+        self._flat = {}  # base -> flattened current value
+        self._reads = {}  # (base, plan) -> value read since the last write
 
     def is_batched(self, sig):
         """Whether the value of ``sig`` has a leading minibatch axis."""
         return self.layout.is_state(sig.base)
+
+    def base_value(self, base):
+        """The current tensor of ``base``, with pending writes applied."""
+        if base in self.pending:
+            self._flush(base)
+        return self.values[base]
+
+    def set_base_value(self, base, value):
+        """Replace the whole tensor of ``base`` (dropping pending writes)."""
+        self.pending.pop(base, None)
+        self._invalidate(base)
+        self.values[base] = value
+
+    def _invalidate(self, base):
+        self._flat.pop(base, None)
+        for key in [k for k in self._reads if k[0] is base]:
+            del self._reads[key]
+
+    def flush_all(self):
+        """Apply all pending writes."""
+        for base in list(self.pending):
+            self._flush(base)
 
     def read(self, sig, index=None, batched=False):
         """Current value of ``sig``.
@@ -242,8 +249,21 @@ class StepContext:
         batched : bool
             If True, always return a value with a minibatch axis.
         """
+        base = sig.base
         is_b = self.is_batched(sig)
-        val = self.layout.plan(sig, index).read(self.values[sig.base], is_b)
+        plan = self.layout.plan(sig, index)
+        key = (base, id(plan))
+        if base in self.pending:
+            self._flush(base)
+        if key not in self._reads:
+            lead = (self.minibatch_size,) if is_b else ()
+            if base not in self._flat:
+                value = self.values[base]
+                if value.shape.rank != len(lead) + 1:
+                    value = tf.reshape(value, lead + (-1,))
+                self._flat[base] = value
+            self._reads[key] = plan.read(self._flat[base], lead)
+        val = self._reads[key]
         if batched and not is_b:
             val = tf.broadcast_to(val[None], (self.minibatch_size,) + tuple(val.shape))
         return val
@@ -251,8 +271,21 @@ class StepContext:
     def write(self, sig, value, inc=False, index=None):
         """Set (or increment, with ``inc=True``) ``sig`` to ``value``."""
         base = sig.base
-        self.values[base] = self.layout.plan(sig, index).write(
-            self.values[base], value, inc
+        plan = self.layout.plan(sig, index)
+        dtype = self.layout.tf_dtype(base)
+        value = tf.convert_to_tensor(value)
+        if value.dtype != dtype:
+            value = tf.cast(value, dtype)
+        if value.shape != (self.minibatch_size,) + plan.shape:
+            value = tf.broadcast_to(value, (self.minibatch_size,) + plan.shape)
+        if plan.full and not inc:
+            self.set_base_value(
+                base, reshape(value, (self.minibatch_size,) + base.shape)
+            )
+            return
+        self._invalidate(base)
+        self.pending.setdefault(base, []).append(
+            (plan, reshape(value, (self.minibatch_size, plan.size)), inc)
         )
 
     def set(self, sig, value, index=None):
@@ -262,3 +295,59 @@ class StepContext:
     def inc(self, sig, value, index=None):
         """Increment ``sig`` by ``value``."""
         self.write(sig, value, inc=True, index=index)
+
+    def _flush(self, base):
+        writes = self.pending.pop(base)
+        size = int(np.prod(base.shape, dtype=np.int64))
+        flat = self.values[base]
+        if flat.shape.rank != 2:
+            flat = reshape(flat, (self.minibatch_size, size))
+        group = []
+        for w in writes:
+            if group and (w[2] != group[0][2] or (not w[2] and overlaps(group, w[0]))):
+                flat = apply_writes(flat, group, size)
+                group = []
+            group.append(w)
+        if group:
+            flat = apply_writes(flat, group, size)
+        self._invalidate(base)
+        self.values[base] = reshape(flat, (self.minibatch_size,) + base.shape)
+
+
+def plan_indices(plan):
+    """Flat indices covered by a `ViewPlan`."""
+    if plan.indices is not None:
+        return plan.indices
+    return np.arange(plan.start, plan.start + plan.size)
+
+
+def overlaps(group, plan):
+    """Whether ``plan`` writes an element already written by ``group``."""
+    seen = np.concatenate([plan_indices(p) for p, _, _ in group])
+    return np.intersect1d(seen, plan_indices(plan)).size > 0
+
+
+def apply_writes(flat, group, size):
+    """Apply a run of sets (disjoint) or incs to ``flat`` (batch, size)."""
+    inc = group[0][2]
+    idx = np.concatenate([plan_indices(p) for p, _, _ in group])
+    vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)
+    unique = len(np.unique(idx)) == len(idx)
+    if unique and len(idx) == size:
+        # the writes cover the whole signal: reorder them into place
+        order = np.argsort(idx)
+        if not np.array_equal(order, np.arange(size)):
+            vals = tf.gather(vals, order, axis=1)
+        return flat + vals if inc else vals
+    if unique and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        a, b = int(idx[0]), int(idx[0]) + len(idx)
+        if inc:
+            vals = flat[:, a:b] + vals
+        return tf.concat([flat[:, :a], vals, flat[:, b:]], axis=1)
+    flat_t = tf.transpose(flat)
+    vals_t = tf.transpose(vals)
+    if inc:
+        out = tf.tensor_scatter_nd_add(flat_t, idx[:, None], vals_t)
+    else:
+        out = tf.tensor_scatter_nd_update(flat_t, idx[:, None], vals_t)
+    return tf.transpose(out)

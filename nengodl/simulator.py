@@ -1,6 +1,7 @@
 """`nengodl.Simulator`: nengo's simulator API on a compiled TensorFlow loop."""
 
 import logging
+import os
 import warnings
 
 import nengo
@@ -58,8 +59,10 @@ class Simulator:
         and simulation stages.
     optimize : bool
         Whether to run nengo's operator-merging optimiser on the model.
-    dtype : str or tf.DType
-        Floating point precision, ``"float32"`` (default) or ``"float64"``.
+    dtype : str or tf.DType, optional
+        Floating point precision, ``"float32"`` or ``"float64"``. The default is
+        the ``NENGODL_DTYPE`` environment variable if set, else ``"float32"``.
+        Probe data and `signals` are returned in nengo's dtypes.
 
     Examples
     --------
@@ -85,7 +88,7 @@ class Simulator:
         minibatch_size=None,
         progress_bar=True,
         optimize=True,
-        dtype="float32",
+        dtype=None,
     ):
         self.closed = True  # until construction succeeds
         self.progress_bar = progress_bar
@@ -104,6 +107,8 @@ class Simulator:
             minibatch_size = int(minibatch_size)
         self._minibatch_size = minibatch_size
         self._batch = 1 if minibatch_size is None else minibatch_size
+        if dtype is None:
+            dtype = os.environ.get("NENGODL_DTYPE", "float32")
         try:
             self.dtype = tf.as_dtype(dtype)
         except TypeError:
@@ -146,7 +151,13 @@ class Simulator:
                 self._graph = SimGraph(
                     self.model, self._step_order, input_sigs, self.dtype, self._batch
                 )
-        self._recorder = ProbeRecorder(self.model.probes, self.dt, minibatch_size)
+                self._graph.trace()
+        self._recorder = ProbeRecorder(
+            self.model.probes,
+            self._graph.probe_sigs,
+            self.dt,
+            minibatch_size,
+        )
         self.data = SimulationData(self.model.params, self._recorder)
 
         if seed is None:
@@ -159,6 +170,16 @@ class Simulator:
 
     # --- context management --------------------------------------------------
 
+    def __del__(self):
+        """Warn (as nengo does) when an open simulator is garbage collected."""
+        if not getattr(self, "closed", True):
+            warnings.warn(
+                f"Simulator with model={self.model} was deallocated while open. "
+                "Please close simulators manually to ensure resources are "
+                "properly freed.",
+                ResourceWarning,
+            )
+
     def __enter__(self):
         if self.closed:
             raise SimulatorClosed("Cannot re-open after simulator is closed")
@@ -168,10 +189,60 @@ class Simulator:
         self.close()
 
     def __getstate__(self):
-        raise NotImplementedError(
-            "nengodl.Simulator cannot be pickled: its state lives in TensorFlow "
-            "tensors. Pickle the network (or use save_params) instead."
+        graph = self._graph
+        state = {
+            base: np.asarray(val)
+            for base, val in zip(graph.layout.state_bases, self._state)
+        }
+        host = [
+            [
+                {b: np.array(sd[b]) for b in h.bases if not b.readonly}
+                for sd in h.sigdicts
+            ]
+            for h in graph.host_ops
+        ]
+        return {
+            "model": self.model,
+            "dt": self.dt,
+            "seed": self.seed,
+            "progress_bar": self.progress_bar,
+            "optimize": self.optimize,
+            "device": self.device,
+            "minibatch_size": self._minibatch_size,
+            "dtype": self.dtype.name,
+            "closed": self.closed,
+            "n_steps": self._n_steps,
+            "state": state,
+            "host": host,
+            "probe_chunks": {p: list(c) for p, c in self._recorder.chunks.items()},
+        }
+
+    def __setstate__(self, state):
+        self.__init__(
+            network=None,
+            model=state["model"],
+            dt=state["dt"],
+            seed=state["seed"],
+            progress_bar=state["progress_bar"],
+            optimize=False,  # the pickled model is already optimised
+            device=state["device"],
+            minibatch_size=state["minibatch_size"],
+            dtype=state["dtype"],
         )
+        graph = self._graph
+        self._state = [
+            tf.constant(state["state"][base]) for base in graph.layout.state_bases
+        ]
+        for h, items in zip(graph.host_ops, state["host"]):
+            for sd, values in zip(h.sigdicts, items):
+                for base, val in values.items():
+                    sd[base][...] = val
+        self._n_steps = state["n_steps"]
+        for probe, chunks in state["probe_chunks"].items():
+            self._recorder.chunks[probe] = list(chunks)
+        self.optimize = state["optimize"]
+        if state["closed"]:
+            self.close()
 
     def _device_scope(self):
         return tf.device(self.device) if self.device is not None else _nullcontext()
@@ -359,6 +430,25 @@ class SignalValues:
     def __init__(self, sim):
         self.sim = sim
 
+    def _bases(self):
+        graph = self.sim._graph
+        bases = list(graph.layout.state_bases) + list(graph.params)
+        for host in graph.host_ops:
+            bases.extend(host.bases)
+        return list(dict.fromkeys(bases))
+
+    def __iter__(self):
+        return iter(self._bases())
+
+    def __len__(self):
+        return len(self._bases())
+
+    def keys(self):
+        return self._bases()
+
+    def items(self):
+        return [(base, self[base]) for base in self._bases()]
+
     def _base_value(self, base):
         graph = self.sim._graph
         layout = graph.layout
@@ -382,10 +472,11 @@ class SignalValues:
         out = val.reshape(val.shape[0], -1)[:, idx.ravel()].reshape(
             (val.shape[0],) + idx.shape
         )
+        out = out.astype(sig.dtype, copy=False)
         return out[0] if self.sim.minibatch_size is None else out
 
     def __contains__(self, sig):
-        return True
+        return sig.base in self._bases()
 
 
 class _nullcontext:

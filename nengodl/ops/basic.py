@@ -107,7 +107,10 @@ def sparse_coo(initial_value):
     """Rows, columns, values and shape of a nengo sparse signal's matrix."""
     mat = initial_value
     if hasattr(mat, "allocate"):
-        mat = mat.allocate()
+        mat = mat.allocate()  # scipy matrix, or dense without scipy
+    if isinstance(mat, np.ndarray):
+        rows, cols = np.nonzero(mat)
+        return rows, cols, mat[rows, cols], mat.shape
     coo = mat.tocoo()
     return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
 

@@ -1,0 +1,26 @@
+"""Shared fixtures for nengodl's own tests."""
+
+import nengo
+import numpy as np
+import pytest
+
+
+def seed_network(seed=0):
+    """The seed tutorial's network: x -> x^2 -> sin(x^2)."""
+    with nengo.Network(seed=seed) as net:
+        net.inpt = nengo.Node(nengo.processes.WhiteSignal(1, 5, rms=0.3))
+        net.square = nengo.Ensemble(20, 1)
+        net.sin = nengo.Ensemble(20, 1)
+        net.outpt = nengo.Node(size_in=1)
+        nengo.Connection(net.inpt, net.square)
+        nengo.Connection(net.square, net.sin, function=np.square)
+        nengo.Connection(net.sin, net.outpt, function=np.sin)
+        net.inpt_p = nengo.Probe(net.inpt)
+        net.outpt_p = nengo.Probe(net.outpt, synapse=0.01)
+        net.spikes_p = nengo.Probe(net.square.neurons)
+    return net
+
+
+@pytest.fixture
+def seed_net():
+    return seed_network()

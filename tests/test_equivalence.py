@@ -1,0 +1,200 @@
+"""nengodl's output against nengo.Simulator's on small networks."""
+
+import nengo
+import numpy as np
+import pytest
+
+import nengodl
+
+TOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+def run_both(net, t=0.3, dtype="float64", **kwargs):
+    with nengo.Simulator(net, progress_bar=False, **kwargs) as ref:
+        ref.run(t)
+    with nengodl.Simulator(net, progress_bar=False, dtype=dtype, **kwargs) as sim:
+        sim.run(t)
+    return ref, sim
+
+
+def assert_probes_match(ref, sim, net, tol):
+    for p in net.all_probes:
+        assert sim.data[p].shape == ref.data[p].shape, p
+        np.testing.assert_allclose(sim.data[p], ref.data[p], atol=tol, rtol=0, err_msg=str(p))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_seed_network_matches_nengo(seed_net, dtype):
+    ref, sim = run_both(seed_net, t=1.0, dtype=dtype, seed=0)
+    # spike trains can differ by a flipped spike in float32; compare decoded values
+    tol = TOL[dtype]
+    np.testing.assert_allclose(sim.data[seed_net.inpt_p], ref.data[seed_net.inpt_p], atol=tol)
+    np.testing.assert_allclose(
+        sim.data[seed_net.outpt_p], ref.data[seed_net.outpt_p], atol=tol if dtype == "float64" else 1e-3
+    )
+    if dtype == "float64":
+        np.testing.assert_array_equal(sim.data[seed_net.spikes_p], ref.data[seed_net.spikes_p])
+
+
+@pytest.mark.parametrize(
+    "neuron_type",
+    [
+        nengo.LIF(),
+        nengo.LIFRate(),
+        nengo.RectifiedLinear(),
+        nengo.SpikingRectifiedLinear(),
+        nengo.Sigmoid(),
+        nengo.Tanh(),
+        nengo.RegularSpiking(nengo.Tanh()),
+        nengo.RegularSpiking(nengo.LIFRate()),
+    ],
+)
+def test_neuron_types_match_nengo(neuron_type):
+    with nengo.Network(seed=1) as net:
+        stim = nengo.Node(lambda t: np.sin(10 * t))
+        ens = nengo.Ensemble(30, 1, neuron_type=neuron_type)
+        out = nengo.Node(size_in=1)
+        nengo.Connection(stim, ens)
+        nengo.Connection(ens, out, synapse=0.01)
+        nengo.Probe(ens.neurons)
+        nengo.Probe(out)
+        nengo.Probe(ens, synapse=0.005)
+    ref, sim = run_both(net)
+    assert_probes_match(ref, sim, net, TOL["float64"])
+
+
+@pytest.mark.parametrize(
+    "synapse",
+    [
+        None,
+        nengo.Lowpass(0.01),
+        nengo.Alpha(0.005),
+        nengo.LinearFilter([1], [0.001, 0.05, 1]),
+        nengo.LinearFilter([0.1, 1], [0.01, 1]),
+        nengo.Triangle(0.01),
+    ],
+)
+def test_synapses_match_nengo(synapse):
+    with nengo.Network(seed=2) as net:
+        stim = nengo.Node(lambda t: [np.sin(7 * t), np.cos(3 * t)])
+        out = nengo.Node(size_in=2)
+        nengo.Connection(stim, out, synapse=synapse)
+        nengo.Probe(out)
+        nengo.Probe(stim, synapse=synapse)
+    ref, sim = run_both(net)
+    assert_probes_match(ref, sim, net, TOL["float64"])
+
+
+@pytest.mark.parametrize(
+    "process",
+    [
+        nengo.processes.WhiteSignal(0.5, high=10),
+        nengo.processes.WhiteNoise(),
+        nengo.processes.BrownNoise(),
+        nengo.processes.FilteredNoise(),
+        nengo.processes.PresentInput([[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]], 0.05),
+        nengo.processes.Piecewise({0: [0.1, 0.2], 0.1: [0.5, -0.5], 0.2: [1, 0]}),
+    ],
+)
+def test_input_processes_match_nengo(process):
+    with nengo.Network(seed=3) as net:
+        stim = nengo.Node(process, size_out=2)
+        ens = nengo.Ensemble(20, 2)
+        nengo.Connection(stim, ens)
+        nengo.Probe(stim)
+        nengo.Probe(ens, synapse=0.01)
+    ref, sim = run_both(net, seed=5)
+    assert_probes_match(ref, sim, net, TOL["float64"])
+
+
+def test_transforms_slices_and_recurrence_match_nengo():
+    with nengo.Network(seed=4) as net:
+        stim = nengo.Node([0.3, -0.2, 0.5])
+        a = nengo.Ensemble(40, 3)
+        b = nengo.Ensemble(40, 2)
+        integ = nengo.Ensemble(50, 1)
+        direct = nengo.Ensemble(1, 2, neuron_type=nengo.Direct())
+        nengo.Connection(stim, a)
+        nengo.Connection(a[[0, 2]], b, transform=[[1, 0.5], [-0.5, 1]])
+        nengo.Connection(a[1], b[0], function=lambda x: x**2)
+        nengo.Connection(b[1], integ, synapse=0.1, transform=0.1)
+        nengo.Connection(integ, integ, synapse=0.1)
+        nengo.Connection(b, direct, function=lambda x: [x[0] * x[1], x[0]])
+        nengo.Connection(a.neurons, b.neurons, transform=np.ones((40, 40)) * -1e-4)
+        nengo.Connection(
+            a.neurons,
+            b.neurons,
+            transform=nengo.transforms.Sparse(
+                (40, 40), indices=[[0, 1], [1, 2], [5, 5]], init=[0.03, -0.04, 0.02]
+            ),
+        )
+        for obj in [a, b, integ, direct, a.neurons]:
+            nengo.Probe(obj)
+    ref, sim = run_both(net)
+    assert_probes_match(ref, sim, net, TOL["float64"])
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_optimize_switch_leaves_output_unchanged(seed_net, optimize):
+    ref, sim = run_both(seed_net, dtype="float64", seed=0, optimize=optimize)
+    assert_probes_match(ref, sim, seed_net, TOL["float64"])
+
+
+def test_sample_every_and_weight_probes_match_nengo():
+    with nengo.Network(seed=6) as net:
+        stim = nengo.Node(np.sin)
+        ens = nengo.Ensemble(10, 1)
+        ens2 = nengo.Ensemble(10, 1)
+        nengo.Connection(stim, ens)
+        conn = nengo.Connection(ens, ens2)
+        nengo.Probe(ens, sample_every=0.003, synapse=0.01)
+        nengo.Probe(conn, "weights", sample_every=0.01)
+        nengo.Probe(ens.neurons, "voltage", sample_every=0.0025)
+    ref, sim = run_both(net, t=0.1)
+    assert_probes_match(ref, sim, net, TOL["float64"])
+    np.testing.assert_allclose(sim.trange(sample_every=0.003), ref.trange(sample_every=0.003))
+
+
+def test_consecutive_runs_accumulate_like_nengo(seed_net):
+    with nengo.Simulator(seed_net, seed=0, progress_bar=False) as ref:
+        ref.run(0.5)
+    with nengodl.Simulator(seed_net, seed=0, progress_bar=False, dtype="float64") as sim:
+        sim.run(0.2)
+        sim.run_steps(100)
+        for _ in range(3):
+            sim.step()
+        sim.run(0.197)
+        assert sim.n_steps == 500
+        assert np.isclose(sim.time, 0.5)
+        np.testing.assert_allclose(sim.trange(), ref.trange())
+    assert_probes_match(ref, sim, seed_net, TOL["float64"])
+
+
+def test_reset_restarts_and_reseeds(seed_net):
+    with nengodl.Simulator(seed_net, seed=0, progress_bar=False) as sim:
+        sim.run(0.1)
+        first = sim.data[seed_net.inpt_p].copy()
+        sim.reset()
+        assert sim.n_steps == 0 and sim.data[seed_net.inpt_p].shape[0] == 0
+        sim.run(0.1)
+        np.testing.assert_array_equal(sim.data[seed_net.inpt_p], first)
+        sim.reset(seed=10)
+        sim.run(0.1)
+        assert not np.allclose(sim.data[seed_net.inpt_p], first)
+    with nengo.Simulator(seed_net, seed=10, progress_bar=False) as ref:
+        ref.run(0.1)
+    np.testing.assert_allclose(sim.data[seed_net.inpt_p], ref.data[seed_net.inpt_p], atol=1e-6)
+
+
+def test_built_parameters_are_nengos(seed_net):
+    with nengo.Simulator(seed_net, progress_bar=False) as ref:
+        pass
+    with nengodl.Simulator(seed_net, progress_bar=False) as sim:
+        pass
+    for ens in seed_net.all_ensembles:
+        for attr in ["encoders", "gain", "bias", "scaled_encoders", "eval_points"]:
+            np.testing.assert_array_equal(
+                getattr(sim.data[ens], attr), getattr(ref.data[ens], attr)
+            )
+    for conn in seed_net.all_connections:
+        np.testing.assert_array_equal(sim.data[conn].weights, ref.data[conn].weights)
