@@ -1,10 +1,12 @@
 """nengodl: Nengo models on TensorFlow 2.
 
 Swap ``nengo.Simulator`` for `nengodl.Simulator` to run a Nengo model in
-TensorFlow, with minibatches and run-time inputs.
+TensorFlow, with minibatches and run-time inputs; add TensorFlow and Keras code
+to a model with `TensorNode` and `Layer`.
 """
 
 from nengodl.simulator import Simulator
+from nengodl.tensor_node import Layer, TensorNode
 from nengodl.version import __version__
 
-__all__ = ["Simulator", "__version__"]
+__all__ = ["Layer", "Simulator", "TensorNode", "__version__"]

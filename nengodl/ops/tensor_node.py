@@ -1,0 +1,26 @@
+"""Builder for `nengodl.tensor_node.SimTensorNode`: TensorFlow code in the loop."""
+
+import tensorflow as tf
+
+from nengodl.ops.registry import OpBuilder, register
+from nengodl.tensor_node import SimTensorNode, call_tensor_func
+
+
+@register(SimTensorNode)
+class TensorNodeBuilder(OpBuilder):
+    """``output = tensor_func(t, input)`` with a leading minibatch axis."""
+
+    def __call__(self, ctx):
+        op = self.op
+        node = op.node
+        t = tf.cast(ctx.read(op.time), ctx.dtype)
+        if ctx.is_batched(op.time):
+            t = t[0]
+        x = None
+        if op.input is not None:
+            x = tf.reshape(
+                ctx.read(op.input, batched=True), (ctx.minibatch_size,) + node.shape_in
+            )
+            x = tf.cast(x, ctx.dtype)
+        out = call_tensor_func(node, t, x, ctx.minibatch_size)
+        ctx.set(op.output, tf.reshape(out, (ctx.minibatch_size, node.size_out)))
