@@ -5,8 +5,10 @@ TensorFlow, with minibatches and run-time inputs; add TensorFlow and Keras code
 to a model with `TensorNode` and `Layer`.
 """
 
+from nengodl import obj
+from nengodl.config import configure_settings
 from nengodl.simulator import Simulator
 from nengodl.tensor_node import Layer, TensorNode
 from nengodl.version import __version__
 
-__all__ = ["Layer", "Simulator", "TensorNode", "__version__"]
+__all__ = ["Layer", "Simulator", "TensorNode", "configure_settings", "obj", "__version__"]

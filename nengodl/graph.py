@@ -13,7 +13,7 @@ from nengo.exceptions import BuildError
 
 from nengodl.host import ErrorBox, HostOp, is_input_op
 from nengodl.ops import find_builder
-from nengodl.signals import SignalLayout, StepContext
+from nengodl.signals import SignalLayout, StepContext, flat_indices
 
 
 class SimGraph:
@@ -32,9 +32,13 @@ class SimGraph:
         Floating point type.
     minibatch_size : int
         Number of minibatch items.
+    trainable_sigs : list of Signal
+        Parameter signals that training may change.
     """
 
-    def __init__(self, model, operators, input_sigs, dtype, minibatch_size):
+    def __init__(
+        self, model, operators, input_sigs, dtype, minibatch_size, trainable_sigs=()
+    ):
         self.model = model
         self.dt = model.dt
         self.dtype = dtype
@@ -83,10 +87,19 @@ class SimGraph:
         for k, sig in enumerate(self.probe_sigs):
             groups.setdefault(self.layout.tf_dtype(sig.base), []).append(k)
         self.probe_groups = list(groups.values())
+        masks = {}
+        for sig in trainable_sigs:
+            base = sig.base
+            if base in self.layout.param_bases and self.layout.tf_dtype(base).is_floating:
+                mask = masks.setdefault(base, np.zeros(base.size, dtype=bool))
+                mask[flat_indices(sig).ravel()] = True
         self.params = {
-            base: tf.Variable(self.layout.initial_value(base), trainable=False)
+            base: tf.Variable(
+                self.layout.initial_value(base), trainable=base in masks, name="param"
+            )
             for base in self.layout.param_bases
         }
+        self.trainable = [(self.params[b], m.reshape(b.shape)) for b, m in masks.items()]
         self.has_host_loop_ops = any(kind == "host" for kind, _, _ in self.steps)
         self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
 
@@ -143,11 +156,12 @@ class SimGraph:
         """Numpy dtype of values fed for ``sig``."""
         return self.layout.np_dtype(sig.base)
 
-    def _step(self, i, state, feeds, tas):
+    def _step(self, i, state, feeds, tas, params, training):
         values = dict(zip(self.layout.state_bases, state))
-        values.update(self._param_values)
+        values.update(params)
         step_feeds = {key: val[i] for key, val in feeds.items()}
         ctx = StepContext(self.layout, values, step_feeds, self.dt, self.minibatch_size)
+        ctx.training = training
         for key, sig in self.const_inputs.items():
             if key in step_feeds:
                 ctx.set(sig, step_feeds[key])
@@ -179,8 +193,28 @@ class SimGraph:
                 new_state = [tf.identity(s) for s in new_state]
         return i + 1, new_state, tas
 
-    def _run(self, n_steps, state, feeds):
-        self._param_values = {base: var.read_value() for base, var in self.params.items()}
+    def loop(self, n_steps, state, feeds, training=False):
+        """Build the simulation loop (call inside a `tf.function`).
+
+        Parameters
+        ----------
+        n_steps : tf.Tensor
+            Number of steps (int32 scalar).
+        state : list of tf.Tensor
+            Initial state.
+        feeds : dict
+            Feed key to tensor ``(n_steps, minibatch_size) + shape``.
+        training : bool
+            Whether to run in training mode (spiking neurons swapped for rates).
+
+        Returns
+        -------
+        state : list of tf.Tensor
+            Final state.
+        stacked : list of tf.Tensor
+            Probe data, one ``(n_steps, minibatch_size, size)`` tensor per probe group.
+        """
+        params = {base: tf.convert_to_tensor(var) for base, var in self.params.items()}
         tas = [
             tf.TensorArray(
                 self.layout.tf_dtype(self.probe_sigs[group[0]].base),
@@ -194,7 +228,7 @@ class SimGraph:
         ]
 
         def body(i, state, tas):
-            return self._step(i, state, feeds, tas)
+            return self._step(i, state, feeds, tas, params, training)
 
         _, state, tas = tf.while_loop(
             lambda i, *_: i < n_steps,
@@ -203,6 +237,22 @@ class SimGraph:
             parallel_iterations=1 if self.has_host_loop_ops else 10,
         )
         return state, [ta.stack() for ta in tas]
+
+    def probe_tensors(self, stacked):
+        """Per-probe tensors ``(minibatch_size, n_steps) + shape`` (inside TF)."""
+        out = [None] * len(self.probe_sigs)
+        for data, group in zip(stacked, self.probe_groups):
+            offset = 0
+            for k in group:
+                sig = self.probe_sigs[k]
+                part = data[:, :, offset : offset + sig.size]
+                part = tf.transpose(part, (1, 0, 2))
+                out[k] = tf.reshape(part, (self.minibatch_size, -1) + sig.shape)
+                offset += sig.size
+        return out
+
+    def _run(self, n_steps, state, feeds):
+        return self.loop(n_steps, state, feeds)
 
     def split_probe_data(self, stacked):
         """Per-probe arrays ``(n_steps, batch) + shape`` from the stacked groups."""

@@ -14,11 +14,13 @@ from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
 from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
+from nengodl.config import is_trainable, network_chains, trainable_signals
 from nengodl.data import check_input_data, check_run_steps, check_run_time
 from nengodl.graph import SimGraph
 from nengodl.probes import ProbeRecorder, SimulationData
 from nengodl.progress import Stage
 from nengodl.signals import flat_indices
+from nengodl.training import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -146,10 +148,18 @@ class Simulator:
                     input_sigs[key] = sig
                     self._input_nodes[obj] = key
 
+        self.network = network
+        toplevel = network if network is not None else self.model.toplevel
+        self._trainable_chains = network_chains(toplevel) if toplevel is not None else {}
         with Stage("Construction", progress_bar):
             with self._device_scope():
                 self._graph = SimGraph(
-                    self.model, self._step_order, input_sigs, self.dtype, self._batch
+                    self.model,
+                    self._step_order,
+                    input_sigs,
+                    self.dtype,
+                    self._batch,
+                    trainable_signals(self.model, toplevel),
                 )
                 self._graph.trace()
         self._recorder = ProbeRecorder(
@@ -166,6 +176,8 @@ class Simulator:
             else:
                 seed = np.random.randint(MAXINT)
         self.closed = False
+        self._trained = False
+        self._trainer = None
         self.reset(seed=seed)
 
     # --- context management --------------------------------------------------
@@ -419,6 +431,81 @@ class Simulator:
         period = 1 if sample_every is None else sample_every / self.dt
         steps = np.arange(1, self.n_steps + 1)
         return self.dt * steps[steps % period < 1]
+
+
+    # --- training and evaluation ---------------------------------------------
+
+    def _extra_trainable(self):
+        """Trainable variables of Keras layers in TensorNodes."""
+        out = []
+        for kind, _, obj in self._graph.steps:
+            node = getattr(getattr(obj, "op", None), "node", None)
+            if node is not None and getattr(node, "is_keras", False):
+                if is_trainable(self._trainable_chains, node):
+                    out.extend(node.tensor_func.trainable_variables)
+        return out
+
+    def _get_trainer(self):
+        if self.closed:
+            raise SimulatorClosed("Simulator cannot train or evaluate: it is closed.")
+        if self._trainer is None:
+            self._trainer = Trainer(self)
+        return self._trainer
+
+    def train(self, data, optimizer, objective=None, n_epochs=1, shuffle=True,
+              progress_bar=None, seed=None):
+        """Optimise the model's parameters with deep-learning methods.
+
+        Spiking neurons run as their rate counterparts while training. Every
+        minibatch starts from the initial state; the simulator's own state
+        (time, probe data) is not changed.
+
+        Parameters
+        ----------
+        data : dict
+            Map from input `nengo.Node` to inputs and from `nengo.Probe` to
+            targets, each ``(batch_size, n_steps, size)``; ``batch_size`` must be a
+            multiple of ``minibatch_size`` and is split into minibatches.
+        optimizer : keras.optimizers.Optimizer or tf.compat.v1.train.Optimizer
+            The optimisation algorithm.
+        objective : callable or dict, optional
+            ``f(outputs, targets) -> scalar`` for the single probe in ``data``, or
+            a dict mapping probes to such functions; default `nengodl.obj.mse`.
+        n_epochs : int
+            Number of passes through the data.
+        shuffle : bool
+            Shuffle the batch order each epoch.
+        progress_bar : bool, optional
+            Override the simulator's ``progress_bar`` setting.
+        seed : int, optional
+            Seed for shuffling and for inputs computed by Nodes not in ``data``.
+
+        Returns
+        -------
+        float
+            Mean loss of the last epoch.
+        """
+        return self._get_trainer().train(
+            data, optimizer, objective=objective, n_epochs=n_epochs, shuffle=shuffle,
+            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
+            seed=seed,
+        )
+
+    def loss(self, data, objective=None, progress_bar=None, seed=None):
+        """Evaluate an objective on ``data`` with the model as defined.
+
+        Spiking neurons stay spiking. Parameters are as for `train`.
+
+        Returns
+        -------
+        float
+            The objective averaged over all minibatches.
+        """
+        return self._get_trainer().loss(
+            data, objective=objective,
+            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
+            seed=seed,
+        )
 
 
 class SignalValues:

@@ -1,0 +1,316 @@
+"""Training and evaluation: the seed tutorial's `Simulator.train` and `Simulator.loss`.
+
+Each minibatch runs the simulation from the initial state for the data's
+``n_steps`` inside one `tf.function`, spiking neurons swapped for their rate
+counterparts while training, and the objectives compare probe outputs with
+targets. Training never changes the simulator's run state (time, probe data).
+"""
+
+from collections.abc import Mapping
+
+import keras
+import nengo
+import numpy as np
+import tensorflow as tf
+from nengo.exceptions import SimulationError, ValidationError
+
+from nengodl.host import HostOp
+from nengodl.objectives import mse
+from nengodl.progress import Stage
+
+
+def check_optimizer(optimizer):
+    """Raise a clear error unless ``optimizer`` is a Keras or TF1-style optimizer."""
+    if isinstance(optimizer, (keras.optimizers.Optimizer, tf.compat.v1.train.Optimizer)):
+        return optimizer
+    raise ValidationError(
+        f"optimizer must be a Keras optimizer (e.g. keras.optimizers.RMSprop) or a "
+        f"tf.compat.v1.train optimizer (got {type(optimizer).__name__})",
+        attr="optimizer",
+    )
+
+
+class TrainingData:
+    """Inputs and targets split into minibatches.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator (for its input Nodes, probes and minibatch size).
+    data : dict
+        Map from input Node to inputs and from Probe to targets, each
+        ``(batch_size, n_steps, size)``.
+    """
+
+    def __init__(self, sim, data):
+        if not isinstance(data, Mapping) or not data:
+            raise ValidationError(
+                "data must be a non-empty dict mapping input Nodes and Probes to arrays",
+                attr="data",
+            )
+        self.inputs, self.targets = {}, {}
+        shapes = {}
+        for obj, value in data.items():
+            arr = np.asarray(value)
+            if isinstance(obj, nengo.Probe):
+                if obj not in sim.model.probes:
+                    raise ValidationError(f"{obj} is not in the simulated model", attr="data")
+                size = int(np.prod(sim.model.sig[obj]["in"].shape))
+                self.targets[obj] = arr
+            elif isinstance(obj, nengo.Node):
+                if obj not in sim._input_nodes:
+                    raise ValidationError(
+                        f"{obj} is not an input Node (size_in=0) of the simulated model",
+                        attr="data",
+                    )
+                size = obj.size_out
+                self.inputs[obj] = arr
+            else:
+                raise ValidationError(
+                    f"data keys must be input Nodes or Probes (got {obj!r})", attr="data"
+                )
+            if arr.dtype.kind not in "biuf":
+                raise ValidationError(
+                    f"data for {obj} must be numeric (got dtype {arr.dtype})", attr="data"
+                )
+            if arr.ndim != 3 or arr.shape[2] != size:
+                raise ValidationError(
+                    f"data for {obj} has shape {arr.shape}; expected "
+                    f"(batch_size, n_steps, {size})",
+                    attr="data",
+                )
+            shapes[obj] = arr.shape[:2]
+        if len(set(shapes.values())) > 1:
+            listing = ", ".join(f"{k}: {v}" for k, v in shapes.items())
+            raise ValidationError(
+                f"all data must have the same batch size and number of steps ({listing})",
+                attr="data",
+            )
+        self.batch_size, self.n_steps = next(iter(shapes.values()))
+        mb = sim._batch
+        if self.batch_size % mb != 0:
+            raise ValidationError(
+                f"batch size {self.batch_size} is not a multiple of the simulator's "
+                f"minibatch_size ({mb})",
+                attr="data",
+            )
+        self.n_batches = self.batch_size // mb
+        self.minibatch_size = mb
+
+    def batches(self, rng=None):
+        """Yield ``(inputs, targets)`` dicts of minibatches (shuffled with ``rng``)."""
+        order = np.arange(self.batch_size)
+        if rng is not None:
+            rng.shuffle(order)
+        for b in range(self.n_batches):
+            idx = order[b * self.minibatch_size : (b + 1) * self.minibatch_size]
+            yield (
+                {k: v[idx] for k, v in self.inputs.items()},
+                {k: v[idx] for k, v in self.targets.items()},
+            )
+
+
+def resolve_objective(objective, targets):
+    """Map probe -> objective function from the ``objective`` argument."""
+    if objective is None:
+        if not targets:
+            raise ValidationError("no Probe targets in data for the objective", attr="data")
+        return {p: mse for p in targets}
+    if callable(objective) and not isinstance(objective, Mapping):
+        if len(targets) != 1:
+            raise ValidationError(
+                "a single objective function needs exactly one Probe target in data "
+                f"(got {len(targets)}); pass a dict {{probe: function}}",
+                attr="objective",
+            )
+        return {next(iter(targets)): objective}
+    if not isinstance(objective, Mapping):
+        raise ValidationError(
+            f"objective must be a function or a dict {{probe: function}} "
+            f"(got {type(objective).__name__})",
+            attr="objective",
+        )
+    for probe, fn in objective.items():
+        if not isinstance(probe, nengo.Probe):
+            raise ValidationError(f"objective keys must be Probes (got {probe!r})", attr="objective")
+        if probe not in targets and getattr(fn, "needs_targets", True):
+            raise ValidationError(
+                f"{probe} is in the objective but has no target in data", attr="objective"
+            )
+    return dict(objective)
+
+
+class Trainer:
+    """Runs training and evaluation passes for a simulator.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator.
+    """
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.graph = sim._graph
+        self._fns = {}
+        self._train_hosts = None
+
+    # --- inputs --------------------------------------------------------------
+
+    def _host_inputs(self, inputs, n_steps, seed):
+        """Feeds for one minibatch: given inputs, the rest computed on the host."""
+        graph, sim = self.graph, self.sim
+        feeds = {}
+        for node, arr in inputs.items():
+            key = graph.input_keys[sim._input_nodes[node]]
+            feeds[key] = np.swapaxes(arr, 0, 1).astype(graph.feed_dtype(sim.model.sig[node]["out"]))
+        if self._train_hosts is None:
+            self._train_hosts = {
+                k: HostOp(h.op, graph.dt, graph.minibatch_size, graph.errors)
+                for k, h in graph.pre_ops.items()
+            }
+        needed = {
+            k: h for k, h in self._train_hosts.items() if k not in feeds and h.output
+        }
+        if needed:
+            seeds = np.random.RandomState(seed).randint(2**31 - 1, size=graph.minibatch_size)
+            for item, s in enumerate(seeds):
+                rng = np.random.RandomState(s)
+                for host in needed.values():
+                    host.make_item(item, rng)
+            for key, host in needed.items():
+                feeds[key] = host.precompute(0, n_steps, graph.feed_dtype(host.output))
+        return feeds
+
+    # --- compiled functions ----------------------------------------------------
+
+    def _outputs(self, n_steps, feeds, training):
+        state = [tf.constant(v) for v in self._initial]
+        _, stacked = self.graph.loop(n_steps, state, feeds, training=training)
+        return dict(zip(self.graph.probes, self.graph.probe_tensors(stacked)))
+
+    def _loss(self, outputs, targets, objective):
+        total = tf.constant(0.0, tf.float64)
+        for (probe, fn), target in zip(objective.items(), targets):
+            out = outputs[probe]
+            if target is not None:
+                target = tf.cast(target, out.dtype)
+            total = total + tf.cast(fn(out, target), tf.float64)
+        return total
+
+    @staticmethod
+    def _targets(objective, targets):
+        return [targets.get(p) for p in objective]
+
+    def _function(self, kind, objective, variables):
+        key = (kind, tuple(sorted(objective.items(), key=lambda kv: id(kv[0]))) if objective else None)
+        if key in self._fns:
+            return self._fns[key]
+
+        if kind == "grads":
+
+            def fn(n_steps, feeds, targets):
+                with tf.GradientTape() as tape:
+                    outputs = self._outputs(n_steps, feeds, True)
+                    loss = self._loss(outputs, targets, objective)
+                return loss, tape.gradient(loss, variables)
+
+        elif kind == "loss":
+
+            def fn(n_steps, feeds, targets):
+                outputs = self._outputs(n_steps, feeds, False)
+                return self._loss(outputs, targets, objective)
+
+        fn = tf.function(fn, autograph=False, reduce_retracing=True)
+        self._fns[key] = fn
+        return fn
+
+    def _apply_fn(self, optimizer, variables):
+        key = ("apply", id(optimizer))
+        if key not in self._fns:
+
+            def apply(grads):
+                optimizer.apply_gradients(zip(grads, variables))
+
+            self._fns[key] = tf.function(apply, autograph=False)
+        return self._fns[key]
+
+    def variables(self):
+        """Trainable variables and their gradient masks (None: no mask)."""
+        pairs = [(v, m) for v, m in self.graph.trainable]
+        pairs += [(v, None) for v in self.sim._extra_trainable()]
+        return pairs
+
+    # --- public operations ---------------------------------------------------
+
+    def train(self, data, optimizer, objective=None, n_epochs=1, shuffle=True,
+              progress_bar=True, seed=None):
+        """See `Simulator.train`."""
+        check_optimizer(optimizer)
+        tdata = TrainingData(self.sim, data)
+        objective = resolve_objective(objective, tdata.targets)
+        pairs = self.variables()
+        if not pairs:
+            raise ValidationError(
+                "nothing to train: no trainable parameters (check the `trainable` "
+                "settings)", attr="trainable"
+            )
+        variables = [v for v, _ in pairs]
+        masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
+        grads_fn = self._function("grads", objective, variables)
+        apply_fn = self._apply_fn(optimizer, variables)
+        self._initial = [np.asarray(s) for s in self.graph.initial_state()]
+        rng = np.random.RandomState(seed) if shuffle else None
+        seeds = np.random.RandomState(seed)
+        last = [float("nan")]
+        n_total = n_epochs * tdata.n_batches
+        with Stage("Training", progress_bar, max_value=n_total,
+                   suffix=lambda: f"loss: {last[0]:.4g}") as stage:
+            done = 0
+            for epoch in range(n_epochs):
+                losses = []
+                for inputs, targets in tdata.batches(rng):
+                    feeds = self._host_inputs(inputs, tdata.n_steps, seeds.randint(2**31 - 1))
+                    loss, grads = grads_fn(
+                        tf.constant(tdata.n_steps, tf.int32),
+                        feeds,
+                        self._targets(objective, targets),
+                    )
+                    loss = float(loss)
+                    if not np.isfinite(loss):
+                        raise SimulationError(
+                            f"training loss became {loss} in epoch {epoch + 1}; "
+                            "parameters are left at their last finite values"
+                        )
+                    grads = [g if m is None or g is None else g * m for g, m in zip(grads, masks)]
+                    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+                    apply_fn(grads)
+                    losses.append(loss)
+                    done += 1
+                    stage.update(done)
+                last[0] = float(np.mean(losses))
+        self.sim._trained = True
+        return last[0]
+
+    def loss(self, data, objective=None, progress_bar=True, seed=None):
+        """See `Simulator.loss`."""
+        tdata = TrainingData(self.sim, data)
+        objective = resolve_objective(objective, tdata.targets)
+        fn = self._function("loss", objective, None)
+        self._initial = [np.asarray(s) for s in self.sim._graph.initial_state()]
+        seeds = np.random.RandomState(seed)
+        losses = []
+        with Stage("Calculation", progress_bar, max_value=tdata.n_batches) as stage:
+            for inputs, targets in tdata.batches():
+                feeds = self._host_inputs(inputs, tdata.n_steps, seeds.randint(2**31 - 1))
+                losses.append(
+                    float(
+                        fn(
+                            tf.constant(tdata.n_steps, tf.int32),
+                            feeds,
+                            self._targets(objective, targets),
+                        )
+                    )
+                )
+                stage.update(len(losses))
+        return float(np.mean(losses))
