@@ -16,6 +16,18 @@ from nengodl.ops import find_builder
 from nengodl.signals import SignalLayout, StepContext, flat_indices
 
 
+def written_indices(operators):
+    """Map base signal -> boolean mask of the elements some operator writes."""
+    written = {}
+    for op in operators:
+        for sig in op.sets + op.incs + op.updates:
+            if sig.sparse:
+                continue
+            mask = written.setdefault(sig.base, np.zeros(sig.base.size, dtype=bool))
+            mask[flat_indices(sig).ravel()] = True
+    return written
+
+
 class SimGraph:
     """Plans and runs the simulation loop of a built nengo model.
 
@@ -87,19 +99,37 @@ class SimGraph:
         for k, sig in enumerate(self.probe_sigs):
             groups.setdefault(self.layout.tf_dtype(sig.base), []).append(k)
         self.probe_groups = list(groups.values())
-        masks = {}
+        masks, pinned_masks = {}, {}
+        written = written_indices(tf_ops)
         for sig in trainable_sigs:
             base = sig.base
-            if base in self.layout.param_bases and self.layout.tf_dtype(base).is_floating:
-                mask = masks.setdefault(base, np.zeros(base.size, dtype=bool))
-                mask[flat_indices(sig).ravel()] = True
+            if not self.layout.tf_dtype(base).is_floating:
+                continue
+            idx = flat_indices(sig).ravel()
+            if base in self.layout.param_bases:
+                target = masks
+            elif self.layout.is_state(base) and not written.get(base, np.zeros(0, bool))[idx].any():
+                # a parameter merged into a state signal by nengo's optimiser: its
+                # elements are never written, so they are pinned to a variable
+                target = pinned_masks
+            else:
+                continue
+            target.setdefault(base, np.zeros(base.size, dtype=bool))[idx] = True
         self.params = {
             base: tf.Variable(
                 self.layout.initial_value(base), trainable=base in masks, name="param"
             )
             for base in self.layout.param_bases
         }
+        self.pinned = {
+            base: (
+                tf.Variable(self.layout.initial_value(base), name="pinned_param"),
+                mask.reshape(base.shape),
+            )
+            for base, mask in pinned_masks.items()
+        }
         self.trainable = [(self.params[b], m.reshape(b.shape)) for b, m in masks.items()]
+        self.trainable += list(self.pinned.values())
         self.has_host_loop_ops = any(kind == "host" for kind, _, _ in self.steps)
         self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
 
@@ -138,6 +168,10 @@ class SimGraph:
             tf.TensorSpec([], tf.int32), state_specs, feed_specs
         )
 
+    def all_variables(self):
+        """Every parameter variable (for saving and loading)."""
+        return list(self.params.values()) + [v for v, _ in self.pinned.values()]
+
     def initial_state(self):
         """Initial values of the state signals, tiled over the minibatch."""
         return [
@@ -158,6 +192,8 @@ class SimGraph:
 
     def _step(self, i, state, feeds, tas, params, training):
         values = dict(zip(self.layout.state_bases, state))
+        for base, (value, mask) in self._pinned_values.items():
+            values[base] = tf.where(mask, value, values[base])
         values.update(params)
         step_feeds = {key: val[i] for key, val in feeds.items()}
         ctx = StepContext(self.layout, values, step_feeds, self.dt, self.minibatch_size)
@@ -215,6 +251,10 @@ class SimGraph:
             Probe data, one ``(n_steps, minibatch_size, size)`` tensor per probe group.
         """
         params = {base: tf.convert_to_tensor(var) for base, var in self.params.items()}
+        self._pinned_values = {
+            base: (tf.convert_to_tensor(var), tf.constant(mask))
+            for base, (var, mask) in self.pinned.items()
+        }
         tas = [
             tf.TensorArray(
                 self.layout.tf_dtype(self.probe_sigs[group[0]].base),

@@ -76,14 +76,20 @@ class SimulationData(Mapping):
     objects gives nengo's built parameters (e.g. ``sim.data[ens].encoders``).
     """
 
-    def __init__(self, params, recorder):
+    def __init__(self, params, recorder, sim=None):
         self.params = params
         self.recorder = recorder
+        self.sim = sim
 
     def __getitem__(self, key):
         if key in self.recorder:
             return self.recorder[key]
-        return self.params[key]
+        built = self.params[key]
+        if self.sim is not None and self.sim._trained and built is not None:
+            from nengodl.params import current_params
+
+            return current_params(self.sim, key, built)
+        return built
 
     def __iter__(self):
         return iter(self.params)

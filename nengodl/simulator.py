@@ -14,6 +14,7 @@ from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
 from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
+from nengodl import params
 from nengodl.config import is_trainable, network_chains, trainable_signals
 from nengodl.data import check_input_data, check_run_steps, check_run_time
 from nengodl.graph import SimGraph
@@ -151,6 +152,8 @@ class Simulator:
         self.network = network
         toplevel = network if network is not None else self.model.toplevel
         self._trainable_chains = network_chains(toplevel) if toplevel is not None else {}
+        trainable = trainable_signals(self.model, toplevel)
+        self._trainable_sigs = set(trainable)
         with Stage("Construction", progress_bar):
             with self._device_scope():
                 self._graph = SimGraph(
@@ -159,7 +162,7 @@ class Simulator:
                     input_sigs,
                     self.dtype,
                     self._batch,
-                    trainable_signals(self.model, toplevel),
+                    trainable,
                 )
                 self._graph.trace()
         self._recorder = ProbeRecorder(
@@ -168,7 +171,7 @@ class Simulator:
             self.dt,
             minibatch_size,
         )
-        self.data = SimulationData(self.model.params, self._recorder)
+        self.data = SimulationData(self.model.params, self._recorder, self)
 
         if seed is None:
             if network is not None and network.seed is not None:
@@ -444,6 +447,31 @@ class Simulator:
                 if is_trainable(self._trainable_chains, node):
                     out.extend(node.tensor_func.trainable_variables)
         return out
+
+    def _extra_variables(self):
+        """All variables of Keras layers in TensorNodes (trainable or not)."""
+        out = []
+        for kind, _, obj in self._graph.steps:
+            node = getattr(getattr(obj, "op", None), "node", None)
+            if node is not None and getattr(node, "is_keras", False):
+                out.extend(node.tensor_func.variables)
+        return out
+
+    def save_params(self, path, include_state=False):
+        """Save the parameters (and optionally the state); see `nengodl.params.save_params`."""
+        params.save_params(self, path, include_state=include_state)
+
+    def load_params(self, path, include_state=False):
+        """Load parameters saved by `save_params`; see `nengodl.params.load_params`."""
+        params.load_params(self, path, include_state=include_state)
+
+    def get_nengo_params(self, objs, as_dict=False):
+        """Keyword arguments recreating ``objs`` as trained; see `nengodl.params`."""
+        return params.get_nengo_params(self, objs, as_dict=as_dict)
+
+    def freeze_params(self, objs=None):
+        """Write trained parameters into the network; see `nengodl.params`."""
+        params.freeze_params(self, objs)
 
     def _get_trainer(self):
         if self.closed:

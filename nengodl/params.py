@@ -1,0 +1,223 @@
+"""Parameter I/O: trained values in `sim.data`, saving, loading and freezing.
+
+Trained parameters live in the simulator's `tf.Variable` objects (one per base
+signal). These helpers read them back as nengo objects' parameters, save and
+load them (with the simulation state, optionally), and write them into the
+network so that any nengo simulator runs the trained model.
+"""
+
+import nengo
+import numpy as np
+from nengo.exceptions import ValidationError
+from nengo.solvers import NoSolver
+
+from nengodl.signals import flat_indices
+
+
+def signal_value(sim, sig):
+    """Current value of a parameter (or state, item 0) signal of ``sim``."""
+    graph = sim._graph
+    base = sig.base
+    if base in graph.params:
+        val = graph.params[base].numpy()
+    elif base in graph.pinned:
+        val = graph.pinned[base][0].numpy()
+    elif graph.layout.is_state(base):
+        val = np.asarray(sim._state[graph.layout.state_bases.index(base)])[0]
+    else:
+        val = np.asarray(base.initial_value)
+    return val.reshape(-1)[flat_indices(sig).ravel()].reshape(sig.shape).astype(sig.dtype)
+
+
+def trained_ensemble(sim, ens, built):
+    """``built`` (a BuiltEnsemble) with the simulator's current encoders and bias."""
+    if isinstance(ens.neuron_type, nengo.Direct):
+        return built
+    enc_sig = sim.model.sig[ens]["encoders"]
+    bias_sig = sim.model.sig[ens.neurons]["bias"]
+    if enc_sig in sim._trainable_sigs:
+        scaled = signal_value(sim, enc_sig)
+        encoders = scaled * (ens.radius / built.gain)[:, None]
+        built = built._replace(scaled_encoders=scaled, encoders=encoders)
+    if bias_sig in sim._trainable_sigs:
+        built = built._replace(bias=signal_value(sim, bias_sig))
+    return built
+
+
+def trained_connection(sim, conn, built):
+    """``built`` (a BuiltConnection) with the simulator's current weights."""
+    sig = sim.model.sig[conn].get("weights")
+    if sig is None or sig.sparse or sig not in sim._trainable_sigs:
+        return built
+    return built._replace(weights=signal_value(sim, sig))
+
+
+def current_params(sim, obj, built):
+    """The built parameters of ``obj`` as currently trained."""
+    if isinstance(obj, nengo.Ensemble):
+        return trained_ensemble(sim, obj, built)
+    if isinstance(obj, nengo.Connection):
+        return trained_connection(sim, obj, built)
+    return built
+
+
+def get_nengo_params(sim, objs, as_dict=False):
+    """Keyword arguments that recreate ``objs`` with their trained parameters.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The (trained) simulator.
+    objs : Ensemble, Connection or list of them
+        The objects.
+    as_dict : bool
+        Return a dict keyed by each object's label instead of a list.
+
+    Returns
+    -------
+    list or dict
+        For an Ensemble: ``encoders``, ``normalize_encoders``, ``gain``, ``bias``,
+        ``max_rates``, ``intercepts``; for a Connection: ``solver``, ``function``
+        and ``transform`` (decoded connections) or ``transform`` (others).
+    """
+    single = not isinstance(objs, (list, tuple))
+    objs = [objs] if single else list(objs)
+    out = []
+    for obj in objs:
+        if isinstance(obj, nengo.Ensemble):
+            built = trained_ensemble(sim, obj, sim.model.params[obj])
+            out.append(
+                dict(
+                    encoders=built.encoders,
+                    normalize_encoders=False,
+                    gain=built.gain,
+                    bias=built.bias,
+                    max_rates=nengo.dists.Uniform(0, 1),
+                    intercepts=nengo.dists.Uniform(-1, 1),
+                )
+            )
+        elif isinstance(obj, nengo.Connection):
+            weights = trained_connection(sim, obj, sim.model.params[obj]).weights
+            if isinstance(obj.pre_obj, nengo.Ensemble) and not isinstance(
+                obj.pre_obj.neuron_type, nengo.Direct
+            ) and not obj.solver.weights:
+                size = weights.shape[0]
+                out.append(
+                    dict(
+                        solver=NoSolver(weights.T, weights=False),
+                        function=lambda x, size=size: np.zeros(size),
+                        transform=nengo.transforms.Dense((size, size), np.eye(size))
+                        if size > 1 else 1,
+                    )
+                )
+            else:
+                out.append(dict(transform=weights))
+        else:
+            raise ValidationError(
+                f"get_nengo_params supports Ensembles and Connections (got {obj})",
+                attr="objs",
+            )
+    if as_dict:
+        return {obj.label or str(obj): p for obj, p in zip(objs, out)}
+    return out[0] if single else out
+
+
+def freeze_params(sim, objs=None):
+    """Write trained parameters into the network objects.
+
+    Afterwards any nengo simulator (nengo's own included) runs the trained model.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The (trained) simulator.
+    objs : Network, Ensemble, Connection or list, optional
+        What to freeze (default: the simulator's whole network).
+    """
+    if objs is None:
+        objs = [sim.network]
+    elif not isinstance(objs, (list, tuple)):
+        objs = [objs]
+    flat = []
+    for obj in objs:
+        if isinstance(obj, nengo.Network):
+            flat.extend(obj.all_ensembles)
+            flat.extend(c for c in obj.all_connections if c.learning_rule is None)
+        else:
+            flat.append(obj)
+    for obj in flat:
+        if isinstance(obj, nengo.Ensemble) and isinstance(obj.neuron_type, nengo.Direct):
+            continue
+        if isinstance(obj, nengo.Connection) and "weights" not in sim.model.sig[obj]:
+            continue
+        if isinstance(obj, nengo.Connection) and sim.model.sig[obj]["weights"] is None:
+            continue
+        params = get_nengo_params(sim, obj)
+        for name, value in params.items():
+            setattr(obj, name, value)
+
+
+def save_params(sim, path, include_state=False):
+    """Save trainable parameters (and optionally the simulation state) to ``path``.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator.
+    path : str
+        File name; ``.npz`` is appended if missing.
+    include_state : bool
+        Also save the current simulation state (signals, time).
+    """
+    arrays = {}
+    for k, var in enumerate(sim._graph.all_variables()):
+        arrays[f"param_{k}"] = var.numpy()
+    for k, var in enumerate(sim._extra_variables()):
+        arrays[f"keras_{k}"] = var.numpy()
+    if include_state:
+        for k, val in enumerate(sim._state):
+            arrays[f"state_{k}"] = np.asarray(val)
+        arrays["n_steps"] = np.array(sim.n_steps)
+    if not str(path).endswith(".npz"):
+        path = f"{path}.npz"
+    np.savez_compressed(path, **arrays)
+
+
+def load_params(sim, path, include_state=False):
+    """Load values saved by `save_params` into ``sim``.
+
+    Raises
+    ------
+    ValidationError
+        If the file does not match the simulator's model.
+    """
+    if not str(path).endswith(".npz"):
+        path = f"{path}.npz"
+    with np.load(path) as f:
+        data = dict(f)
+
+    def assign(var, key):
+        if key not in data or data[key].shape != tuple(var.shape):
+            raise ValidationError(
+                f"{path} does not match this model: entry '{key}' is "
+                f"{'missing' if key not in data else data[key].shape}, "
+                f"expected shape {tuple(var.shape)}",
+                attr="path",
+            )
+        var.assign(data[key].astype(var.dtype.as_numpy_dtype))
+
+    for k, var in enumerate(sim._graph.all_variables()):
+        assign(var, f"param_{k}")
+    for k, var in enumerate(sim._extra_variables()):
+        assign(var, f"keras_{k}")
+    if include_state:
+        if "n_steps" not in data:
+            raise ValidationError(f"{path} holds no simulation state", attr="path")
+        sim._state = [
+            np.asarray(data[f"state_{k}"]) for k in range(len(sim._state))
+        ]
+        import tensorflow as tf
+
+        sim._state = [tf.constant(s) for s in sim._state]
+        sim._n_steps = int(data["n_steps"])
+    sim._trained = True

@@ -1,0 +1,203 @@
+"""Training and evaluation against closed-form values, finite differences and nengo."""
+
+import keras
+import nengo
+import numpy as np
+import pytest
+import tensorflow as tf
+from nengo.exceptions import SimulationError, ValidationError
+
+import nengodl
+
+
+def linear_net(W0):
+    with nengo.Network(seed=0) as net:
+        net.inp = nengo.Node(np.zeros(3))
+        net.out = nengo.Node(size_in=2)
+        net.conn = nengo.Connection(net.inp, net.out, transform=W0, synapse=None)
+        net.p = nengo.Probe(net.out)
+    return net
+
+
+def test_one_sgd_step_matches_closed_form_gradient():
+    rng = np.random.RandomState(0)
+    W0 = rng.randn(2, 3)
+    x = rng.randn(8, 1, 3)
+    y = rng.randn(8, 1, 2)
+    lr = 0.1
+    net = linear_net(W0)
+    with nengodl.Simulator(net, minibatch_size=8, progress_bar=False, dtype="float64") as sim:
+        sim.train({net.inp: x, net.p: y}, keras.optimizers.SGD(lr), n_epochs=1)
+        W1 = sim.data[net.conn].weights
+    xs, ys = x[:, 0], y[:, 0]
+    grad = 2 * (xs @ W0.T - ys).T @ xs / ys.size  # d mean((Wx - y)^2) / dW
+    np.testing.assert_allclose(W1, W0 - lr * grad, atol=1e-10)
+
+
+def test_least_squares_converges_to_known_optimum():
+    rng = np.random.RandomState(1)
+    W_true = rng.randn(2, 3)
+    x = rng.randn(64, 1, 3)
+    net = linear_net(np.zeros((2, 3)))
+    with nengodl.Simulator(net, minibatch_size=16, progress_bar=False) as sim:
+        sim.train({net.inp: x, net.p: x @ W_true.T}, keras.optimizers.Adam(0.05), n_epochs=150)
+        np.testing.assert_allclose(sim.data[net.conn].weights, W_true, atol=2e-3)
+        assert sim.loss({net.inp: x, net.p: x @ W_true.T}) < 1e-5
+
+
+def rate_net():
+    with nengo.Network(seed=2) as net:
+        net.inp = nengo.Node(np.zeros(1))
+        net.ens = nengo.Ensemble(10, 1, neuron_type=nengo.LIFRate())
+        net.out = nengo.Node(size_in=1)
+        nengo.Connection(net.inp, net.ens, synapse=None)
+        net.conn = nengo.Connection(net.ens, net.out, synapse=None, function=np.square)
+        net.p = nengo.Probe(net.out)
+    return net
+
+
+def test_gradient_matches_finite_differences():
+    net = rate_net()
+    rng = np.random.RandomState(3)
+    x = rng.uniform(-1, 1, size=(4, 1, 1))
+    data = {net.inp: x, net.p: np.sin(x)}
+    lr = 1e-4
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, dtype="float64") as sim:
+        graph = sim._graph
+        variables = [v for v, _ in graph.trainable]
+        before = [v.numpy().copy() for v in variables]
+        loss0 = sim.loss(data, progress_bar=False)
+        sim.train(data, keras.optimizers.SGD(lr), n_epochs=1, shuffle=False)
+        grads = [(b - v.numpy()) / lr for v, b in zip(variables, before)]
+        for v, b in zip(variables, before):
+            v.assign(b)
+        checked = 0
+        for var, b, g in zip(variables, before, grads):
+            flat = b.reshape(-1)
+            for i in rng.choice(flat.size, size=min(3, flat.size), replace=False):
+                eps = 1e-6
+                losses = []
+                for sign in (1, -1):
+                    pert = flat.copy()
+                    pert[i] += sign * eps
+                    var.assign(pert.reshape(b.shape))
+                    losses.append(sim.loss(data, progress_bar=False))
+                numeric = (losses[0] - losses[1]) / (2 * eps)
+                var.assign(b)
+                assert abs(numeric - g.reshape(-1)[i]) < 1e-4 + 1e-3 * abs(numeric)
+                checked += 1
+        assert checked >= 3
+
+
+def spiking_seed_setup(seed_net):
+    for conn in seed_net.all_connections:
+        conn.synapse = None
+    with seed_net:
+        p_nofilt = nengo.Probe(seed_net.outpt)
+    seed_net.outpt_p.synapse = 0.04
+    return p_nofilt
+
+
+def test_rate_swap_training_improves_spiking_model_and_freezes_others(seed_net):
+    p_nofilt = spiking_seed_setup(seed_net)
+    with seed_net:
+        nengodl.configure_settings(trainable=False)
+        seed_net.config[nengo.Ensemble].trainable = True
+    rng = np.random.RandomState(0)
+    vals = rng.uniform(-1, 1, size=(2048, 1, 1))
+    test_vals = np.tile(rng.uniform(-1, 1, size=(64, 1, 1)), (1, 100, 1))
+    test_data = {seed_net.inpt: test_vals, seed_net.outpt_p: np.sin(test_vals**2)}
+
+    def test_mse(outputs, targets):
+        return tf.reduce_mean(tf.square(outputs[:, -10:] - targets[:, -10:]))
+
+    with nengodl.Simulator(seed_net, minibatch_size=32, seed=0, progress_bar=False) as sim:
+        conns = [c for c in seed_net.all_connections if sim.data[c].weights is not None]
+        decoders = [sim.data[c].weights.copy() for c in conns]
+        before = sim.loss(test_data, objective={seed_net.outpt_p: test_mse})
+        sim.train(
+            {seed_net.inpt: vals, p_nofilt: np.sin(vals**2)},
+            tf.compat.v1.train.RMSPropOptimizer(0.01),
+            objective={p_nofilt: nengodl.obj.mse},
+            n_epochs=10,
+        )
+        after = sim.loss(test_data, objective={seed_net.outpt_p: test_mse})
+        assert len(conns) >= 2
+        for c, d in zip(conns, decoders):
+            np.testing.assert_array_equal(sim.data[c].weights, d)
+        assert not np.allclose(sim.data[seed_net.square].bias, sim.model.params[seed_net.square].bias)
+    assert after < 0.9 * before
+
+
+def test_freeze_params_lets_nengo_reproduce_trained_output():
+    net = rate_net()
+    x = np.linspace(-1, 1, 16)[:, None, None]
+    with nengodl.Simulator(net, minibatch_size=16, progress_bar=False, dtype="float64") as sim:
+        sim.train({net.inp: x, net.p: np.sin(x)}, keras.optimizers.Adam(0.01), n_epochs=20)
+        sim.run_steps(1, data={net.inp: x})
+        trained = sim.data[net.p][:, 0].copy()
+        sim.freeze_params()
+    outs = []
+    for xi in x[:, 0, 0]:
+        net.inp.output = np.array([xi])
+        with nengo.Simulator(net, progress_bar=False) as ref:
+            ref.run_steps(1)
+        outs.append(ref.data[net.p][0])
+    np.testing.assert_allclose(np.array(outs), trained, atol=1e-8)
+
+
+def test_save_and_load_params_round_trip(tmp_path):
+    net = rate_net()
+    x = np.linspace(-1, 1, 8)[:, None, None]
+    data = {net.inp: x, net.p: np.sin(x)}
+    with nengodl.Simulator(net, minibatch_size=8, progress_bar=False) as sim:
+        sim.train(data, keras.optimizers.Adam(0.01), n_epochs=5)
+        trained_loss = sim.loss(data)
+        sim.run_steps(3, data={net.inp: np.ones((8, 3, 1))})
+        sim.save_params(tmp_path / "p", include_state=True)
+    with nengodl.Simulator(net, minibatch_size=8, progress_bar=False) as sim2:
+        assert sim2.loss(data) != pytest.approx(trained_loss)
+        sim2.load_params(tmp_path / "p", include_state=True)
+        assert sim2.loss(data) == pytest.approx(trained_loss)
+        assert sim2.n_steps == 3
+    other = linear_net(np.zeros((2, 3)))
+    with nengodl.Simulator(other, progress_bar=False) as sim3:
+        with pytest.raises(ValidationError, match="does not match"):
+            sim3.load_params(tmp_path / "p")
+
+
+def test_bad_training_input_gives_clear_errors(seed_net):
+    p2 = seed_net.spikes_p
+    x = np.zeros((4, 1, 1))
+    with nengodl.Simulator(seed_net, minibatch_size=2, progress_bar=False) as sim:
+        opt = keras.optimizers.SGD(0.1)
+        cases = [
+            (dict(data={seed_net.inpt: x, seed_net.outpt_p: x}, optimizer="sgd"), "optimizer"),
+            (dict(data={seed_net.inpt: x}, optimizer=opt), "no Probe targets"),
+            (dict(data={seed_net.inpt: x, seed_net.outpt_p: x}, optimizer=opt,
+                  objective={p2: nengodl.obj.mse}), "no target"),
+            (dict(data={seed_net.inpt: x, seed_net.outpt_p: np.zeros((4, 2, 1))},
+                  optimizer=opt), "same batch size and number of steps"),
+            (dict(data={seed_net.inpt: np.zeros((3, 1, 1)), seed_net.outpt_p: np.zeros((3, 1, 1))},
+                  optimizer=opt), "multiple of"),
+            (dict(data={nengo.Node(0, add_to_container=False): x, seed_net.outpt_p: x},
+                  optimizer=opt), "not an input Node"),
+            (dict(data={seed_net.inpt: x, seed_net.outpt_p: np.zeros((4, 1, 3))},
+                  optimizer=opt), r"expected \(batch_size, n_steps, 1\)"),
+        ]
+        for kwargs, match in cases:
+            with pytest.raises(ValidationError, match=match):
+                sim.train(**kwargs)
+        sim.run_steps(5)
+        assert sim.data[seed_net.inpt_p].shape == (2, 5, 1)
+
+
+def test_nan_loss_stops_training_and_keeps_last_finite_params():
+    net = linear_net(np.ones((2, 3)))
+    x = np.ones((2, 1, 3))
+    with nengodl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
+        y = np.full((2, 1, 2), 1e30)  # squares overflow float32 -> inf loss
+        before = sim.data[net.conn].weights.copy()
+        with pytest.raises(SimulationError, match="loss became inf"):
+            sim.train({net.inp: x, net.p: y}, keras.optimizers.SGD(0.1))
+        np.testing.assert_array_equal(sim.data[net.conn].weights, before)
