@@ -204,7 +204,7 @@ def load_params(sim, path, include_state=False):
                 f"expected shape {tuple(var.shape)}",
                 attr="path",
             )
-        var.assign(data[key].astype(var.dtype.as_numpy_dtype))
+        var.assign(data[key].astype(np.asarray(var.numpy()).dtype))
 
     for k, var in enumerate(sim._graph.all_variables()):
         assign(var, f"param_{k}")

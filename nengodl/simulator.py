@@ -18,6 +18,7 @@ from nengodl import params
 from nengodl.config import is_trainable, network_chains, trainable_signals
 from nengodl.data import check_input_data, check_run_steps, check_run_time
 from nengodl.graph import SimGraph
+from nengodl.keras_api import KerasAPI
 from nengodl.probes import ProbeRecorder, SimulationData
 from nengodl.progress import Stage
 from nengodl.signals import flat_indices
@@ -181,6 +182,7 @@ class Simulator:
         self.closed = False
         self._trained = False
         self._trainer = None
+        self._keras_api = None
         self.reset(seed=seed)
 
     # --- context management --------------------------------------------------
@@ -534,6 +536,85 @@ class Simulator:
             progress_bar=self.progress_bar if progress_bar is None else progress_bar,
             seed=seed,
         )
+
+
+    # --- Keras-style API (NengoDL 3) -------------------------------------------
+
+    def _keras(self):
+        if self._keras_api is None:
+            self._keras_api = KerasAPI(self)
+        return self._keras_api
+
+    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
+        """Set the optimizer, losses and metrics used by `fit` and `evaluate`.
+
+        Parameters
+        ----------
+        optimizer : keras.optimizers.Optimizer or str, optional
+            Optimiser (Keras 3, or ``tf.compat.v1.train``).
+        loss : loss or dict, optional
+            A Keras loss (object, name or ``f(y_true, y_pred)``), or a dict from
+            Probe (or probe label) to loss.
+        metrics : metric, list or dict, optional
+            Keras metrics, per probe if a dict.
+        loss_weights : dict, optional
+            Weight of each probe's loss in the total.
+        """
+        self._keras().compile(optimizer, loss, metrics, loss_weights)
+
+    def fit(self, x=None, y=None, epochs=1, validation_data=None, callbacks=None,
+            shuffle=True, initial_epoch=0, n_steps=None, stateful=False, verbose=1,
+            seed=None, batch_size=None):
+        """Train with the compiled optimizer and losses (Keras ``Model.fit``).
+
+        Parameters
+        ----------
+        x, y : dict or array
+            Inputs (by input Node) and targets (by Probe), ``(batch, n_steps, size)``.
+        epochs : int
+            Number of passes through the data.
+        validation_data : tuple, optional
+            ``(x_val, y_val)`` evaluated after each epoch (``val_`` logs).
+        callbacks : list of keras.callbacks.Callback, optional
+            Keras callbacks (History, EarlyStopping, ModelCheckpoint, ...).
+
+        Returns
+        -------
+        keras.callbacks.History
+        """
+        return self._keras().fit(
+            x, y, epochs=epochs, validation_data=validation_data, callbacks=callbacks,
+            shuffle=shuffle, initial_epoch=initial_epoch, n_steps=n_steps,
+            stateful=stateful, verbose=verbose, seed=seed, batch_size=batch_size,
+        )
+
+    def evaluate(self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None,
+                 batch_size=None):
+        """Compute the compiled losses and metrics (spiking neurons stay spiking).
+
+        Returns
+        -------
+        dict
+            ``loss``, ``<probe>_loss`` and ``<probe>_<metric>`` values.
+        """
+        return self._keras().evaluate(x, y, n_steps=n_steps, callbacks=callbacks,
+                                      verbose=verbose, seed=seed, batch_size=batch_size)
+
+    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None,
+                batch_size=None):
+        """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
+
+        Returns
+        -------
+        dict
+            Map from Probe to its output.
+        """
+        return self._keras().predict(x, n_steps=n_steps, stateful=stateful,
+                                     verbose=verbose, seed=seed, batch_size=batch_size)
+
+    def predict_on_batch(self, x=None, n_steps=None):
+        """`predict` for exactly one minibatch of inputs."""
+        return self._keras().predict(x, n_steps=n_steps, verbose=0)
 
 
 class SignalValues:

@@ -184,49 +184,58 @@ class Trainer:
 
     # --- compiled functions ----------------------------------------------------
 
-    def _outputs(self, n_steps, feeds, training):
-        state = [tf.constant(v) for v in self._initial]
+    def _outputs(self, n_steps, feeds, training, initial):
+        state = [tf.constant(v) for v in initial]
         _, stacked = self.graph.loop(n_steps, state, feeds, training=training)
-        return dict(zip(self.graph.probes, self.graph.probe_tensors(stacked)))
+        return self.graph.probe_tensors(stacked)
 
-    def _loss(self, outputs, targets, objective):
-        total = tf.constant(0.0, tf.float64)
+    def _losses(self, outputs, targets, objective):
+        """Per-objective loss values (float64 vector)."""
+        by_probe = dict(zip(self.graph.probes, outputs))
+        values = []
         for (probe, fn), target in zip(objective.items(), targets):
-            out = outputs[probe]
+            out = by_probe[probe]
             if target is not None:
                 target = tf.cast(target, out.dtype)
-            total = total + tf.cast(fn(out, target), tf.float64)
-        return total
+            values.append(tf.cast(tf.reshape(fn(out, target), ()), tf.float64))
+        return tf.stack(values)
 
     @staticmethod
     def _targets(objective, targets):
         return [targets.get(p) for p in objective]
 
-    def _function(self, kind, objective, variables):
-        key = (kind, tuple(sorted(objective.items(), key=lambda kv: id(kv[0]))) if objective else None)
+    def _function(self, kind, objective, variables, training):
+        key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
+        initial = [np.asarray(s) for s in self.graph.initial_state()]
 
         if kind == "grads":
 
             def fn(n_steps, feeds, targets):
                 with tf.GradientTape() as tape:
-                    outputs = self._outputs(n_steps, feeds, True)
-                    loss = self._loss(outputs, targets, objective)
-                return loss, tape.gradient(loss, variables)
+                    outputs = self._outputs(n_steps, feeds, training, initial)
+                    losses = self._losses(outputs, targets, objective)
+                    total = tf.reduce_sum(losses)
+                return losses, outputs, tape.gradient(total, variables)
 
         elif kind == "loss":
 
             def fn(n_steps, feeds, targets):
-                outputs = self._outputs(n_steps, feeds, False)
-                return self._loss(outputs, targets, objective)
+                outputs = self._outputs(n_steps, feeds, training, initial)
+                return self._losses(outputs, targets, objective), outputs
+
+        else:  # outputs only
+
+            def fn(n_steps, feeds):
+                return self._outputs(n_steps, feeds, training, initial)
 
         fn = tf.function(fn, autograph=False, reduce_retracing=True)
         self._fns[key] = fn
         return fn
 
     def _apply_fn(self, optimizer, variables):
-        key = ("apply", id(optimizer))
+        key = ("apply", id(optimizer), tuple(id(v) for v in variables))
         if key not in self._fns:
 
             def apply(grads):
@@ -241,14 +250,17 @@ class Trainer:
         pairs += [(v, None) for v in self.sim._extra_trainable()]
         return pairs
 
-    # --- public operations ---------------------------------------------------
+    # --- steps ---------------------------------------------------------------
 
-    def train(self, data, optimizer, objective=None, n_epochs=1, shuffle=True,
-              progress_bar=True, seed=None):
-        """See `Simulator.train`."""
+    def train_step(self, optimizer, objective, training=True):
+        """A function ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``
+        that runs one minibatch and applies one optimiser update."""
         check_optimizer(optimizer)
-        tdata = TrainingData(self.sim, data)
-        objective = resolve_objective(objective, tdata.targets)
+        if get_inference_only(self.sim):
+            raise ValidationError(
+                "this network is configured with inference_only=True: it cannot be "
+                "trained", attr="inference_only"
+            )
         pairs = self.variables()
         if not pairs:
             raise ValidationError(
@@ -257,60 +269,93 @@ class Trainer:
             )
         variables = [v for v, _ in pairs]
         masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
-        grads_fn = self._function("grads", objective, variables)
+        grads_fn = self._function("grads", objective, variables, training)
         apply_fn = self._apply_fn(optimizer, variables)
-        self._initial = [np.asarray(s) for s in self.graph.initial_state()]
+
+        def step(inputs, targets, n_steps, seed):
+            feeds = self._host_inputs(inputs, n_steps, seed)
+            losses, outputs, grads = grads_fn(
+                tf.constant(n_steps, tf.int32), feeds, self._targets(objective, targets)
+            )
+            losses = losses.numpy()
+            if not np.all(np.isfinite(losses)):
+                raise SimulationError(
+                    f"training loss became {float(np.sum(losses))}; parameters are "
+                    "left at their last finite values"
+                )
+            grads = [g if m is None or g is None else g * m for g, m in zip(grads, masks)]
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+            apply_fn(grads)
+            self.sim._trained = True
+            return losses, outputs
+
+        return step
+
+    def eval_step(self, objective, training=False):
+        """A function ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``."""
+        fn = self._function("loss", objective, None, training)
+
+        def step(inputs, targets, n_steps, seed):
+            feeds = self._host_inputs(inputs, n_steps, seed)
+            losses, outputs = fn(
+                tf.constant(n_steps, tf.int32), feeds, self._targets(objective, targets)
+            )
+            return losses.numpy(), outputs
+
+        return step
+
+    def predict_step(self, training=False):
+        """A function ``step(inputs, n_steps, seed) -> outputs`` (one per probe)."""
+        fn = self._function("outputs", None, None, training)
+
+        def step(inputs, n_steps, seed):
+            feeds = self._host_inputs(inputs, n_steps, seed)
+            return fn(tf.constant(n_steps, tf.int32), feeds)
+
+        return step
+
+    # --- the seed's API --------------------------------------------------------
+
+    def train(self, data, optimizer, objective=None, n_epochs=1, shuffle=True,
+              progress_bar=True, seed=None):
+        """See `Simulator.train`."""
+        check_optimizer(optimizer)
+        tdata = TrainingData(self.sim, data)
+        objective = resolve_objective(objective, tdata.targets)
+        step = self.train_step(optimizer, objective)
         rng = np.random.RandomState(seed) if shuffle else None
         seeds = np.random.RandomState(seed)
         last = [float("nan")]
-        n_total = n_epochs * tdata.n_batches
-        with Stage("Training", progress_bar, max_value=n_total,
+        with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
                    suffix=lambda: f"loss: {last[0]:.4g}") as stage:
             done = 0
-            for epoch in range(n_epochs):
+            for _ in range(n_epochs):
                 losses = []
                 for inputs, targets in tdata.batches(rng):
-                    feeds = self._host_inputs(inputs, tdata.n_steps, seeds.randint(2**31 - 1))
-                    loss, grads = grads_fn(
-                        tf.constant(tdata.n_steps, tf.int32),
-                        feeds,
-                        self._targets(objective, targets),
-                    )
-                    loss = float(loss)
-                    if not np.isfinite(loss):
-                        raise SimulationError(
-                            f"training loss became {loss} in epoch {epoch + 1}; "
-                            "parameters are left at their last finite values"
-                        )
-                    grads = [g if m is None or g is None else g * m for g, m in zip(grads, masks)]
-                    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-                    apply_fn(grads)
-                    losses.append(loss)
+                    values, _ = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
+                    losses.append(float(np.sum(values)))
                     done += 1
                     stage.update(done)
                 last[0] = float(np.mean(losses))
-        self.sim._trained = True
         return last[0]
 
     def loss(self, data, objective=None, progress_bar=True, seed=None):
         """See `Simulator.loss`."""
         tdata = TrainingData(self.sim, data)
         objective = resolve_objective(objective, tdata.targets)
-        fn = self._function("loss", objective, None)
-        self._initial = [np.asarray(s) for s in self.sim._graph.initial_state()]
+        step = self.eval_step(objective)
         seeds = np.random.RandomState(seed)
         losses = []
         with Stage("Calculation", progress_bar, max_value=tdata.n_batches) as stage:
             for inputs, targets in tdata.batches():
-                feeds = self._host_inputs(inputs, tdata.n_steps, seeds.randint(2**31 - 1))
-                losses.append(
-                    float(
-                        fn(
-                            tf.constant(tdata.n_steps, tf.int32),
-                            feeds,
-                            self._targets(objective, targets),
-                        )
-                    )
-                )
+                values, _ = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
+                losses.append(float(np.sum(values)))
                 stage.update(len(losses))
         return float(np.mean(losses))
+
+
+def get_inference_only(sim):
+    """Whether the simulator's network was configured with ``inference_only``."""
+    from nengodl.config import get_setting
+
+    return bool(get_setting(sim.network, "inference_only", False))

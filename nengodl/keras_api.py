@@ -1,0 +1,347 @@
+"""NengoDL 3's Keras-style API: `compile`, `fit`, `evaluate`, `predict`.
+
+Inputs (``x``) and targets (``y``) are dicts keyed by input Nodes and Probes (or
+their labels), or plain arrays when the model has a single input / output, each
+shaped ``(batch_size, n_steps, size)``. Losses follow Keras' ``f(y_true, y_pred)``
+convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
+"""
+
+from collections.abc import Mapping
+
+import keras
+import nengo
+import numpy as np
+from nengo.exceptions import ValidationError
+
+from nengodl.progress import Stage
+from nengodl.training import TrainingData, check_optimizer
+
+
+class SimulatorModel:
+    """What Keras callbacks see as ``model`` during `fit`/`evaluate`.
+
+    Supports ``stop_training`` (EarlyStopping), ``get_weights``/``set_weights``
+    (``restore_best_weights``), ``save_weights``/``save``/``load_weights``
+    (ModelCheckpoint), ``optimizer`` and ``history``.
+    """
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.stop_training = False
+        self.optimizer = None
+        self.history = None
+
+    def _variables(self):
+        return self.sim._graph.all_variables() + self.sim._extra_variables()
+
+    def get_weights(self):
+        """All parameter values, as numpy arrays."""
+        return [v.numpy() for v in self._variables()]
+
+    def set_weights(self, weights):
+        """Assign values returned by `get_weights`."""
+        for var, w in zip(self._variables(), weights):
+            var.assign(w)
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        """Save parameters with `Simulator.save_params`."""
+        self.sim.save_params(str(filepath).removesuffix(".weights.h5"))
+
+    save = save_weights
+
+    def load_weights(self, filepath, **kwargs):
+        """Load parameters with `Simulator.load_params`."""
+        self.sim.load_params(str(filepath).removesuffix(".weights.h5"))
+
+
+def probe_name(sim, probe):
+    """Name of a probe in logs: its label, or ``probe_<index>``."""
+    if probe.label:
+        return probe.label
+    return f"probe_{sim.model.probes.index(probe)}"
+
+
+def _resolve_keys(sim, value, kind, as_array=True):
+    """Map Node/Probe objects to arrays from ``x``/``y`` (dicts or single arrays)."""
+    if kind == "input":
+        candidates = list(sim._input_nodes)
+        what = "input Node"
+    else:
+        candidates = list(sim.model.probes)
+        what = "Probe"
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        used = candidates
+        if len(used) != 1:
+            raise ValidationError(
+                f"a plain array for {'x' if kind == 'input' else 'y'} needs a model with "
+                f"exactly one {what} (this one has {len(used)}); pass a dict",
+                attr="x" if kind == "input" else "y",
+            )
+        return {used[0]: np.asarray(value)}
+    out = {}
+    for key, arr in value.items():
+        if isinstance(key, str):
+            matches = [c for c in candidates if c.label == key]
+            if kind == "output":
+                matches += [c for c in candidates if probe_name(sim, c) == key]
+            if not matches:
+                raise ValidationError(
+                    f"no {what} named '{key}' in the model", attr="x" if kind == "input" else "y"
+                )
+            key = matches[0]
+        out[key] = np.asarray(arr) if as_array else arr
+    return out
+
+
+def _as_loss(loss):
+    if isinstance(loss, str) or isinstance(loss, keras.losses.Loss):
+        return keras.losses.get(loss) if isinstance(loss, str) else loss
+    if callable(loss):
+        return loss
+    raise ValidationError(
+        f"loss must be a Keras loss, its name, or a function (got {loss!r})", attr="loss"
+    )
+
+
+class KerasAPI:
+    """Implements the Keras-style methods of a `Simulator`.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator.
+    """
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.compiled = None
+        self.model = SimulatorModel(sim)
+
+    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
+        """See `Simulator.compile`."""
+        if optimizer is not None:
+            if isinstance(optimizer, str):
+                optimizer = keras.optimizers.get(optimizer)
+            check_optimizer(optimizer)
+        self.compiled = dict(
+            optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights
+        )
+        self.model.optimizer = optimizer
+
+    def _check_compiled(self, method, need_loss=True):
+        if self.compiled is None or (need_loss and self.compiled["loss"] is None):
+            raise ValidationError(
+                f"call sim.compile(optimizer=..., loss=...) before sim.{method}",
+                attr="compile",
+            )
+
+    def _per_probe(self, setting, probes, name):
+        """Map each target probe to its entry of a per-output ``setting``."""
+        if setting is None:
+            return {p: None for p in probes}
+        if isinstance(setting, Mapping):
+            resolved = _resolve_keys(self.sim, setting, "output", as_array=False)
+            missing = [p for p in probes if p not in resolved]
+            if missing:
+                raise ValidationError(
+                    f"{name} has no entry for {', '.join(map(str, missing))}", attr=name
+                )
+            return {p: resolved[p] for p in probes}
+        return {p: setting for p in probes}
+
+    def _objective(self, targets):
+        probes = list(targets)
+        losses = self._per_probe(self.compiled["loss"], probes, "loss")
+        weights = self._per_probe(self.compiled["loss_weights"], probes, "loss_weights")
+        objective = {}
+        for p in probes:
+            fn = _as_loss(losses[p])
+            w = 1.0 if weights[p] is None else float(weights[p])
+            objective[p] = lambda out, tgt, fn=fn, w=w: w * keras.ops.mean(fn(tgt, out))
+        return objective
+
+    def _metrics(self, probes):
+        metrics = self._per_probe(self.compiled["metrics"], probes, "metrics")
+        out = {}
+        for p, ms in metrics.items():
+            if ms is None:
+                continue
+            ms = ms if isinstance(ms, (list, tuple)) else [ms]
+            out[p] = [keras.metrics.get(m) if isinstance(m, str) else m for m in ms]
+        return out
+
+    def _data(self, x, y, n_steps):
+        inputs = _resolve_keys(self.sim, x, "input")
+        targets = _resolve_keys(self.sim, y, "output")
+        data = {**inputs, **targets}
+        if not inputs and n_steps is not None:
+            # no inputs given: a dummy batch of the right length
+            mb = self.sim._batch
+            batch = next(iter(targets.values())).shape[0] if targets else mb
+            node = next(iter(self.sim._input_nodes), None)
+            if node is None and not targets:
+                raise ValidationError("predict without inputs needs n_steps and an input Node", attr="x")
+            if node is not None:
+                data[node] = None
+                del data[node]
+            if not targets:
+                return TrainingDataNoInputs(batch, n_steps, mb)
+        return TrainingData(self.sim, data)
+
+    def _metric_logs(self, metrics, outputs, targets, prefix=""):
+        logs = {}
+        by_probe = dict(zip(self.sim._graph.probes, outputs))
+        for p, ms in metrics.items():
+            for m in ms:
+                name = f"{prefix}{probe_name(self.sim, p)}_{getattr(m, 'name', getattr(m, '__name__', 'metric'))}"
+                y_pred = by_probe[p]
+                y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
+                if isinstance(m, keras.metrics.Metric):
+                    m.update_state(y_true, y_pred)
+                    logs[name] = m
+                else:
+                    logs[name] = float(keras.ops.mean(m(y_true, y_pred)))
+        return logs
+
+    def _run_eval(self, tdata, objective, metrics, seed, prefix="", progress=False):
+        step = self.sim._get_trainer().eval_step(objective)
+        seeds = np.random.RandomState(seed)
+        for ms in metrics.values():
+            for m in ms:
+                if isinstance(m, keras.metrics.Metric):
+                    m.reset_state()
+        totals, per_probe, metric_vals = [], [], {}
+        with Stage("Evaluation", progress, max_value=tdata.n_batches) as stage:
+            for inputs, targets in tdata.batches():
+                values, outputs = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
+                totals.append(float(np.sum(values)))
+                per_probe.append(values)
+                for k, v in self._metric_logs(metrics, outputs, targets, prefix).items():
+                    metric_vals.setdefault(k, []).append(v)
+                stage.update(len(totals))
+        logs = {f"{prefix}loss": float(np.mean(totals))}
+        means = np.mean(per_probe, axis=0)
+        for p, v in zip(objective, means):
+            logs[f"{prefix}{probe_name(self.sim, p)}_loss"] = float(v)
+        for k, vals in metric_vals.items():
+            v = vals[-1]
+            logs[k] = float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
+        return logs
+
+    def fit(self, x=None, y=None, epochs=1, validation_data=None, callbacks=None,
+            shuffle=True, initial_epoch=0, n_steps=None, stateful=False, verbose=1,
+            seed=None, batch_size=None):
+        """See `Simulator.fit`."""
+        self._check_compiled("fit")
+        if self.compiled["optimizer"] is None:
+            raise ValidationError("compile() was given no optimizer; fit needs one", attr="optimizer")
+        if stateful:
+            raise ValidationError(
+                "stateful=True is not supported: each minibatch starts from the "
+                "initial state", attr="stateful"
+            )
+        tdata = self._data(x, y, n_steps)
+        objective = self._objective(tdata.targets)
+        metrics = self._metrics(list(tdata.targets))
+        trainer = self.sim._get_trainer()
+        step = trainer.train_step(self.compiled["optimizer"], objective)
+        val = None
+        if validation_data is not None:
+            vx, vy = validation_data[:2]
+            val = self._data(vx, vy, n_steps)
+        self.model.stop_training = False
+        cbs = keras.callbacks.CallbackList(
+            callbacks, add_history=True, model=self.model, epochs=epochs,
+            steps=tdata.n_batches, verbose=verbose,
+        )
+        rng = np.random.RandomState(seed) if shuffle else None
+        seeds = np.random.RandomState(seed)
+        cbs.on_train_begin()
+        logs = {}
+        last = [float("nan")]
+        with Stage("Training", verbose and self.sim.progress_bar,
+                   max_value=(epochs - initial_epoch) * tdata.n_batches,
+                   suffix=lambda: f"loss: {last[0]:.4g}") as stage:
+            done = 0
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                totals, per_probe, metric_vals = [], [], {}
+                for ms in metrics.values():
+                    for m in ms:
+                        if isinstance(m, keras.metrics.Metric):
+                            m.reset_state()
+                for b, (inputs, targets) in enumerate(tdata.batches(rng)):
+                    cbs.on_train_batch_begin(b)
+                    values, outputs = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
+                    totals.append(float(np.sum(values)))
+                    per_probe.append(values)
+                    for k, v in self._metric_logs(metrics, outputs, targets).items():
+                        metric_vals.setdefault(k, []).append(v)
+                    cbs.on_train_batch_end(b, {"loss": totals[-1]})
+                    done += 1
+                    stage.update(done)
+                logs = {"loss": float(np.mean(totals))}
+                for p, v in zip(objective, np.mean(per_probe, axis=0)):
+                    logs[f"{probe_name(self.sim, p)}_loss"] = float(v)
+                for k, vals in metric_vals.items():
+                    v = vals[-1]
+                    logs[k] = float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
+                if val is not None:
+                    logs.update(self._run_eval(val, self._objective(val.targets), self._metrics(list(val.targets)), seed, prefix="val_"))
+                last[0] = logs["loss"]
+                cbs.on_epoch_end(epoch, logs)
+                if self.model.stop_training:
+                    break
+        cbs.on_train_end(logs)
+        return self.model.history
+
+    def evaluate(self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None,
+                 batch_size=None):
+        """See `Simulator.evaluate`."""
+        self._check_compiled("evaluate")
+        tdata = self._data(x, y, n_steps)
+        if not tdata.targets:
+            raise ValidationError("evaluate needs targets (y)", attr="y")
+        return self._run_eval(
+            tdata, self._objective(tdata.targets), self._metrics(list(tdata.targets)),
+            seed, progress=verbose and self.sim.progress_bar,
+        )
+
+    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None,
+                batch_size=None):
+        """See `Simulator.predict`."""
+        tdata = self._data(x, None, n_steps)
+        step = self.sim._get_trainer().predict_step()
+        seeds = np.random.RandomState(seed)
+        chunks = []
+        with Stage("Prediction", verbose and self.sim.progress_bar,
+                   max_value=tdata.n_batches) as stage:
+            for inputs, _ in tdata.batches():
+                outs = step(inputs, tdata.n_steps, seeds.randint(2**31 - 1))
+                chunks.append([o.numpy() for o in outs])
+                stage.update(len(chunks))
+        return {
+            p: np.concatenate([c[k] for c in chunks], axis=0)
+            for k, p in enumerate(self.sim._graph.probes)
+        }
+
+
+class TrainingDataNoInputs:
+    """Batches for runs with no input data (only a number of steps)."""
+
+    def __init__(self, batch_size, n_steps, minibatch_size):
+        if batch_size % minibatch_size:
+            raise ValidationError(
+                f"batch size {batch_size} is not a multiple of minibatch_size "
+                f"({minibatch_size})", attr="x"
+            )
+        self.batch_size, self.n_steps = batch_size, int(n_steps)
+        self.minibatch_size = minibatch_size
+        self.n_batches = batch_size // minibatch_size
+        self.inputs, self.targets = {}, {}
+
+    def batches(self, rng=None):
+        for _ in range(self.n_batches):
+            yield {}, {}
