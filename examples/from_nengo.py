@@ -1,13 +1,15 @@
 """The seed tutorial, "From Nengo to NengoDL", as a script.
 
 Runs a network computing sin(x^2) on ``nengo.Simulator`` and on
-``nengodl.Simulator``, then shows minibatched runs and run-time input data.
+``nengodl.Simulator``, then shows minibatched runs, run-time input data,
+deep-learning training of encoders and biases, and a TensorNode.
 Plots are saved as PNG files next to this script (or in ``$NENGODL_PLOTS``).
 
 Run with ``python examples/from_nengo.py``.
 """
 
 import os
+import time
 
 import matplotlib
 
@@ -15,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import nengo  # noqa: E402
 import numpy as np  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
 
 import nengodl  # noqa: E402
 
@@ -98,3 +102,80 @@ with nengodl.Simulator(net, minibatch_size=reps) as sim:
         plot(sim, ax=axes[i], idx=i)
         axes[i].set_ylim((-1, 1))
 savefig("from_nengo_3_data_minibatch.png")
+
+# --- 4. training ----------------------------------------------------------------
+for conn in net.all_connections:
+    conn.synapse = None
+with net:
+    outpt_p_nofilt = nengo.Probe(outpt)
+outpt_p.synapse = 0.04
+
+with nengodl.Simulator(net, seed=seed) as sim:
+    sim.run(1.0)
+    plot(sim)
+savefig("from_nengo_4_no_synapses.png")
+
+with net:
+    # disable optimisation on all parameters by default
+    nengodl.configure_settings(trainable=False)
+    # re-enable training on Ensembles (encoders and biases)
+    net.config[nengo.Ensemble].trainable = True
+
+batch_size = 4096
+minibatch_size = 32
+n_steps = 1
+vals = np.random.uniform(-1, 1, size=(batch_size, n_steps, 1))
+data = {inpt: vals, outpt_p_nofilt: np.sin(vals**2)}
+
+test_vals = np.random.uniform(-1, 1, size=(1024, 1, 1))
+test_steps = 100
+test_vals = np.tile(test_vals, (1, test_steps, 1))
+test_data = {inpt: test_vals, outpt_p: np.sin(test_vals**2)}
+
+
+def test_mse(outputs, targets):
+    return tf.reduce_mean(tf.square(outputs[:, -10:] - targets[:, -10:]))
+
+
+with nengodl.Simulator(net, minibatch_size=minibatch_size, seed=seed) as sim:
+    before = sim.loss(test_data, objective={outpt_p: test_mse})
+    print("Error before training:", before)
+    start = time.time()
+    sim.train(
+        data,
+        tf.compat.v1.train.RMSPropOptimizer(0.01),
+        objective={outpt_p_nofilt: nengodl.obj.mse},
+        n_epochs=25,
+    )
+    print(f"Training time: {time.time() - start:.1f} s")
+    after = sim.loss(test_data, objective={outpt_p: test_mse})
+    print("Error after training:", after)
+    print(f"Improvement: {100 * (1 - after / before):.1f}%")
+    sim.run(1.0)
+    plot(sim, idx=0)
+savefig("from_nengo_4_trained.png")
+
+# --- 5. TensorNodes ---------------------------------------------------------------
+with net:
+    # a regular nengo Node computing exp(x)
+    exp_np = nengo.Node(lambda t, x: np.exp(x), size_in=1)
+    nengo.Connection(sin, exp_np)
+    np_probe = nengo.Probe(exp_np, synapse=0.01)
+    # the same with a TensorNode
+    exp_tf = nengodl.TensorNode(lambda t, x: tf.exp(x), size_in=1)
+    nengo.Connection(sin, exp_tf)
+    tf_probe = nengo.Probe(exp_tf, synapse=0.01)
+
+with nengodl.Simulator(net, seed=seed) as sim:
+    sim.run(1.0)
+print(
+    "max |Node - TensorNode| output:",
+    np.max(np.abs(sim.data[np_probe] - sim.data[tf_probe])),
+)
+plt.figure()
+plt.plot(sim.trange(), np.exp(np.sin(sim.data[inpt_p] ** 2)), label="e^sin(x^2)")
+plt.plot(sim.trange(), sim.data[np_probe], label="Node output")
+plt.plot(sim.trange(), sim.data[tf_probe], label="TensorNode output", linestyle="--")
+plt.ylim([0.8, 1.4])
+plt.legend()
+savefig("from_nengo_5_tensornode.png")

@@ -278,17 +278,21 @@ class SimGraph:
         )
         return state, [ta.stack() for ta in tas]
 
-    def probe_tensors(self, stacked):
-        """Per-probe tensors ``(minibatch_size, n_steps) + shape`` (inside TF)."""
-        out = [None] * len(self.probe_sigs)
+    def _probe_parts(self, stacked):
+        """Yield ``(probe index, signal, group data, offset)`` for each probe."""
         for data, group in zip(stacked, self.probe_groups):
             offset = 0
             for k in group:
                 sig = self.probe_sigs[k]
-                part = data[:, :, offset : offset + sig.size]
-                part = tf.transpose(part, (1, 0, 2))
-                out[k] = tf.reshape(part, (self.minibatch_size, -1) + sig.shape)
+                yield k, sig, data[:, :, offset : offset + sig.size]
                 offset += sig.size
+
+    def probe_tensors(self, stacked):
+        """Per-probe tensors ``(minibatch_size, n_steps) + shape`` (inside TF)."""
+        out = [None] * len(self.probe_sigs)
+        for k, sig, part in self._probe_parts(stacked):
+            part = tf.transpose(part, (1, 0, 2))
+            out[k] = tf.reshape(part, (self.minibatch_size, -1) + sig.shape)
         return out
 
     def _run(self, n_steps, state, feeds):
@@ -297,13 +301,8 @@ class SimGraph:
     def split_probe_data(self, stacked):
         """Per-probe arrays ``(n_steps, batch) + shape`` from the stacked groups."""
         out = [None] * len(self.probe_sigs)
-        for data, group in zip(stacked, self.probe_groups):
-            offset = 0
-            for k in group:
-                sig = self.probe_sigs[k]
-                part = data[:, :, offset : offset + sig.size]
-                out[k] = part.reshape(data.shape[:2] + sig.shape)
-                offset += sig.size
+        for k, sig, part in self._probe_parts(stacked):
+            out[k] = part.reshape(part.shape[:2] + sig.shape)
         return out
 
     def run(self, n_steps, state, feeds):
