@@ -16,6 +16,9 @@ from nengodl.ops import find_builder
 from nengodl.signals import SignalLayout, StepContext, flat_indices
 
 
+XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
+
+
 def written_indices(operators):
     """Map base signal -> boolean mask of the elements some operator writes."""
     written = {}
@@ -46,10 +49,14 @@ class SimGraph:
         Number of minibatch items.
     trainable_sigs : list of Signal
         Parameter signals that training may change.
+    jit : bool
+        Compile the simulation loop with XLA (ignored when host calls run inside
+        the loop).
     """
 
     def __init__(
-        self, model, operators, input_sigs, dtype, minibatch_size, trainable_sigs=()
+        self, model, operators, input_sigs, dtype, minibatch_size, trainable_sigs=(),
+        jit=False,
     ):
         self.model = model
         self.dt = model.dt
@@ -132,6 +139,8 @@ class SimGraph:
         self.trainable += list(self.pinned.values())
         self.has_host_loop_ops = any(kind == "host" for kind, _, _ in self.steps)
         self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
+        self.jit = bool(jit) and not self.has_host_loop_ops
+        self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
 
     def _make_builder(self, builder, op):
         try:
@@ -164,6 +173,14 @@ class SimGraph:
             for b in self.layout.state_bases
         ]
         feed_specs = {k: self.feed_spec(k) for k in feed_keys}
+        if self.jit:
+            feed_specs = {
+                k: tf.TensorSpec((16,) + tuple(v.shape[1:]), v.dtype)
+                for k, v in feed_specs.items()
+            }
+            return self._jit_fn.get_concrete_function(
+                tf.TensorSpec([], tf.int32), state_specs, feed_specs, 16
+            )
         return self._run_fn.get_concrete_function(
             tf.TensorSpec([], tf.int32), state_specs, feed_specs
         )
@@ -229,7 +246,7 @@ class SimGraph:
                 new_state = [tf.identity(s) for s in new_state]
         return i + 1, new_state, tas
 
-    def loop(self, n_steps, state, feeds, training=False):
+    def loop(self, n_steps, state, feeds, training=False, max_steps=None):
         """Build the simulation loop (call inside a `tf.function`).
 
         Parameters
@@ -242,6 +259,8 @@ class SimGraph:
             Feed key to tensor ``(n_steps, minibatch_size) + shape``.
         training : bool
             Whether to run in training mode (spiking neurons swapped for rates).
+        max_steps : int, optional
+            A static bound on ``n_steps`` (for XLA); probe buffers get this size.
 
         Returns
         -------
@@ -258,7 +277,7 @@ class SimGraph:
         tas = [
             tf.TensorArray(
                 self.layout.tf_dtype(self.probe_sigs[group[0]].base),
-                size=n_steps,
+                size=n_steps if max_steps is None else max_steps,
                 element_shape=(
                     self.minibatch_size,
                     sum(self.probe_sigs[k].size for k in group),
@@ -298,6 +317,9 @@ class SimGraph:
     def _run(self, n_steps, state, feeds):
         return self.loop(n_steps, state, feeds)
 
+    def _run_jit(self, n_steps, state, feeds, max_steps):
+        return self.loop(n_steps, state, feeds, max_steps=max_steps)
+
     def split_probe_data(self, stacked):
         """Per-probe arrays ``(n_steps, batch) + shape`` from the stacked groups."""
         out = [None] * len(self.probe_sigs)
@@ -324,6 +346,31 @@ class SimGraph:
         probe_data : list of ndarray
             For each probe, shape ``(n_steps, minibatch_size) + shape``.
         """
+        if self.jit:
+            return self._run_xla(n_steps, state, feeds)
         feeds = {k: tf.convert_to_tensor(v) for k, v in feeds.items()}
         state, data = self._run_fn(tf.constant(n_steps, dtype=tf.int32), state, feeds)
         return state, self.split_probe_data([d.numpy() for d in data])
+
+    def _run_xla(self, n_steps, state, feeds):
+        """Run through the XLA-compiled loop, in chunks of at most `XLA_CHUNK` steps.
+
+        XLA needs static shapes: each call gets feeds padded to a power-of-two
+        bucket of steps (so few sizes are ever compiled) and records probes into
+        buffers of that size.
+        """
+        outputs = []
+        done = 0
+        while done < n_steps:
+            n = min(n_steps - done, XLA_CHUNK)
+            bucket = max(16, 1 << (n - 1).bit_length())
+            chunk = {}
+            for k, v in feeds.items():
+                part = np.asarray(v[done : done + n])
+                pad = np.zeros((bucket - n,) + part.shape[1:], dtype=part.dtype)
+                chunk[k] = tf.constant(np.concatenate([part, pad]))
+            state, data = self._jit_fn(tf.constant(n, tf.int32), state, chunk, bucket)
+            outputs.append([d.numpy()[:n] for d in data])
+            done += n
+        stacked = [np.concatenate([o[g] for o in outputs]) for g in range(len(self.probe_groups))]
+        return state, self.split_probe_data(stacked)

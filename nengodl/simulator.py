@@ -67,6 +67,9 @@ class Simulator:
         Floating point precision, ``"float32"`` or ``"float64"``. The default is
         the ``NENGODL_DTYPE`` environment variable if set, else ``"float32"``.
         Probe data and `signals` are returned in nengo's dtypes.
+    jit : bool
+        Compile the simulation loop with XLA when every operator in it runs in
+        TensorFlow (models whose loop calls Python code run without XLA).
 
     Examples
     --------
@@ -93,6 +96,7 @@ class Simulator:
         progress_bar=True,
         optimize=True,
         dtype=None,
+        jit=True,
     ):
         self.closed = True  # until construction succeeds
         self.progress_bar = progress_bar
@@ -164,6 +168,7 @@ class Simulator:
                     self.dtype,
                     self._batch,
                     trainable,
+                    jit=jit,
                 )
                 self._graph.trace()
         self._recorder = ProbeRecorder(

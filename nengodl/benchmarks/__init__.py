@@ -1,0 +1,8 @@
+"""Benchmark networks and a CLI comparing nengodl with ``nengo.Simulator``.
+
+Run ``python -m nengodl.benchmarks --help``.
+"""
+
+from nengodl.benchmarks.networks import NETWORKS, basal_ganglia, cconv, integrator
+
+__all__ = ["NETWORKS", "basal_ganglia", "cconv", "integrator"]
