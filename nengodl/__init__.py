@@ -6,9 +6,20 @@ to a model with `TensorNode` and `Layer`.
 """
 
 from nengodl import obj
+from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
 from nengodl.config import configure_settings
 from nengodl.simulator import Simulator
 from nengodl.tensor_node import Layer, TensorNode
 from nengodl.version import __version__
 
-__all__ = ["Layer", "Simulator", "TensorNode", "configure_settings", "obj", "__version__"]
+__all__ = [
+    "LeakyReLU",
+    "SoftLIFRate",
+    "SpikingLeakyReLU",
+    "Layer",
+    "Simulator",
+    "TensorNode",
+    "configure_settings",
+    "obj",
+    "__version__",
+]

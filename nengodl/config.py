@@ -12,7 +12,7 @@ from nengo.exceptions import ConfigError
 from nengo.params import Parameter
 
 TRAINABLE_TYPES = (nengo.Ensemble, Neurons, nengo.Connection, nengo.Node, nengo.Network)
-SETTINGS = {"trainable", "lif_smoothing", "inference_only", "dtype"}
+SETTINGS = {"trainable", "lif_smoothing", "inference_only", "dtype", "learning_phase"}
 
 
 def configure_settings(**kwargs):
@@ -29,6 +29,8 @@ def configure_settings(**kwargs):
         Build no training graph (`Simulator.train` and ``fit`` are refused).
     dtype : str, optional
         Default floating point type of simulators of this network.
+    learning_phase : bool
+        Run ``sim.run`` in training mode too (spiking neurons as rate neurons).
 
     Examples
     --------

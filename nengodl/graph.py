@@ -52,12 +52,20 @@ class SimGraph:
     jit : bool
         Compile the simulation loop with XLA (ignored when host calls run inside
         the loop).
+    lif_smoothing : float, optional
+        While training, LIF and LIFRate neurons use `SoftLIFRate` with this sigma.
+    learning_phase : bool
+        Run simulations in training mode (rate neurons) too.
     """
 
     def __init__(
         self, model, operators, input_sigs, dtype, minibatch_size, trainable_sigs=(),
         jit=False,
+        lif_smoothing=None,
+        learning_phase=False,
     ):
+        self.lif_smoothing = lif_smoothing
+        self.learning_phase = bool(learning_phase)
         self.model = model
         self.dt = model.dt
         self.dtype = dtype
@@ -215,6 +223,7 @@ class SimGraph:
         step_feeds = {key: val[i] for key, val in feeds.items()}
         ctx = StepContext(self.layout, values, step_feeds, self.dt, self.minibatch_size)
         ctx.training = training
+        ctx.lif_smoothing = self.lif_smoothing
         for key, sig in self.const_inputs.items():
             if key in step_feeds:
                 ctx.set(sig, step_feeds[key])
@@ -315,10 +324,12 @@ class SimGraph:
         return out
 
     def _run(self, n_steps, state, feeds):
-        return self.loop(n_steps, state, feeds)
+        return self.loop(n_steps, state, feeds, training=self.learning_phase)
 
     def _run_jit(self, n_steps, state, feeds, max_steps):
-        return self.loop(n_steps, state, feeds, max_steps=max_steps)
+        return self.loop(
+            n_steps, state, feeds, training=self.learning_phase, max_steps=max_steps
+        )
 
     def split_probe_data(self, stacked):
         """Per-probe arrays ``(n_steps, batch) + shape`` from the stacked groups."""

@@ -36,13 +36,16 @@ class Stage:
         Amount of work, if known (e.g. the number of simulation steps).
     suffix : callable, optional
         Returns extra text for the closing line (e.g. a loss value).
+    variables : tuple of str
+        Names of values shown next to the bar (given to `update`), e.g. ``loss``.
     """
 
-    def __init__(self, name, enabled=True, max_value=None, suffix=None):
+    def __init__(self, name, enabled=True, max_value=None, suffix=None, variables=()):
         self.name = name
         self.enabled = enabled
         self.max_value = max_value
         self.suffix = suffix
+        self.variables = tuple(variables)
         self.bar = None
         self.start = None
         self.nengo_bar = enabled if isinstance(enabled, ProgressBar) else None
@@ -60,8 +63,10 @@ class Stage:
                            progressbar.Timer(format="%(elapsed)s")]
                 max_value = progressbar.UnknownLength
             else:
-                widgets = [f"{self.name} ", progressbar.Percentage(), " ",
-                           progressbar.Bar(), " ", progressbar.ETA()]
+                widgets = [f"{self.name} ", progressbar.Percentage(), " "]
+                for var in self.variables:
+                    widgets += [progressbar.Variable(var, precision=4), " "]
+                widgets += [progressbar.Bar(), " ", progressbar.ETA()]
                 max_value = self.max_value
             self.bar = progressbar.ProgressBar(
                 widgets=widgets, max_value=max_value, fd=sys.stdout,
@@ -70,14 +75,16 @@ class Stage:
             self.bar.start()
         return self
 
-    def update(self, value):
-        """Report progress (units of ``max_value``)."""
+    def update(self, value, **variables):
+        """Report progress (units of ``max_value``) and values of ``variables``."""
         if self.nengo_progress is not None:
             self.nengo_progress.step(value - self.nengo_progress.n_steps)
             self.nengo_bar.update(self.nengo_progress)
         if self.bar is not None:
-            self.bar.update(min(value, self.bar.max_value)
-                            if self.max_value is not None else value)
+            self.bar.update(
+                min(value, self.bar.max_value) if self.max_value is not None else value,
+                **{k: v for k, v in variables.items() if k in self.variables},
+            )
 
     def __exit__(self, exc_type, exc, tb):
         if self.nengo_progress is not None:

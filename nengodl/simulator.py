@@ -15,7 +15,7 @@ from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
 from nengodl import params
-from nengodl.config import is_trainable, network_chains, trainable_signals
+from nengodl.config import get_setting, is_trainable, network_chains, trainable_signals
 from nengodl.data import check_input_data, check_run_steps, check_run_time
 from nengodl.graph import SimGraph
 from nengodl.keras_api import KerasAPI
@@ -116,7 +116,8 @@ class Simulator:
         self._minibatch_size = minibatch_size
         self._batch = 1 if minibatch_size is None else minibatch_size
         if dtype is None:
-            dtype = os.environ.get("NENGODL_DTYPE", "float32")
+            net = network if network is not None else getattr(model, "toplevel", None)
+            dtype = get_setting(net, "dtype") or os.environ.get("NENGODL_DTYPE", "float32")
         try:
             self.dtype = tf.as_dtype(dtype)
         except TypeError:
@@ -169,6 +170,8 @@ class Simulator:
                     self._batch,
                     trainable,
                     jit=jit,
+                    lif_smoothing=get_setting(toplevel, "lif_smoothing"),
+                    learning_phase=get_setting(toplevel, "learning_phase", False),
                 )
                 self._graph.trace()
         self._recorder = ProbeRecorder(
@@ -542,6 +545,27 @@ class Simulator:
             seed=seed,
         )
 
+
+    def check_gradients(self, data, objective=None, atol=1e-4):
+        """Check analytic gradients against finite differences on one minibatch.
+
+        Parameters
+        ----------
+        data : dict
+            Inputs and targets, as for `train`.
+        objective : callable or dict, optional
+            As for `train`.
+        atol : float
+            Allowed relative error.
+
+        Returns
+        -------
+        float
+            The largest relative error (a `SimulationError` is raised above ``atol``).
+        """
+        from nengodl.training import check_gradients
+
+        return check_gradients(self._get_trainer(), data, objective, atol=atol)
 
     # --- Keras-style API (NengoDL 3) -------------------------------------------
 

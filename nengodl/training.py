@@ -327,7 +327,7 @@ class Trainer:
         seeds = np.random.RandomState(seed)
         last = [float("nan")]
         with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
-                   suffix=lambda: f"loss: {last[0]:.4g}") as stage:
+                   suffix=lambda: f"loss: {last[0]:.4g}", variables=("loss",)) as stage:
             done = 0
             for _ in range(n_epochs):
                 losses = []
@@ -335,7 +335,7 @@ class Trainer:
                     values, _ = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
                     losses.append(float(np.sum(values)))
                     done += 1
-                    stage.update(done)
+                    stage.update(done, loss=float(np.mean(losses)))
                 last[0] = float(np.mean(losses))
         return last[0]
 
@@ -352,6 +352,71 @@ class Trainer:
                 losses.append(float(np.sum(values)))
                 stage.update(len(losses))
         return float(np.mean(losses))
+
+
+def check_gradients(trainer, data, objective=None, atol=1e-4, n_checks=5, eps=1e-5, seed=0):
+    """Compare analytic gradients with central finite differences.
+
+    Parameters
+    ----------
+    trainer : Trainer
+        The simulator's trainer.
+    data : dict
+        Inputs and targets, as for `Simulator.train` (one minibatch is used).
+    objective : callable or dict, optional
+        As for `Simulator.train`.
+    atol : float
+        Allowed error, relative to ``max(1, |numeric gradient|)``.
+    n_checks : int
+        Elements checked per variable.
+    eps : float
+        Finite difference step.
+
+    Returns
+    -------
+    float
+        The largest relative error found.
+
+    Raises
+    ------
+    SimulationError
+        If an error exceeds ``atol``.
+    """
+    tdata = TrainingData(trainer.sim, data)
+    objective = resolve_objective(objective, tdata.targets)
+    inputs, targets = next(tdata.batches())
+    pairs = trainer.variables()
+    variables = [v for v, _ in pairs]
+    grads_fn = trainer._function("grads", objective, variables, True)
+    loss_step = trainer.eval_step(objective, training=True)
+    feeds = trainer._host_inputs(inputs, tdata.n_steps, seed)
+    _, _, grads = grads_fn(
+        tf.constant(tdata.n_steps, tf.int32), feeds, trainer._targets(objective, targets)
+    )
+    rng = np.random.RandomState(seed)
+    worst = 0.0
+    for (var, mask), grad in zip(pairs, grads):
+        original = var.numpy().copy()
+        flat_mask = np.ones(original.size, bool) if mask is None else np.asarray(mask).ravel()
+        candidates = np.flatnonzero(flat_mask)
+        grad = np.zeros(original.size) if grad is None else np.asarray(grad).ravel()
+        for i in rng.choice(candidates, size=min(n_checks, len(candidates)), replace=False):
+            values = []
+            for sign in (1, -1):
+                pert = original.ravel().copy()
+                pert[i] += sign * eps
+                var.assign(pert.reshape(original.shape))
+                values.append(float(np.sum(loss_step(inputs, targets, tdata.n_steps, seed)[0])))
+            var.assign(original)
+            numeric = (values[0] - values[1]) / (2 * eps)
+            err = abs(numeric - grad[i]) / max(1.0, abs(numeric))
+            worst = max(worst, err)
+            if err > atol:
+                raise SimulationError(
+                    f"gradient mismatch for {var.name} element {i}: analytic {grad[i]:.6g}, "
+                    f"numeric {numeric:.6g}"
+                )
+    return worst
 
 
 def get_inference_only(sim):

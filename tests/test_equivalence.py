@@ -47,6 +47,9 @@ def test_seed_network_matches_nengo(seed_net, dtype):
         nengo.Tanh(),
         nengo.RegularSpiking(nengo.Tanh()),
         nengo.RegularSpiking(nengo.LIFRate()),
+        nengodl.SoftLIFRate(sigma=0.5),
+        nengodl.LeakyReLU(negative_slope=0.1),
+        nengodl.SpikingLeakyReLU(negative_slope=0.1),
     ],
 )
 def test_neuron_types_match_nengo(neuron_type):

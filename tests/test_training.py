@@ -201,3 +201,34 @@ def test_nan_loss_stops_training_and_keeps_last_finite_params():
         with pytest.raises(SimulationError, match="loss became inf"):
             sim.train({net.inp: x, net.p: y}, keras.optimizers.SGD(0.1))
         np.testing.assert_array_equal(sim.data[net.conn].weights, before)
+
+
+def test_check_gradients_and_lif_smoothing():
+    with nengo.Network(seed=4) as net:
+        nengodl.configure_settings(lif_smoothing=0.1)
+        inp = nengo.Node(np.zeros(1))
+        ens = nengo.Ensemble(8, 1, neuron_type=nengo.LIF())
+        out = nengo.Node(size_in=1)
+        nengo.Connection(inp, ens, synapse=None)
+        nengo.Connection(ens, out, synapse=0.005)
+        p = nengo.Probe(out)
+    x = np.random.RandomState(0).uniform(-1, 1, size=(4, 5, 1))
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, dtype="float64") as sim:
+        assert sim.check_gradients({inp: x, p: np.sin(x)}) < 1e-4
+        # SoftLIF while training: rates are positive even just below threshold
+        sim2_rates = sim.predict({inp: x})[p]
+        assert np.isfinite(sim2_rates).all()
+
+
+def test_learning_phase_runs_rate_neurons():
+    with nengo.Network(seed=5) as net:
+        nengodl.configure_settings(learning_phase=True)
+        ens = nengo.Ensemble(10, 1, neuron_type=nengo.LIF())
+        p = nengo.Probe(ens.neurons)
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(5)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        pass
+    built = ref.data[ens]
+    expected = nengo.LIFRate().rates(0.0, built.gain, built.bias).ravel()
+    np.testing.assert_allclose(sim.data[p][-1], expected, rtol=1e-4)

@@ -55,6 +55,17 @@ def lif_rate(nt, J):
     return tf.where(positive, rate, tf.zeros_like(rate))
 
 
+def soft_lif_rate(nt, J, sigma=None):
+    """SoftLIF rates: LIF rates with the threshold smoothed by ``sigma``
+    (``nt.sigma`` when None)."""
+    sigma = nt.sigma if sigma is None else sigma
+    j = sigma * tf.nn.softplus((J - 1) / sigma)
+    positive = j > 0
+    safe_j = tf.where(positive, j, tf.ones_like(j))
+    rate = nt.amplitude / (nt.tau_ref + nt.tau_rc * tf.math.log1p(1.0 / safe_j))
+    return tf.where(positive, rate, tf.zeros_like(rate))
+
+
 @neuron_step(nengo.LIFRate)
 def lif_rate_step(nt, dt, J):
     return lif_rate(nt, J), {}
@@ -107,8 +118,13 @@ class SimNeuronsBuilder(OpBuilder):
     def __call__(self, ctx):
         op = self.op
         J = ctx.read(op.J, batched=True)
+        training = getattr(ctx, "training", False)
+        sigma = getattr(ctx, "lif_smoothing", None)
+        if training and sigma and type(op.neurons) in (nengo.LIF, nengo.LIFRate):
+            ctx.set(op.output, soft_lif_rate(op.neurons, J, sigma))
+            return
         swap = RATE_SWAPS.get(type(op.neurons))
-        if getattr(ctx, "training", False) and swap is not None:
+        if training and swap is not None:
             ctx.set(op.output, swap(op.neurons, J))
             return
         state = {k: ctx.read(sig, batched=True) for k, sig in op.state.items()}

@@ -1,0 +1,117 @@
+"""nengodl's own neuron types: `SoftLIFRate`, `LeakyReLU`, `SpikingLeakyReLU`.
+
+Each has a numpy ``step`` (so nengo's own simulator runs them too) and a
+TensorFlow step registered with nengodl's neuron builder.
+"""
+
+import numpy as np
+import tensorflow as tf
+from nengo.dists import Uniform
+from nengo.neurons import LIFRate, RectifiedLinear
+from nengo.params import NumberParam
+
+from nengodl.ops.neurons import RATE_SWAPS, neuron_step, soft_lif_rate
+
+
+class SoftLIFRate(LIFRate):
+    """LIF rate neuron with a smoothed threshold (differentiable everywhere).
+
+    ``j = sigma * log(1 + exp((J - 1) / sigma))`` replaces the rectified current
+    ``max(J - 1, 0)`` of `nengo.LIFRate`; as ``sigma -> 0`` it becomes LIFRate.
+
+    Parameters
+    ----------
+    sigma : float
+        Amount of smoothing.
+    tau_rc, tau_ref, amplitude : float
+        As in `nengo.LIFRate`.
+    """
+
+    sigma = NumberParam("sigma", low=0, low_open=True)
+
+    def __init__(self, sigma=1.0, tau_rc=0.02, tau_ref=0.002, amplitude=1, initial_state=None):
+        super().__init__(
+            tau_rc=tau_rc, tau_ref=tau_ref, amplitude=amplitude, initial_state=initial_state
+        )
+        self.sigma = sigma
+
+    def step(self, dt, J, output):
+        """Smoothed LIF rates."""
+        js = (J - 1) / self.sigma
+        j = self.sigma * np.where(js > 30, js, np.log1p(np.exp(np.minimum(js, 30))))
+        with np.errstate(divide="ignore"):
+            output[:] = np.where(
+                j > 0, self.amplitude / (self.tau_ref + self.tau_rc * np.log1p(1 / j)), 0
+            )
+
+
+class LeakyReLU(RectifiedLinear):
+    """Rectified linear neuron with slope ``negative_slope`` below zero.
+
+    Parameters
+    ----------
+    negative_slope : float
+        Slope for negative inputs.
+    amplitude : float
+        Output scale.
+    """
+
+    negative_slope = NumberParam("negative_slope", low=0)
+    negative = True
+
+    def __init__(self, negative_slope=0.3, amplitude=1, initial_state=None):
+        super().__init__(amplitude=amplitude, initial_state=initial_state)
+        self.negative_slope = negative_slope
+
+    def step(self, dt, J, output):
+        """Leaky rectification."""
+        output[...] = self.amplitude * np.where(J > 0, J, self.negative_slope * J)
+
+
+class SpikingLeakyReLU(LeakyReLU):
+    """Spiking version of `LeakyReLU`: positive and negative spikes.
+
+    The voltage integrates the leaky-rectified input; each whole unit crossed
+    (up or down) emits a spike of ``+-amplitude / dt``.
+    """
+
+    state = {"voltage": Uniform(low=0, high=1)}
+    spiking = True
+
+    def rates(self, x, gain, bias):
+        """Rates of the non-spiking `LeakyReLU`."""
+        J = self.current(x, gain, bias)
+        out = np.zeros_like(J)
+        LeakyReLU.step(self, dt=1.0, J=J, output=out)
+        return out
+
+    def step(self, dt, J, output, voltage):
+        """Integrate and emit signed spikes."""
+        voltage += np.where(J > 0, J, self.negative_slope * J) * dt
+        n_spikes = np.trunc(voltage)
+        output[...] = (self.amplitude / dt) * n_spikes
+        voltage -= n_spikes
+
+
+@neuron_step(SoftLIFRate)
+def soft_lif_rate_step(nt, dt, J):
+    return soft_lif_rate(nt, J), {}
+
+
+def leaky(nt, J):
+    return nt.amplitude * tf.where(J > 0, J, nt.negative_slope * J)
+
+
+@neuron_step(LeakyReLU)
+def leaky_relu_step(nt, dt, J):
+    return leaky(nt, J), {}
+
+
+@neuron_step(SpikingLeakyReLU)
+def spiking_leaky_relu_step(nt, dt, J, voltage):
+    voltage = voltage + tf.where(J > 0, J, nt.negative_slope * J) * dt
+    n_spikes = tf.sign(voltage) * tf.floor(tf.abs(voltage))  # trunc
+    return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
+
+
+RATE_SWAPS[SpikingLeakyReLU] = leaky
