@@ -15,6 +15,7 @@ import tensorflow as tf
 from nengo.builder.operator import SimPyFunc
 from nengo.builder.processes import SimProcess
 from nengo.builder.signal import SignalDict
+from nengo.exceptions import BuildError
 
 
 def is_input_op(op):
@@ -85,9 +86,21 @@ class HostOp:
             sd.init(base)
         op = self.op
         if item > 0 and getattr(op, "state_extra", None):
+            # build-time random states (stochastic neurons): one stream per item
             op = copy.copy(op)
-            op.state_extra = copy.deepcopy(op.state_extra)
-        self.steps[item] = op.make_step(sd, self.dt, rng)
+            op.state_extra = {
+                k: np.random.RandomState(rng.randint(2**31 - 1))
+                if isinstance(v, np.random.RandomState)
+                else copy.deepcopy(v)
+                for k, v in op.state_extra.items()
+            }
+        try:
+            self.steps[item] = op.make_step(sd, self.dt, rng)
+        except NotImplementedError as e:
+            raise BuildError(
+                f"nengodl cannot run operator {self.op} (tag {self.op.tag!r}): it has "
+                f"no TensorFlow builder and no step function ({e})"
+            ) from None
         self.sigdicts[item] = sd
 
     # --- computed ahead of a run -------------------------------------------

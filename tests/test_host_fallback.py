@@ -1,0 +1,106 @@
+"""Operators run through the host fallback match nengo, per minibatch item."""
+
+import nengo
+import numpy as np
+import pytest
+from nengo.builder import Operator
+from nengo.exceptions import BuildError
+
+import nengodl
+
+
+def run_both(net, steps=200, minibatch_size=2, dtype="float64"):
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(steps)
+    with nengodl.Simulator(
+        net, progress_bar=False, minibatch_size=minibatch_size, dtype=dtype
+    ) as sim:
+        sim.run_steps(steps)
+    return ref, sim
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [nengo.PES(), nengo.BCM(), nengo.Oja(), nengo.Voja(), nengo.RLS()],
+    ids=lambda r: type(r).__name__,
+)
+def test_learning_rules_match_nengo_per_item(rule):
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(lambda t: np.sin(8 * t))
+        pre = nengo.Ensemble(30, 1)
+        post = nengo.Ensemble(30, 1)
+        nengo.Connection(stim, pre)
+        if isinstance(rule, nengo.Voja):
+            conn = nengo.Connection(pre, post, learning_rule_type=nengo.PES())
+            nengo.Connection(stim, post, learning_rule_type=rule)
+        elif isinstance(rule, (nengo.BCM, nengo.Oja)):
+            conn = nengo.Connection(
+                pre.neurons, post.neurons, transform=np.full((30, 30), 1e-3),
+                learning_rule_type=rule,
+            )
+        else:
+            conn = nengo.Connection(pre, post, learning_rule_type=rule)
+        if isinstance(conn.learning_rule_type, (nengo.PES, nengo.RLS)):
+            err = nengo.Node(size_in=1)
+            nengo.Connection(post, err)
+            nengo.Connection(stim, err, transform=-1)
+            nengo.Connection(err, conn.learning_rule)
+        p = nengo.Probe(post, synapse=0.01)
+        pw = nengo.Probe(conn, "weights", sample_every=0.01)
+    ref, sim = run_both(net)
+    for probe in (p, pw):
+        for item in range(2):  # both items see the same input: both match nengo
+            np.testing.assert_allclose(sim.data[probe][item], ref.data[probe], atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "neuron_type",
+    [
+        nengo.AdaptiveLIF(),
+        nengo.AdaptiveLIFRate(),
+        nengo.Izhikevich(),
+        nengo.PoissonSpiking(nengo.LIFRate()),
+        nengo.StochasticSpiking(nengo.Tanh()),
+    ],
+    ids=lambda n: type(n).__name__,
+)
+def test_host_neuron_types_match_nengo(neuron_type):
+    with nengo.Network(seed=1) as net:
+        stim = nengo.Node(lambda t: np.sin(6 * t))
+        ens = nengo.Ensemble(20, 1, neuron_type=neuron_type)
+        nengo.Connection(stim, ens)
+        p = nengo.Probe(ens.neurons)
+    ref, sim = run_both(net, steps=100)
+    np.testing.assert_allclose(sim.data[p][0], ref.data[p], atol=1e-10)
+    if neuron_type.__class__.__name__ in ("PoissonSpiking", "StochasticSpiking"):
+        # each minibatch item has its own random state
+        assert not np.array_equal(sim.data[p][0], sim.data[p][1])
+    else:
+        np.testing.assert_allclose(sim.data[p][1], ref.data[p], atol=1e-10)
+
+
+def test_convolution_transform_matches_nengo():
+    with nengo.Network(seed=2) as net:
+        stim = nengo.Node(np.linspace(-1, 1, 5 * 5 * 2))
+        out = nengo.Node(size_in=3 * 3 * 4)
+        conv = nengo.Convolution(4, (5, 5, 2), kernel_size=(3, 3))
+        nengo.Connection(stim, out, transform=conv, synapse=None)
+        p = nengo.Probe(out)
+    ref, sim = run_both(net, steps=3)
+    np.testing.assert_allclose(sim.data[p][1], ref.data[p], atol=1e-10)
+
+
+def test_operator_without_step_names_itself():
+    class Unsteppable(Operator):
+        def __init__(self, sig):
+            super().__init__(tag="my-broken-op")
+            self.sets, self.incs, self.reads, self.updates = [sig], [], [], []
+
+    with nengo.Network() as net:
+        node = nengo.Node([1.0])
+    model = nengo.builder.Model(dt=0.001)
+    model.build(net)
+    model.add_op(Unsteppable(nengo.builder.Signal(np.zeros(1), name="x")))
+    with pytest.raises(BuildError, match="Unsteppable.*my-broken-op"):
+        nengodl.Simulator(None, model=model, progress_bar=False)
+    del node
