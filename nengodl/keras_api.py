@@ -30,7 +30,8 @@ class SimulatorModel:
         self.stop_training = False
         self.optimizer = None
         self.history = None
-
+        self.train_function = None  # read by TensorBoard (no graph is written)
+        self.layers = []
     def _variables(self):
         return self.sim._graph.all_variables() + self.sim._extra_variables()
 

@@ -8,6 +8,8 @@ import tensorflow as tf
 from nengo.exceptions import SimulationError, ValidationError
 
 import nengodl
+from nengodl.config import is_trainable, network_chains, trainable_signals
+from nengodl.params import signal_value
 
 
 def linear_net(W0):
@@ -113,7 +115,8 @@ def test_rate_swap_training_improves_spiking_model_and_freezes_others(seed_net):
 
     with nengodl.Simulator(seed_net, minibatch_size=32, seed=0, progress_bar=False) as sim:
         conns = [c for c in seed_net.all_connections if sim.data[c].weights is not None]
-        decoders = [sim.data[c].weights.copy() for c in conns]
+        weight_sigs = [sim.model.sig[c]["weights"] for c in conns]
+        decoders = [signal_value(sim, sig).copy() for sig in weight_sigs]
         before = sim.loss(test_data, objective={seed_net.outpt_p: test_mse})
         sim.train(
             {seed_net.inpt: vals, p_nofilt: np.sin(vals**2)},
@@ -123,8 +126,8 @@ def test_rate_swap_training_improves_spiking_model_and_freezes_others(seed_net):
         )
         after = sim.loss(test_data, objective={seed_net.outpt_p: test_mse})
         assert len(conns) >= 2
-        for c, d in zip(conns, decoders):
-            np.testing.assert_array_equal(sim.data[c].weights, d)
+        for sig, d in zip(weight_sigs, decoders):  # the simulator's own values
+            np.testing.assert_array_equal(signal_value(sim, sig), d)
         assert not np.allclose(sim.data[seed_net.square].bias, sim.model.params[seed_net.square].bias)
     assert after < 0.9 * before
 
@@ -232,3 +235,40 @@ def test_learning_phase_runs_rate_neurons():
     built = ref.data[ens]
     expected = nengo.LIFRate().rates(0.0, built.gain, built.bias).ravel()
     np.testing.assert_allclose(sim.data[p][-1], expected, rtol=1e-4)
+
+
+def test_trainable_settings_resolve_per_object_class_and_network():
+    with nengo.Network() as net:
+        nengodl.configure_settings(trainable=False)
+        net.config[nengo.Ensemble].trainable = True
+        a = nengo.Ensemble(5, 1)
+        b = nengo.Ensemble(5, 1)
+        conn = nengo.Connection(a, b)
+        net.config[b.neurons].trainable = False
+        with nengo.Network() as sub:
+            sub_conn = nengo.Connection(a, b)
+        net.config[sub].trainable = True
+        frozen = nengo.Ensemble(5, 1)
+        net.config[frozen].trainable = False
+    chains = network_chains(net)
+    assert is_trainable(chains, a) and is_trainable(chains, b)
+    assert not is_trainable(chains, conn)  # network default
+    assert is_trainable(chains, sub_conn)  # its sub-network's setting
+    assert not is_trainable(chains, frozen)
+    model = nengo.builder.Model()
+    model.build(net)
+    sigs = set(trainable_signals(model, net))
+    assert model.sig[a]["encoders"] in sigs and model.sig[a.neurons]["bias"] in sigs
+    assert model.sig[b]["encoders"] in sigs and model.sig[b.neurons]["bias"] not in sigs
+    assert model.sig[conn]["weights"] not in sigs and model.sig[sub_conn]["weights"] in sigs
+    assert model.sig[frozen]["encoders"] not in sigs
+
+
+def test_tensorboard_callback_writes_logs(tmp_path):
+    net = linear_net(np.zeros((2, 3)))
+    x = np.random.RandomState(0).randn(8, 1, 3)
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.01), loss="mse")
+        sim.fit({net.inp: x}, {net.p: x[..., :2]}, epochs=2,
+                callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path))])
+    assert any(tmp_path.rglob("*tfevents*"))
