@@ -16,6 +16,44 @@ from nengodl.ops import find_builder
 from nengodl.signals import SignalLayout, StepContext, flat_indices
 
 
+def plan_merges(operators, dg, dt):
+    """Order operators by dependency level and group mergeable ones.
+
+    Operators at the same level (longest dependency path from a source) do not
+    depend on each other, so those whose builder gives them equal
+    ``merge_key`` run as one operation.
+
+    Returns
+    -------
+    operators : list
+        The operators, ordered by level (a valid execution order).
+    merged : dict
+        Map from each merged operator to its group (a list; the group runs
+        where its first member stands).
+    """
+    preds = {op: [] for op in operators}
+    for op, dependents in dg.items():
+        for d in dependents:
+            if d in preds and op in preds:
+                preds[d].append(op)
+    level = {}
+    for op in operators:  # operators come in topological order
+        level[op] = 1 + max((level[p] for p in preds[op]), default=-1)
+    ordered = sorted(operators, key=lambda op: level[op])  # stable: keeps toposort within a level
+    groups = {}
+    for op in ordered:
+        builder = find_builder(op)
+        key_fn = getattr(builder, "merge_key", None)
+        if key_fn is not None:
+            groups.setdefault((level[op], key_fn(op, dt)), []).append(op)
+    merged = {}
+    for group in groups.values():
+        if len(group) > 1:
+            for op in group:
+                merged[op] = group
+    return ordered, merged
+
+
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
 
 
@@ -56,6 +94,9 @@ class SimGraph:
         While training, LIF and LIFRate neurons use `SoftLIFRate` with this sigma.
     learning_phase : bool
         Run simulations in training mode (rate neurons) too.
+    dg : dict, optional
+        The operator dependency graph (op -> ops that depend on it); when given,
+        independent operators of one kind are merged (see `plan_merges`).
     """
 
     def __init__(
@@ -63,6 +104,7 @@ class SimGraph:
         jit=False,
         lif_smoothing=None,
         learning_phase=False,
+        dg=None,
     ):
         self.lif_smoothing = lif_smoothing
         self.learning_phase = bool(learning_phase)
@@ -75,23 +117,32 @@ class SimGraph:
         self.host_ops = []  # every HostOp, in execution order (for rng order)
         self.pre_ops = {}  # key -> HostOp computed ahead of each run
         tf_ops = []
+        hosts = {}  # host ops are made in nengo's order, so random draws match nengo
+        for op in operators:
+            if not isinstance(op, SimProbe) and find_builder(op) is None:
+                hosts[op] = HostOp(op, self.dt, minibatch_size, self.errors)
+                self.host_ops.append(hosts[op])
+        operators, merged = plan_merges(operators, dg, self.dt) if dg else (operators, {})
         for op in operators:
             if isinstance(op, SimProbe):
                 continue
             builder = find_builder(op)
             if is_input_op(op) and builder is None:
-                host = HostOp(op, self.dt, minibatch_size, self.errors)
+                host = hosts[op]
                 key = f"pre{len(self.pre_ops)}"
                 self.pre_ops[key] = host
-                self.host_ops.append(host)
                 self.steps.append(("pre", key, host))
             elif builder is not None:
+                if op in merged:
+                    group = merged[op]
+                    if group[0] is op:
+                        self.steps.append(("native", None, self._make_builder(builder, group)))
+                        tf_ops.extend(group)
+                    continue
                 self.steps.append(("native", None, self._make_builder(builder, op)))
                 tf_ops.append(op)
             else:
-                host = HostOp(op, self.dt, minibatch_size, self.errors)
-                self.host_ops.append(host)
-                self.steps.append(("host", None, host))
+                self.steps.append(("host", None, hosts[op]))
                 tf_ops.append(op)
 
         # input signals that are set ahead of each step (constant Nodes)

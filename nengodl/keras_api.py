@@ -264,7 +264,8 @@ class KerasAPI:
         last = [float("nan")]
         with Stage("Training", verbose and self.sim.progress_bar,
                    max_value=(epochs - initial_epoch) * tdata.n_batches,
-                   suffix=lambda: f"loss: {last[0]:.4g}", variables=("loss",)) as stage:
+                   suffix=lambda: f"loss: {last[0]:.4g}",
+                   variables=("epoch", "loss")) as stage:
             done = 0
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
@@ -282,7 +283,7 @@ class KerasAPI:
                         metric_vals.setdefault(k, []).append(v)
                     cbs.on_train_batch_end(b, {"loss": totals[-1]})
                     done += 1
-                    stage.update(done, loss=float(np.mean(totals)))
+                    stage.update(done, epoch=epoch + 1, loss=float(np.mean(totals)))
                 logs = {"loss": float(np.mean(totals))}
                 for p, v in zip(objective, np.mean(per_probe, axis=0)):
                     logs[f"{probe_name(self.sim, p)}_loss"] = float(v)

@@ -172,6 +172,7 @@ class Simulator:
                     jit=jit,
                     lif_smoothing=get_setting(toplevel, "lif_smoothing"),
                     learning_phase=get_setting(toplevel, "learning_phase", False),
+                    dg=self.dg,
                 )
                 self._graph.trace()
         self._recorder = ProbeRecorder(

@@ -327,15 +327,16 @@ class Trainer:
         seeds = np.random.RandomState(seed)
         last = [float("nan")]
         with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
-                   suffix=lambda: f"loss: {last[0]:.4g}", variables=("loss",)) as stage:
+                   suffix=lambda: f"loss: {last[0]:.4g}",
+                   variables=("epoch", "loss")) as stage:
             done = 0
-            for _ in range(n_epochs):
+            for epoch in range(n_epochs):
                 losses = []
                 for inputs, targets in tdata.batches(rng):
                     values, _ = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
                     losses.append(float(np.sum(values)))
                     done += 1
-                    stage.update(done, loss=float(np.mean(losses)))
+                    stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
                 last[0] = float(np.mean(losses))
         return last[0]
 

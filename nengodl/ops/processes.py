@@ -13,9 +13,24 @@ from nengo.builder.processes import SimProcess
 from nengodl.ops.registry import OpBuilder, register
 
 
+def filter_matrices(op, dt):
+    """Discrete state-space matrices ``(A, B, C, D)`` of a linear filter op."""
+    A, B, C, D = op.process._get_ss(dt)
+    return (
+        np.asarray(A, dtype=np.float64),
+        np.asarray(B, dtype=np.float64).ravel(),
+        np.asarray(C, dtype=np.float64).ravel(),
+        float(np.asarray(D).item()),
+    )
+
+
 @register(SimProcess)
 class LinearFilterBuilder(OpBuilder):
-    """``x[t+1] = A x[t] + B u[t]; y[t] = C x[t] + D u[t]`` (nengo's step forms)."""
+    """``x[t+1] = A x[t] + B u[t]; y[t] = C x[t] + D u[t]`` (nengo's step forms).
+
+    Several independent filters with the same matrices and mode run as one
+    (`merge_key`): their inputs and states are concatenated along the signal axis.
+    """
 
     @classmethod
     def supports(cls, op):
@@ -24,40 +39,53 @@ class LinearFilterBuilder(OpBuilder):
             and op.input is not None
         )
 
-    def __init__(self, op, dt):
-        super().__init__(op, dt)
-        A, B, C, D = op.process._get_ss(dt)
-        self.A, self.B = np.asarray(A), np.asarray(B).ravel()
-        self.C, self.D = np.asarray(C).ravel(), float(np.asarray(D).item())
+    @classmethod
+    def merge_key(cls, op, dt):
+        """Filters with equal keys can run as one merged operation."""
+        A, B, C, D = filter_matrices(op, dt)
+        return (cls, A.tobytes(), B.tobytes(), C.tobytes(), D, op.mode, op.input.dtype.kind)
+
+    def __init__(self, ops, dt):
+        ops = ops if isinstance(ops, list) else [ops]
+        super().__init__(ops[0], dt)
+        self.ops = ops
+        self.A, self.B, self.C, self.D = filter_matrices(ops[0], dt)
         self.n_x = self.A.shape[0]
         # nengo advances the input one step when there is no passthrough
         self.no_d = self.n_x > 0 and self.D == 0
+        self.sizes = [int(np.prod(op.input.shape)) for op in ops]
 
     def __call__(self, ctx):
-        op = self.op
-        u = ctx.read(op.input, batched=True)
-        dtype = u.dtype
+        B_ = ctx.minibatch_size
+        ops = self.ops
+        us = [tf.reshape(ctx.read(op.input, batched=True), (B_, n)) for op, n in zip(ops, self.sizes)]
+        u = us[0] if len(us) == 1 else tf.concat(us, axis=1)
         if self.n_x == 0:
             y = self.D * u
         else:
-            X_sig = op.state["X"]
-            shape = op.input.shape
-            X = tf.reshape(ctx.read(X_sig, batched=True), (-1, self.n_x, int(np.prod(shape))))
-            u_flat = tf.reshape(u, (-1, 1, int(np.prod(shape))))
+            Xs = [
+                tf.reshape(ctx.read(op.state["X"], batched=True), (B_, self.n_x, n))
+                for op, n in zip(ops, self.sizes)
+            ]
+            X = Xs[0] if len(Xs) == 1 else tf.concat(Xs, axis=2)
+            u3 = u[:, None, :]
+            dtype = u.dtype
             A = tf.constant(self.A, dtype=dtype)
-            B = tf.constant(self.B[:, None], dtype=dtype)
+            Bm = tf.constant(self.B[:, None], dtype=dtype)
             C = tf.constant(self.C, dtype=dtype)
-
             if self.no_d and self.n_x == 1:
                 # nengo's OneX form keeps C folded into the state
-                X = self.A.item() * X + (self.B.item() * self.C.item()) * u_flat
+                X = self.A.item() * X + (self.B.item() * self.C.item()) * u3
                 y = X[:, 0]
             elif self.no_d:
-                X = tf.einsum("ij,bjm->bim", A, X) + B * u_flat
+                X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
                 y = tf.einsum("j,bjm->bm", C, X)
             else:
-                y = tf.einsum("j,bjm->bm", C, X) + self.D * u_flat[:, 0]
-                X = tf.einsum("ij,bjm->bim", A, X) + B * u_flat
-            ctx.set(X_sig, X)
-            y = tf.reshape(y, (-1,) + shape)
-        ctx.write(op.output, y, inc=op.mode == "inc")
+                y = tf.einsum("j,bjm->bm", C, X) + self.D * u
+                X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
+            parts = tf.split(X, self.sizes, axis=2) if len(ops) > 1 else [X]
+            for op, part in zip(ops, parts):
+                ctx.set(op.state["X"], part)
+        ys = tf.split(y, self.sizes, axis=1) if len(ops) > 1 else [y]
+        for op, part in zip(ops, ys):
+            ctx.write(op.output, tf.reshape(part, (B_,) + op.output.shape), inc=op.mode == "inc")
