@@ -10,7 +10,7 @@ from nengo.dists import Uniform
 from nengo.neurons import LIFRate, RectifiedLinear
 from nengo.params import NumberParam
 
-from nengodl.ops.neurons import RATE_SWAPS, neuron_step, soft_lif_rate
+from nengodl.ops.neurons import TRAINING_STEPS, neuron_step, rate_swap, soft_lif_rate
 
 
 class SoftLIFRate(LIFRate):
@@ -114,4 +114,4 @@ def spiking_leaky_relu_step(nt, dt, J, voltage):
     return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
 
 
-RATE_SWAPS[SpikingLeakyReLU] = leaky
+TRAINING_STEPS[SpikingLeakyReLU] = rate_swap(leaky)

@@ -272,3 +272,34 @@ def test_tensorboard_callback_writes_logs(tmp_path):
         sim.fit({net.inp: x}, {net.p: x[..., :2]}, epochs=2,
                 callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path))])
     assert any(tmp_path.rglob("*tfevents*"))
+
+
+@pytest.mark.parametrize(
+    "spiking, rate",
+    [
+        (nengo.LIF(), nengo.LIFRate()),
+        (nengo.SpikingRectifiedLinear(), nengo.RectifiedLinear()),
+        (nengo.RegularSpiking(nengo.LIFRate()), nengo.LIFRate()),
+        (nengo.AdaptiveLIF(), nengo.AdaptiveLIFRate()),
+        (nengodl.SpikingLeakyReLU(0.1), nengodl.LeakyReLU(0.1)),
+    ],
+    ids=lambda n: type(n).__name__,
+)
+def test_training_mode_swaps_spiking_for_rate_neurons(spiking, rate):
+    def net_with(neuron_type, learning_phase):
+        with nengo.Network(seed=6) as net:
+            if learning_phase:
+                nengodl.configure_settings(learning_phase=True)
+            stim = nengo.Node(lambda t: np.sin(10 * t))
+            ens = nengo.Ensemble(12, 1, neuron_type=neuron_type)
+            nengo.Connection(stim, ens, synapse=None)
+            net.p = nengo.Probe(ens.neurons)
+        return net
+
+    swapped = net_with(spiking, True)
+    reference = net_with(rate, False)
+    with nengodl.Simulator(swapped, progress_bar=False, dtype="float64") as sim:
+        sim.run_steps(50)
+    with nengo.Simulator(reference, progress_bar=False) as ref:
+        ref.run_steps(50)
+    np.testing.assert_allclose(sim.data[swapped.p], ref.data[reference.p], atol=1e-8)

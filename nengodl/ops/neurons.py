@@ -94,13 +94,53 @@ def regular_spiking_step(nt, dt, J, voltage):
     return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
 
 
-# rate counterparts used while training: f(neuron_type, J) -> output
-RATE_SWAPS = {
-    nengo.LIF: lif_rate,
-    nengo.SpikingRectifiedLinear: lambda nt, J: nt.amplitude * tf.maximum(J, 0),
+@neuron_step(nengo.AdaptiveLIFRate)
+def adaptive_lif_rate_step(nt, dt, J, adaptation):
+    output = lif_rate(nt, J - adaptation)
+    adaptation = adaptation + (dt / nt.tau_n) * (nt.inc_n * output - adaptation)
+    return output, {"adaptation": adaptation}
+
+
+@neuron_step(nengo.AdaptiveLIF)
+def adaptive_lif_step(nt, dt, J, voltage, refractory_time, adaptation):
+    output, state = lif_step(nt, dt, J - adaptation, voltage, refractory_time)
+    state["adaptation"] = adaptation + (dt / nt.tau_n) * (nt.inc_n * output - adaptation)
+    return output, state
+
+
+@neuron_step(nengo.Izhikevich)
+def izhikevich_step(nt, dt, J, voltage, recovery):
+    J = tf.maximum(tf.cast(-30.0, J.dtype), J)
+    dV = (0.04 * voltage**2 + 5 * voltage + 140 - recovery + J) * 1000
+    voltage = voltage + dV * dt
+    spiked = voltage >= 30
+    output = tf.cast(spiked, J.dtype) / dt
+    voltage = tf.where(spiked, tf.cast(nt.reset_voltage, J.dtype), voltage)
+    dU = (nt.tau_recovery * (nt.coupling * voltage - recovery)) * 1000
+    recovery = recovery + dU * dt
+    recovery = tf.where(spiked, recovery + nt.reset_recovery, recovery)
+    return output, {"voltage": voltage, "recovery": recovery}
+
+
+# steps used while training: the rate counterparts of spiking types,
+# f(neuron_type, dt, J, **state) -> (output, changed state)
+TRAINING_STEPS = {
+    nengo.LIF: lambda nt, dt, J, **state: (lif_rate(nt, J), {}),
+    nengo.SpikingRectifiedLinear: lambda nt, dt, J, **state: (
+        nt.amplitude * tf.maximum(J, 0),
+        {},
+    ),
     # the spiking half of RegularSpiking(base) receives the base type's rates
-    nengo.RegularSpiking: lambda nt, J: nt.amplitude * J,
+    nengo.RegularSpiking: lambda nt, dt, J, **state: (nt.amplitude * J, {}),
+    nengo.AdaptiveLIF: lambda nt, dt, J, adaptation, **state: adaptive_lif_rate_step(
+        nt, dt, J, adaptation
+    ),
 }
+
+
+def rate_swap(rate_fn):
+    """A training step from a stateless rate function ``f(nt, J)``."""
+    return lambda nt, dt, J, **state: (rate_fn(nt, J), {})
 
 
 @register(SimNeurons)
@@ -123,12 +163,12 @@ class SimNeuronsBuilder(OpBuilder):
         if training and sigma and type(op.neurons) in (nengo.LIF, nengo.LIFRate):
             ctx.set(op.output, soft_lif_rate(op.neurons, J, sigma))
             return
-        swap = RATE_SWAPS.get(type(op.neurons))
-        if training and swap is not None:
-            ctx.set(op.output, swap(op.neurons, J))
-            return
         state = {k: ctx.read(sig, batched=True) for k, sig in op.state.items()}
-        output, new_state = self.step(op.neurons, self.dt, J, **state)
+        step = self.step
+        if training and type(op.neurons) in TRAINING_STEPS:
+            step = TRAINING_STEPS[type(op.neurons)]
+        output, new_state = step(op.neurons, self.dt, J, **state)
         ctx.set(op.output, output)
         for name, sig in op.state.items():
-            ctx.set(sig, new_state[name])
+            if name in new_state:
+                ctx.set(sig, new_state[name])
