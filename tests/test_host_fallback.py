@@ -79,11 +79,26 @@ def test_host_neuron_types_match_nengo(neuron_type):
         np.testing.assert_allclose(sim.data[p][1], ref.data[p], atol=1e-10)
 
 
-def test_convolution_transform_matches_nengo():
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_filters=4, input_shape=(5, 5, 2), kernel_size=(3, 3)),
+        dict(n_filters=3, input_shape=(2, 6, 5), kernel_size=(3, 2), channels_last=False,
+             strides=(2, 1), padding="same"),
+        dict(n_filters=2, input_shape=(7, 3), kernel_size=(3,), strides=(2,)),
+        dict(n_filters=4, input_shape=(6, 6, 4), kernel_size=(3, 3), groups=2),
+        dict(n_filters=2, input_shape=(4, 4, 3), kernel_size=(3, 3), transpose=True),
+    ],
+    ids=["2d", "2d-first-strided-same", "1d", "groups", "transpose"],
+)
+def test_convolution_transforms_match_nengo(kwargs):
+    kwargs = dict(kwargs)
+    transpose = kwargs.pop("transpose", False)
+    Conv = nengo.ConvolutionTranspose if transpose else nengo.Convolution
+    conv = Conv(init=nengo.dists.Uniform(-1, 1), **kwargs)
     with nengo.Network(seed=2) as net:
-        stim = nengo.Node(np.linspace(-1, 1, 5 * 5 * 2))
-        out = nengo.Node(size_in=3 * 3 * 4)
-        conv = nengo.Convolution(4, (5, 5, 2), kernel_size=(3, 3))
+        stim = nengo.Node(np.linspace(-1, 1, conv.size_in))
+        out = nengo.Node(size_in=conv.size_out)
         nengo.Connection(stim, out, transform=conv, synapse=None)
         p = nengo.Probe(out)
     ref, sim = run_both(net, steps=3)

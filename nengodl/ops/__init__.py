@@ -13,6 +13,13 @@ natively; operators without a native builder run through the host fallback
 from nengodl.ops.registry import OpBuilder, find_builder, register
 
 # importing the modules registers their builders
-from nengodl.ops import basic, learning_rules, neurons, processes, tensor_node  # noqa: F401  isort:skip
+from nengodl.ops import (  # noqa: F401  isort:skip
+    basic,
+    learning_rules,
+    neurons,
+    processes,
+    tensor_node,
+    transforms,
+)
 
 __all__ = ["OpBuilder", "find_builder", "register"]
