@@ -285,6 +285,11 @@ class Trainer:
                 )
             grads = [g if m is None or g is None else g * m for g, m in zip(grads, masks)]
             grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+            if not all(np.isfinite(g.numpy()).all() for g in grads):
+                raise SimulationError(
+                    "training gradients became non-finite; parameters are left at "
+                    "their last finite values"
+                )
             apply_fn(grads)
             self.sim._trained = True
             return losses, outputs
@@ -326,19 +331,111 @@ class Trainer:
         rng = np.random.RandomState(seed) if shuffle else None
         seeds = np.random.RandomState(seed)
         last = [float("nan")]
+        epoch_fn = None
         with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
                    suffix=lambda: f"loss: {last[0]:.4g}",
                    variables=("epoch", "loss")) as stage:
             done = 0
             for epoch in range(n_epochs):
                 losses = []
-                for inputs, targets in tdata.batches(rng):
+                batches = list(tdata.batches(rng))
+                if epoch_fn is not None:
+                    losses = epoch_fn(batches)
+                    batches = []
+                    done += len(losses)
+                for inputs, targets in batches:
                     values, _ = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
                     losses.append(float(np.sum(values)))
                     done += 1
                     stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
+                stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
                 last[0] = float(np.mean(losses))
+                if epoch_fn is None and epoch + 1 < n_epochs:
+                    # the optimizer's variables exist now: later epochs run as one call
+                    epoch_fn = self._epoch_function(optimizer, objective, tdata)
         return last[0]
+
+    def _epoch_function(self, optimizer, objective, tdata):
+        """One compiled call that trains on every minibatch of an epoch, or None.
+
+        Used when all inputs come from the data (nothing is computed on the host
+        per minibatch). A batch whose loss is not finite stops the updates.
+        """
+        graph = self.graph
+        if any(
+            key not in {graph.input_keys[self.sim._input_nodes[n]] for n in tdata.inputs}
+            for key, h in graph.pre_ops.items()
+            if h.output is not None
+        ):
+            return None
+        pairs = self.variables()
+        variables = [v for v, _ in pairs]
+        masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
+        initial = [np.asarray(s) for s in graph.initial_state()]
+        n_steps = tdata.n_steps
+        keys = [graph.input_keys[self.sim._input_nodes[n]] for n in tdata.inputs]
+        dtypes = [graph.feed_dtype(self.sim.model.sig[n]["out"]) for n in tdata.inputs]
+
+        def fn(feeds, targets):
+            n_batches = tf.shape(next(iter(feeds.values())) if feeds else targets[0])[0]
+
+            def body(b, losses, stop):
+                with tf.GradientTape() as tape:
+                    outputs = self._outputs(
+                        tf.constant(n_steps), {k: v[b] for k, v in feeds.items()}, True,
+                        initial,
+                    )
+                    total = tf.reduce_sum(
+                        self._losses(outputs, [None if t is None else t[b] for t in targets], objective)
+                    )
+                grads = tape.gradient(total, variables)
+                grads = [
+                    tf.zeros_like(v) if g is None else (g if m is None else g * m)
+                    for g, m, v in zip(grads, masks, variables)
+                ]
+                finite = tf.reduce_all(
+                    [tf.math.is_finite(total)]
+                    + [tf.reduce_all(tf.math.is_finite(g)) for g in grads]
+                )
+
+                def apply():
+                    optimizer.apply_gradients(zip(grads, variables))
+                    return tf.constant(True)
+
+                tf.cond(tf.logical_and(finite, tf.logical_not(stop)), apply,
+                        lambda: tf.constant(False))
+                return b + 1, losses.write(b, total), tf.logical_or(stop, tf.logical_not(finite))
+
+            _, losses, stop = tf.while_loop(
+                lambda b, *_: b < n_batches,
+                body,
+                (tf.constant(0), tf.TensorArray(tf.float64, size=n_batches), tf.constant(False)),
+            )
+            return losses.stack(), stop
+
+        compiled = tf.function(fn, autograph=False)
+
+        def run_epoch(batches):
+            feeds = {
+                k: np.stack([np.swapaxes(inp[n], 0, 1) for inp, _ in batches]).astype(dt)
+                for k, n, dt in zip(keys, tdata.inputs, dtypes)
+            }
+            targets = [
+                np.stack([tgt[p] for _, tgt in batches]) if p in tdata.targets else None
+                for p in objective
+            ]
+            losses, stop = compiled(feeds, targets)
+            losses = losses.numpy()
+            if bool(stop):
+                bad = losses[~np.isfinite(losses)]
+                what = f"loss became {bad[0]}" if len(bad) else "gradients became non-finite"
+                raise SimulationError(
+                    f"training {what}; parameters are left at their last finite values"
+                )
+            self.sim._trained = True
+            return [float(v) for v in losses]
+
+        return run_epoch
 
     def loss(self, data, objective=None, progress_bar=True, seed=None):
         """See `Simulator.loss`."""

@@ -303,3 +303,13 @@ def test_training_mode_swaps_spiking_for_rate_neurons(spiking, rate):
     with nengo.Simulator(reference, progress_bar=False) as ref:
         ref.run_steps(50)
     np.testing.assert_allclose(sim.data[swapped.p], ref.data[reference.p], atol=1e-8)
+
+
+def test_diverging_training_stops_with_finite_parameters():
+    net = linear_net(np.ones((2, 3)))
+    x = np.random.RandomState(0).randn(16, 1, 3)
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        with pytest.raises(SimulationError, match="became"):
+            # a far too large step size: the loss overflows after a few epochs
+            sim.train({net.inp: x, net.p: x[..., :2]}, keras.optimizers.SGD(50.0), n_epochs=200)
+        assert np.isfinite(sim.data[net.conn].weights).all()
