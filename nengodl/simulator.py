@@ -55,6 +55,9 @@ class Simulator:
     device : str, optional
         TensorFlow device to run on (e.g. ``"/cpu:0"``, ``"/gpu:0"``); by default
         TensorFlow chooses.
+    unroll_simulation : int
+        Accepted for NengoDL 3 compatibility and ignored: the loop is compiled
+        with XLA instead of unrolled.
     minibatch_size : int, optional
         Number of simulations run in parallel. If None, probe data has no
         minibatch axis, as in nengo.
@@ -92,6 +95,7 @@ class Simulator:
         seed=None,
         model=None,
         device=None,
+        unroll_simulation=1,
         minibatch_size=None,
         progress_bar=True,
         optimize=True,
@@ -320,7 +324,8 @@ class Simulator:
         """Clear all probe histories."""
         self._recorder.clear()
 
-    def reset(self, seed=None):
+    def reset(self, seed=None, *, include_probes=True, include_trainable=False,
+              include_processes=True):
         """Reset the simulator state (time, signals, probe data).
 
         Parameters
@@ -328,15 +333,33 @@ class Simulator:
         seed : int, optional
             New seed for stochastic operators (inputs, noise). Built parameters
             (encoders, decoders, ...) do not change.
+        include_probes : bool
+            Clear the recorded probe data (NengoDL 3 keyword).
+        include_trainable : bool
+            Also return trained parameters to their built values (NengoDL 3 keyword).
+        include_processes : bool
+            Restart input processes and Node functions from the new seed.
         """
         if self.closed:
             raise SimulatorClosed("Cannot reset closed Simulator.")
         if seed is not None:
             self.seed = seed
         self._state = self._graph.initial_state()
-        self._graph.reset_host(item_seeds(self.seed, self._batch))
+        if include_processes:
+            self._graph.reset_host(item_seeds(self.seed, self._batch))
+        if include_trainable:
+            for base, var in self._graph.params.items():
+                var.assign(self._graph.layout.initial_value(base))
+            for base, (var, _) in self._graph.pinned.items():
+                var.assign(self._graph.layout.initial_value(base))
+            self._trained = False
         self._n_steps = 0
-        self.clear_probes()
+        if include_probes:
+            self.clear_probes()
+
+    def soft_reset(self, include_trainable=False, include_probes=False):
+        """NengoDL 3's reset that keeps probe data and trained values by default."""
+        self.reset(include_probes=include_probes, include_trainable=include_trainable)
 
     def run(self, time_in_seconds, data=None, progress_bar=None):
         """Simulate for the given length of time.

@@ -313,3 +313,18 @@ def test_diverging_training_stops_with_finite_parameters():
             # a far too large step size: the loss overflows after a few epochs
             sim.train({net.inp: x, net.p: x[..., :2]}, keras.optimizers.SGD(50.0), n_epochs=200)
         assert np.isfinite(sim.data[net.conn].weights).all()
+
+
+def test_reset_with_include_trainable_restores_built_parameters():
+    net = linear_net(np.zeros((2, 3)))
+    x = np.random.RandomState(0).randn(8, 1, 3)
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.train({net.inp: x, net.p: x[..., :2]}, keras.optimizers.SGD(0.1), n_epochs=2)
+        trained = sim.data[net.conn].weights.copy()
+        assert not np.allclose(trained, 0)
+        sim.run_steps(3)
+        sim.soft_reset()  # keeps probe data and trained values
+        assert sim.n_steps == 0 and sim.data[net.p].shape[1] == 3
+        np.testing.assert_array_equal(sim.data[net.conn].weights, trained)
+        sim.reset(include_trainable=True)
+        np.testing.assert_array_equal(sim.data[net.conn].weights, np.zeros((2, 3)))
