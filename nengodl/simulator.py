@@ -80,7 +80,7 @@ class Simulator:
     >>> with nengo.Network(seed=0) as net:
     ...     stim = nengo.Node(0.5)
     ...     ens = nengo.Ensemble(20, 1)
-    ...     nengo.Connection(stim, ens)
+    ...     _ = nengo.Connection(stim, ens)
     ...     p = nengo.Probe(ens, synapse=0.01)
     >>> with nengodl.Simulator(net, progress_bar=False) as sim:
     ...     sim.run(0.1)

@@ -56,7 +56,7 @@ class TensorNode(nengo.Node):
     >>> with nengo.Network() as net:
     ...     a = nengo.Node([0.5])
     ...     exp = nengodl.TensorNode(lambda t, x: tf.exp(x), size_in=1)
-    ...     nengo.Connection(a, exp, synapse=None)
+    ...     _ = nengo.Connection(a, exp, synapse=None)
     ...     p = nengo.Probe(exp)
     >>> with nengodl.Simulator(net, progress_bar=False) as sim:
     ...     sim.run_steps(2)
