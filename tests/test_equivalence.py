@@ -138,8 +138,15 @@ def test_transforms_slices_and_recurrence_match_nengo():
 
 
 @pytest.mark.parametrize("optimize", [True, False])
-def test_optimize_switch_leaves_output_unchanged(seed_net, optimize):
-    ref, sim = run_both(seed_net, dtype="float64", seed=0, optimize=optimize)
+@pytest.mark.parametrize("jit", [True, False])
+def test_optimisation_switches_leave_output_unchanged(seed_net, optimize, jit):
+    with nengo.Simulator(seed_net, progress_bar=False, seed=0, optimize=optimize) as ref:
+        ref.run(0.3)
+    with nengodl.Simulator(
+        seed_net, progress_bar=False, dtype="float64", seed=0, optimize=optimize, jit=jit
+    ) as sim:
+        assert sim._graph.jit == jit
+        sim.run(0.3)
     assert_probes_match(ref, sim, seed_net, TOL["float64"])
 
 

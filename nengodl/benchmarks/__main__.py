@@ -40,6 +40,10 @@ def main(argv=None):
     parser.add_argument("--minibatch", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--no-jit", action="store_true", help="run without XLA")
+    parser.add_argument(
+        "--no-optimize", action="store_true", help="skip nengo's operator merger"
+    )
     args = parser.parse_args(argv)
     neuron_type = getattr(nengo, args.neuron_type)()
     print(f"{'network':14s} {'mb':>4s} {'sim':8s} {'build s':>8s} {'first s':>8s} "
@@ -54,7 +58,12 @@ def main(argv=None):
         for mb in args.minibatch:
             build, first, run = measure(
                 lambda: nengodl.Simulator(
-                    net, minibatch_size=mb, progress_bar=False, dtype=args.dtype
+                    net,
+                    minibatch_size=mb,
+                    progress_bar=False,
+                    dtype=args.dtype,
+                    jit=not args.no_jit,
+                    optimize=not args.no_optimize,
                 ),
                 args.steps,
             )
