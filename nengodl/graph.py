@@ -55,6 +55,7 @@ def plan_merges(operators, dg, dt):
 
 
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
+XLA_MAX_STEPS = 600  # larger loop bodies run without XLA
 
 
 def written_indices(operators):
@@ -198,7 +199,11 @@ class SimGraph:
         self.trainable += list(self.pinned.values())
         self.has_host_loop_ops = any(kind == "host" for kind, _, _ in self.steps)
         self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
-        self.jit = bool(jit) and not self.has_host_loop_ops
+        # XLA compile time grows quickly with the size of the loop body; very large
+        # graphs (e.g. thousands of unmerged probes) compile faster than they'd gain
+        self.jit = (
+            bool(jit) and not self.has_host_loop_ops and len(self.steps) <= XLA_MAX_STEPS
+        )
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
 
     def _make_builder(self, builder, op):

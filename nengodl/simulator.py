@@ -72,7 +72,8 @@ class Simulator:
         Probe data and `signals` are returned in nengo's dtypes.
     jit : bool
         Compile the simulation loop with XLA when every operator in it runs in
-        TensorFlow (models whose loop calls Python code run without XLA).
+        TensorFlow (models whose loop calls Python code, or whose loop has more
+        than ``nengodl.graph.XLA_MAX_STEPS`` operations, run without XLA).
 
     Examples
     --------
