@@ -5,7 +5,7 @@ weights themselves are state signals, so every minibatch item learns its own.
 """
 
 import tensorflow as tf
-from nengo.builder.learning_rules import SimBCM, SimOja, SimPES
+from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimVoja
 
 from nengodl.ops.registry import OpBuilder, register
 
@@ -56,4 +56,23 @@ class OjaBuilder(OpBuilder):
         )
         delta = -op.beta * weights * (alpha * post * post)[:, :, None]
         delta = delta + outer(alpha * post, batched(ctx, op.pre_filtered))
+        ctx.set(op.delta, delta)
+
+
+@register(SimVoja)
+class VojaBuilder(OpBuilder):
+    """``delta = lr * dt * signal * (scale * outer(post, pre) - post * encoders)``."""
+
+    def __call__(self, ctx):
+        op = self.op
+        alpha = op.learning_rate * self.dt
+        post = batched(ctx, op.post_filtered)
+        encoders = tf.reshape(
+            ctx.read(op.scaled_encoders, batched=True), (ctx.minibatch_size,) + op.delta.shape
+        )
+        signal = tf.reshape(ctx.read(op.learning_signal, batched=True), (-1, 1, 1))
+        scale = tf.constant(op.scale[:, None], dtype=post.dtype)
+        delta = alpha * signal * (
+            scale * outer(post, batched(ctx, op.pre_decoded)) - post[:, :, None] * encoders
+        )
         ctx.set(op.delta, delta)
