@@ -6,6 +6,8 @@ compiles one `tf.function` that runs any number of steps in a
 `tf.while_loop`, recording probes as it goes.
 """
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 from nengo.builder.probe import SimProbe
@@ -52,6 +54,26 @@ def plan_merges(operators, dg, dt):
             for op in group:
                 merged[op] = group
     return ordered, merged
+
+
+_WARNED = set()
+
+
+def warn_host_fallback(op):
+    """Warn once per kind of operator that runs through Python inside the loop."""
+    from nengo.builder.operator import SimPyFunc
+
+    if isinstance(op, SimPyFunc):
+        return  # Python Node functions are Python by design
+    what = getattr(op, "neurons", None) or getattr(op, "process", None) or op
+    name = type(what).__name__
+    if name not in _WARNED:
+        _WARNED.add(name)
+        warnings.warn(
+            f"{name} has no TensorFlow implementation in nengodl: it runs nengo's "
+            "Python step function inside the loop, once per minibatch item, which is "
+            "slow and turns XLA off"
+        )
 
 
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
@@ -143,6 +165,7 @@ class SimGraph:
                 self.steps.append(("native", None, self._make_builder(builder, op)))
                 tf_ops.append(op)
             else:
+                warn_host_fallback(op)
                 self.steps.append(("host", None, hosts[op]))
                 tf_ops.append(op)
 

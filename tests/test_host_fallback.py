@@ -119,3 +119,21 @@ def test_operator_without_step_names_itself():
     with pytest.raises(BuildError, match="Unsteppable.*my-broken-op"):
         nengodl.Simulator(None, model=model, progress_bar=False)
     del node
+
+
+def test_custom_neuron_type_runs_on_host_with_one_warning():
+    class Doubler(nengo.neurons.NeuronType):
+        def step(self, dt, J, output):
+            output[...] = 2 * J
+
+    with nengo.Network(seed=3) as net:
+        stim = nengo.Node(0.5)
+        ens = nengo.Ensemble(5, 1, neuron_type=Doubler(), gain=np.ones(5), bias=np.zeros(5))
+        nengo.Connection(stim, ens, synapse=None)
+        p = nengo.Probe(ens.neurons)
+    with pytest.warns(UserWarning, match="Doubler has no TensorFlow implementation"):
+        sim = nengodl.Simulator(net, progress_bar=False, minibatch_size=2)
+    with sim:
+        sim.run_steps(2)
+    enc = sim.data[ens].encoders[:, 0]
+    np.testing.assert_allclose(sim.data[p][:, -1], np.tile(2 * 0.5 * enc, (2, 1)))
