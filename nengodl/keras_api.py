@@ -177,18 +177,9 @@ class KerasAPI:
         inputs = _resolve_keys(self.sim, x, "input")
         targets = _resolve_keys(self.sim, y, "output")
         data = {**inputs, **targets}
-        if not inputs and n_steps is not None:
-            # no inputs given: a dummy batch of the right length
-            mb = self.sim._batch
-            batch = next(iter(targets.values())).shape[0] if targets else mb
-            node = next(iter(self.sim._input_nodes), None)
-            if node is None and not targets:
-                raise ValidationError("predict without inputs needs n_steps and an input Node", attr="x")
-            if node is not None:
-                data[node] = None
-                del data[node]
-            if not targets:
-                return TrainingDataNoInputs(batch, n_steps, mb)
+        if not data and n_steps is not None:
+            # no inputs or targets: one minibatch of n_steps with the nodes' own output
+            return TrainingDataNoInputs(self.sim._batch, n_steps, self.sim._batch)
         return TrainingData(self.sim, data)
 
     def _metric_logs(self, metrics, outputs, targets, prefix=""):

@@ -8,25 +8,47 @@ network so that any nengo simulator runs the trained model.
 
 import nengo
 import numpy as np
+import tensorflow as tf
 from nengo.exceptions import ValidationError
 from nengo.solvers import NoSolver
 
 from nengodl.signals import flat_indices
 
 
+def base_value(sim, base):
+    """Current value of a base signal of ``sim``.
+
+    Returns the minibatched array ``(minibatch,) + base.shape`` for state and
+    host-side signals, ``base.shape`` for parameters (trained values included).
+    """
+    graph = sim._graph
+    if base in graph.params:
+        return graph.params[base].numpy()
+    if graph.layout.is_state(base):
+        val = np.asarray(sim._state[graph.layout.state_bases.index(base)])
+        if base in graph.pinned:  # trained parameters merged into a state signal
+            var, mask = graph.pinned[base]
+            val = np.where(mask, var.numpy(), val)
+        return val
+    for host in graph.host_ops:
+        if base in host.bases and host.sigdicts[0] is not None:
+            return np.stack([sd[base] for sd in host.sigdicts])
+    return np.asarray(base.initial_value)
+
+
+def view_value(sim, sig):
+    """Current value of ``sig``, with a leading minibatch axis."""
+    val = base_value(sim, sig.base)
+    if val.ndim == sig.base.ndim:
+        val = val[None]
+    idx = flat_indices(sig)
+    out = val.reshape(val.shape[0], -1)[:, idx.ravel()]
+    return out.reshape((val.shape[0],) + idx.shape).astype(sig.dtype, copy=False)
+
+
 def signal_value(sim, sig):
     """Current value of a parameter (or state, item 0) signal of ``sim``."""
-    graph = sim._graph
-    base = sig.base
-    if base in graph.params:
-        val = graph.params[base].numpy()
-    elif base in graph.pinned:
-        val = graph.pinned[base][0].numpy()
-    elif graph.layout.is_state(base):
-        val = np.asarray(sim._state[graph.layout.state_bases.index(base)])[0]
-    else:
-        val = np.asarray(base.initial_value)
-    return val.reshape(-1)[flat_indices(sig).ravel()].reshape(sig.shape).astype(sig.dtype)
+    return view_value(sim, sig)[0]
 
 
 def trained_ensemble(sim, ens, built):
@@ -213,11 +235,6 @@ def load_params(sim, path, include_state=False):
     if include_state:
         if "n_steps" not in data:
             raise ValidationError(f"{path} holds no simulation state", attr="path")
-        sim._state = [
-            np.asarray(data[f"state_{k}"]) for k in range(len(sim._state))
-        ]
-        import tensorflow as tf
-
-        sim._state = [tf.constant(s) for s in sim._state]
+        sim._state = [tf.constant(data[f"state_{k}"]) for k in range(len(sim._state))]
         sim._n_steps = int(data["n_steps"])
     sim._trained = True

@@ -1,5 +1,6 @@
 """`nengodl.Simulator`: nengo's simulator API on a compiled TensorFlow loop."""
 
+import contextlib
 import logging
 import os
 import warnings
@@ -21,7 +22,6 @@ from nengodl.graph import SimGraph
 from nengodl.keras_api import KerasAPI
 from nengodl.probes import ProbeRecorder, SimulationData
 from nengodl.progress import Stage
-from nengodl.signals import flat_indices
 from nengodl.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class Simulator:
             self.close()
 
     def _device_scope(self):
-        return tf.device(self.device) if self.device is not None else _nullcontext()
+        return tf.device(self.device) if self.device is not None else contextlib.nullcontext()
 
     # --- nengo's simulator API -----------------------------------------------
 
@@ -473,24 +473,23 @@ class Simulator:
 
     # --- training and evaluation ---------------------------------------------
 
+    def _keras_nodes(self):
+        """TensorNodes of the model whose function is a Keras layer."""
+        nodes = [getattr(getattr(obj, "op", None), "node", None) for _, _, obj in self._graph.steps]
+        return [n for n in nodes if n is not None and n.is_keras]
+
     def _extra_trainable(self):
         """Trainable variables of Keras layers in TensorNodes."""
-        out = []
-        for kind, _, obj in self._graph.steps:
-            node = getattr(getattr(obj, "op", None), "node", None)
-            if node is not None and getattr(node, "is_keras", False):
-                if is_trainable(self._trainable_chains, node):
-                    out.extend(node.tensor_func.trainable_variables)
-        return out
+        return [
+            v
+            for node in self._keras_nodes()
+            if is_trainable(self._trainable_chains, node)
+            for v in node.tensor_func.trainable_variables
+        ]
 
     def _extra_variables(self):
         """All variables of Keras layers in TensorNodes (trainable or not)."""
-        out = []
-        for kind, _, obj in self._graph.steps:
-            node = getattr(getattr(obj, "op", None), "node", None)
-            if node is not None and getattr(node, "is_keras", False):
-                out.extend(node.tensor_func.variables)
-        return out
+        return [v for node in self._keras_nodes() for v in node.tensor_func.variables]
 
     def save_params(self, path, include_state=False):
         """Save the parameters (and optionally the state); see `nengodl.params.save_params`."""
@@ -699,39 +698,9 @@ class SignalValues:
     def items(self):
         return [(base, self[base]) for base in self._bases()]
 
-    def _base_value(self, base):
-        graph = self.sim._graph
-        layout = graph.layout
-        if layout.is_state(base):
-            idx = layout.state_bases.index(base)
-            return np.asarray(self.sim._state[idx])
-        if base in graph.params:
-            return graph.params[base].numpy()
-        for host in graph.host_ops:
-            if base in host.bases and host.sigdicts[0] is not None:
-                return np.stack([sd[base] for sd in host.sigdicts])
-        return np.asarray(base.initial_value)
-
     def __getitem__(self, sig):
-        base = sig.base
-        val = self._base_value(base)
-        batched = val.ndim == base.ndim + 1
-        if not batched:
-            val = val[None]
-        idx = flat_indices(sig)
-        out = val.reshape(val.shape[0], -1)[:, idx.ravel()].reshape(
-            (val.shape[0],) + idx.shape
-        )
-        out = out.astype(sig.dtype, copy=False)
+        out = params.view_value(self.sim, sig)
         return out[0] if self.sim.minibatch_size is None else out
 
     def __contains__(self, sig):
         return sig.base in self._bases()
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        return False

@@ -15,8 +15,9 @@ def outer(a, b):
     return a[:, :, None] * b[:, None, :]
 
 
-def batched(ctx, sig):
-    return tf.reshape(ctx.read(sig, batched=True), (ctx.minibatch_size, -1))
+def batched(ctx, sig, shape=(-1,)):
+    """``sig`` with a minibatch axis, reshaped to ``(batch,) + shape``."""
+    return tf.reshape(ctx.read(sig, batched=True), (ctx.minibatch_size,) + tuple(shape))
 
 
 @register(SimPES)
@@ -28,7 +29,7 @@ class PESBuilder(OpBuilder):
         pre = batched(ctx, op.pre_filtered)
         alpha = -op.learning_rate * self.dt / op.pre_filtered.shape[0]
         delta = outer(alpha * batched(ctx, op.error), pre)
-        ctx.set(op.delta, tf.reshape(delta, (ctx.minibatch_size,) + op.delta.shape))
+        ctx.set(op.delta, delta)
 
 
 @register(SimBCM)
@@ -40,7 +41,7 @@ class BCMBuilder(OpBuilder):
         post = batched(ctx, op.post_filtered)
         theta = batched(ctx, op.theta)
         delta = outer(op.learning_rate * self.dt * post * (post - theta), batched(ctx, op.pre_filtered))
-        ctx.set(op.delta, tf.reshape(delta, (ctx.minibatch_size,) + op.delta.shape))
+        ctx.set(op.delta, delta)
 
 
 @register(SimOja)
@@ -51,9 +52,7 @@ class OjaBuilder(OpBuilder):
         op = self.op
         alpha = op.learning_rate * self.dt
         post = batched(ctx, op.post_filtered)
-        weights = tf.reshape(
-            ctx.read(op.weights, batched=True), (ctx.minibatch_size,) + op.delta.shape
-        )
+        weights = batched(ctx, op.weights, op.delta.shape)
         delta = -op.beta * weights * (alpha * post * post)[:, :, None]
         delta = delta + outer(alpha * post, batched(ctx, op.pre_filtered))
         ctx.set(op.delta, delta)
@@ -67,10 +66,8 @@ class VojaBuilder(OpBuilder):
         op = self.op
         alpha = op.learning_rate * self.dt
         post = batched(ctx, op.post_filtered)
-        encoders = tf.reshape(
-            ctx.read(op.scaled_encoders, batched=True), (ctx.minibatch_size,) + op.delta.shape
-        )
-        signal = tf.reshape(ctx.read(op.learning_signal, batched=True), (-1, 1, 1))
+        encoders = batched(ctx, op.scaled_encoders, op.delta.shape)
+        signal = batched(ctx, op.learning_signal, (1, 1))
         scale = tf.constant(op.scale[:, None], dtype=post.dtype)
         delta = alpha * signal * (
             scale * outer(post, batched(ctx, op.pre_decoded)) - post[:, :, None] * encoders
