@@ -327,6 +327,34 @@ def overlaps(group, plan):
     return np.intersect1d(seen, plan_indices(plan)).size > 0
 
 
+def place(flat, vals, group, idx, size, inc):
+    """``flat`` with the disjoint writes ``vals`` (at ``idx``) applied.
+
+    Contiguous writes become one concatenation of slices; others one gather
+    from ``[vals, flat]`` (XLA fuses both; a scatter it runs element by element).
+    """
+    if all(p.indices is None for p, _, _ in group):
+        order = sorted(range(len(group)), key=lambda k: group[k][0].start)
+        offsets = np.cumsum([0] + [p.size for p, _, _ in group])
+        pieces, pos = [], 0
+        for k in order:
+            plan = group[k][0]
+            if plan.start > pos:
+                pieces.append(flat[:, pos : plan.start])
+            piece = vals[:, offsets[k] : offsets[k + 1]]
+            end = plan.start + plan.size
+            pieces.append(flat[:, plan.start : end] + piece if inc else piece)
+            pos = end
+        if pos < size:
+            pieces.append(flat[:, pos:])
+        return tf.concat(pieces, axis=1)
+    if inc:
+        vals = vals + tf.gather(flat, idx, axis=1)
+    source = np.arange(size) + len(idx)  # position in [vals, flat]
+    source[idx] = np.arange(len(idx))
+    return tf.gather(tf.concat([vals, flat], axis=1), source, axis=1)
+
+
 def apply_writes(flat, group, size):
     """Apply a run of sets (disjoint) or incs to ``flat`` (batch, size)."""
     inc = group[0][2]
@@ -339,11 +367,8 @@ def apply_writes(flat, group, size):
         if not np.array_equal(order, np.arange(size)):
             vals = tf.gather(vals, order, axis=1)
         return flat + vals if inc else vals
-    if unique and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
-        a, b = int(idx[0]), int(idx[0]) + len(idx)
-        if inc:
-            vals = flat[:, a:b] + vals
-        return tf.concat([flat[:, :a], vals, flat[:, b:]], axis=1)
+    if unique:
+        return place(flat, vals, group, idx, size, inc)
     flat_t = tf.transpose(flat)
     vals_t = tf.transpose(vals)
     if inc:

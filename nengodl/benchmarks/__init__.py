@@ -3,6 +3,26 @@
 Run ``python -m nengodl.benchmarks --help``.
 """
 
-from nengodl.benchmarks.networks import NETWORKS, basal_ganglia, cconv, integrator
+from nengodl.benchmarks.networks import (
+    NETWORKS,
+    basal_ganglia,
+    cconv,
+    chain,
+    convnet,
+    integrator,
+    lmu,
+    pes,
+    random_network,
+)
 
-__all__ = ["NETWORKS", "basal_ganglia", "cconv", "integrator"]
+__all__ = [
+    "NETWORKS",
+    "basal_ganglia",
+    "cconv",
+    "chain",
+    "convnet",
+    "integrator",
+    "lmu",
+    "pes",
+    "random_network",
+]
