@@ -41,7 +41,8 @@ def rule(*classes):
 
 def to_numpy(variable):
     """A Keras variable as a float64 numpy array."""
-    return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float64)
+    value = variable.numpy() if hasattr(variable, "numpy") else variable
+    return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
 
 
 def size(shape):

@@ -119,7 +119,7 @@ def avg_pool(in_shape, pool, strides, padding):
     Examples
     --------
     >>> shape, t = avg_pool((2, 2, 1), (2, 2), (2, 2), "valid")
-    >>> shape, t.init.tolist()
+    >>> shape, t.init.data.tolist()
     ((1, 1, 1), [0.25, 0.25, 0.25, 0.25])
     """
     channels = in_shape[-1]
@@ -193,7 +193,7 @@ def zero_pad(in_shape, pads):
     Examples
     --------
     >>> shape, t = zero_pad((2, 1), [(1, 0)])
-    >>> shape, t.indices.tolist()
+    >>> shape, t.init.indices.tolist()
     ((3, 1), [[1, 0], [2, 1]])
     """
     out_shape = tuple(s + a + b for s, (a, b) in zip(in_shape[:-1], pads)) + (
