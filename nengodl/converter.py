@@ -15,7 +15,7 @@ import keras
 import nengo
 import numpy as np
 
-from nengodl.config import configure_settings
+from nengodl.config import configure_settings, get_setting
 from nengodl.converter_layers import RULES, Port, Unsupported, size
 from nengodl.tensor_node import TensorNode
 
@@ -158,7 +158,7 @@ class Converter:
     >>> out = keras.layers.Dense(2, activation="relu")(inp)
     >>> model = keras.Model(inp, out)
     >>> conv = nengodl.Converter(model)
-    >>> conv.verify(np.ones((2, 3)))
+    >>> conv.verify(inputs=np.ones((2, 3)))
     True
     >>> with nengo.Simulator(conv.net, progress_bar=False) as sim:
     ...     sim.step()
@@ -445,15 +445,18 @@ class Converter:
 
     # ---- checking ----
 
-    def verify(self, inputs=None, atol=1e-5, rtol=1e-4):
+    def verify(self, training=False, inputs=None, atol=1e-5, rtol=1e-4):
         """Check that the converted network gives the Keras model's output.
 
         Runs one step of `nengodl.Simulator` (with a minibatch of the inputs) and
-        compares every output probe with ``model.predict``. Needs rate neurons
-        and no synapse (spiking neurons approximate the rates only over time).
+        compares every output probe with ``model.predict``. Spiking neurons only
+        approximate their rates over time, so they need ``training=True``.
 
         Parameters
         ----------
+        training : bool
+            Run in training mode, where spiking neurons run as their rate
+            counterparts (``SpikingRectifiedLinear`` as ``RectifiedLinear``, ...).
         inputs : array or list of arrays, optional
             Model inputs, ``(batch,) + input_shape`` each (default: two random
             items, uniform in [-1, 1]).
@@ -468,15 +471,16 @@ class Converter:
         Raises
         ------
         ValueError
-            If an output differs, naming the output and the largest difference.
+            If an output differs (naming the output and the largest difference),
+            or if the network has synapses, or spiking neurons without ``training``.
         """
         from nengodl.simulator import Simulator
 
-        spiking = [e for e in self.net.all_ensembles if e.neuron_type.spiking]
-        if spiking or self.synapse is not None:
+        spiking = any(e.neuron_type.spiking for e in self.net.all_ensembles)
+        if self.synapse is not None or (spiking and not training):
             raise ValueError(
-                "verify needs rate neurons and synapse=None: the converted network "
-                f"has {'spiking neurons' if spiking else 'synapses'}"
+                "verify needs rate neurons (or training=True) and synapse=None: the "
+                f"converted network has {'synapses' if self.synapse else 'spiking neurons'}"
             )
         keras_inputs = list(self.inputs)
         if inputs is None:
@@ -494,8 +498,15 @@ class Converter:
         data = {
             self.inputs[t]: x.reshape(batch, 1, -1) for t, x in zip(keras_inputs, inputs)
         }
-        with Simulator(self.net, minibatch_size=batch, progress_bar=False) as sim:
-            sim.run_steps(1, data=data)
+        previous = get_setting(self.net, "learning_phase")
+        with self.net:
+            configure_settings(learning_phase=bool(training))
+        try:
+            with Simulator(self.net, minibatch_size=batch, progress_bar=False) as sim:
+                sim.run_steps(1, data=data)
+        finally:
+            with self.net:
+                configure_settings(learning_phase=previous)
         for t, y in zip(self.outputs, expected):
             got = sim.data[self.outputs[t]][:, -1]
             y = np.asarray(y).reshape(batch, -1)

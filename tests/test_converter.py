@@ -176,6 +176,14 @@ def test_fallback_runs_keras_code_and_strict_mode_names_the_layer():
         nengodl.Converter(model_of((3,), L.Activation("softmax")), allow_fallback=False)
 
 
+def test_fallback_of_keras_ops_in_functional_model():
+    inp = keras.Input((2, 3))
+    x = L.Dense(3)(inp)
+    model = keras.Model(inp, L.Dense(2)(keras.ops.exp(x) * 0.5 + x))
+    with pytest.warns(UserWarning, match="running it in a TensorNode"):
+        check(model, native=False)
+
+
 def test_fallback_of_multi_input_op():
     a, b = keras.Input((3,)), keras.Input((3,))
     model = keras.Model([a, b], L.Multiply()([L.Dense(3)(a), b]))
@@ -232,7 +240,15 @@ def test_swap_and_scale_keep_relu_rates():
     ens = conv.layers[layer].ensemble
     assert isinstance(ens.neuron_type, nengodl.LeakyReLU)
     assert ens.neuron_type.amplitude == pytest.approx(1 / 7)
-    assert conv.verify(inputs_for(model))
+    assert conv.verify(inputs=inputs_for(model))
+    spiking = nengodl.Converter(
+        model,
+        swap_activations={"relu": nengo.SpikingRectifiedLinear()},
+        scale_firing_rates=5,
+    )
+    with pytest.raises(ValueError, match="spiking"):
+        spiking.verify()
+    assert spiking.verify(training=True)  # spiking ReLUs run as (scaled) rate ReLUs
 
 
 def test_spiking_with_scale_and_synapse_approaches_rates():
@@ -247,7 +263,7 @@ def test_spiking_with_scale_and_synapse_approaches_rates():
             scale_firing_rates=scale,
             synapse=0.01,
         )
-        with pytest.raises(ValueError, match="spiking"):
+        with pytest.raises(ValueError, match="synapse"):
             conv.verify()
         p = conv.outputs[model.outputs[0]]
         data = {conv.inputs[model.inputs[0]]: np.tile(x[:, None], (1, 300, 1))}
