@@ -57,10 +57,11 @@ def check_channels_last(layer):
         )
 
 
-def check_padding(layer):
-    if layer.padding not in ("valid", "same"):
+def check_padding(layer, allowed=("valid", "same")):
+    if layer.padding not in allowed:
         raise Unsupported(
-            f"padding={layer.padding!r} (only 'valid' and 'same' are supported natively)"
+            f"padding={layer.padding!r} (only {' and '.join(map(repr, allowed))} "
+            "are supported natively)"
         )
 
 
@@ -131,10 +132,10 @@ def dense(cv, layer, ins, out_shapes):
 def convolution(cv, layer, ins, out_shapes):
     check_plain(layer)
     check_channels_last(layer)
-    check_padding(layer)
+    check_padding(layer, ("valid", "same", "causal"))
     kernel = to_numpy(layer.kernel)
     in_shape = ins[0].shape
-    plain = layer.rank in (1, 2) and layer.groups == 1
+    plain = layer.rank in (1, 2) and layer.groups == 1 and layer.padding != "causal"
     plain = plain and all(d == 1 for d in layer.dilation_rate)
     if plain:
         transform = nengo.Convolution(

@@ -47,8 +47,9 @@ def window_pairs(in_shape, kernel, strides, padding, dilation=None):
         Spatial input shape (no channels).
     kernel, strides : tuple of int
         Window size and step per spatial axis.
-    padding : {"valid", "same"}
-        Keras padding mode; padded positions are left out of the triples.
+    padding : {"valid", "same", "causal"}
+        Keras padding mode (``"causal"`` pads only before the data); padded
+        positions are left out of the triples.
     dilation : tuple of int, optional
         Spacing of the window elements (default 1).
 
@@ -72,7 +73,10 @@ def window_pairs(in_shape, kernel, strides, padding, dilation=None):
     strides = np.array(strides)
     dilation = np.ones(nd, dtype=int) if dilation is None else np.array(dilation)
     span = (kernel - 1) * dilation + 1
-    if padding == "same":
+    if padding == "causal":
+        before = span - 1
+        out_shape = (in_shape - 1) // strides + 1
+    elif padding == "same":
         out_shape = -(-in_shape // strides)
         before = np.array(
             [same_padding(*a) for a in zip(in_shape, kernel, strides, dilation)]
@@ -145,7 +149,7 @@ def conv(in_shape, kernel, strides, padding, dilation=None, groups=1):
         Keras kernel, ``window + (channels // groups, filters)``.
     strides, dilation : tuple of int
         Per spatial axis.
-    padding : {"valid", "same"}
+    padding : {"valid", "same", "causal"}
         Keras padding mode.
     groups : int
         Number of channel groups.

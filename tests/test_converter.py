@@ -92,6 +92,8 @@ def test_dense_on_rank3_input_and_activation_layers():
     [
         (L.Conv1D(3, 3, activation="relu"), (9, 2)),
         (L.Conv1D(3, 2, strides=2, padding="same"), (9, 2)),
+        (L.Conv1D(2, 3, strides=2, dilation_rate=1, padding="causal"), (8, 2)),
+        (L.Conv1D(2, 2, dilation_rate=2, padding="causal"), (6, 3)),
         (L.Conv2D(4, 3, activation="relu"), (6, 7, 2)),
         (L.Conv2D(4, (3, 2), strides=(2, 1), padding="same"), (7, 6, 3)),
         (L.Conv2D(4, 3, dilation_rate=2), (7, 7, 2)),
@@ -195,7 +197,9 @@ def test_fallback_of_multi_input_op():
     "layer, shape, match",
     [
         (L.Conv2D(2, 2, data_format="channels_first"), (2, 4, 4), "data_format"),
-        (L.Conv1D(2, 2, padding="causal"), (4, 2), "padding='causal'"),
+        (L.AveragePooling2D(2, data_format="channels_first"), (2, 4, 4), "data_format"),
+        (L.Dense(2, activation="softmax"), (3,), "softmax"),
+        (L.GlobalMaxPooling2D(), (2, 2, 1), "no native conversion"),
         (L.MaxPooling1D(2), (4, 2), "max_to_avg_pool"),
         (L.BatchNormalization(), (3,), "inference_only"),
         (L.Dropout(0.2), (3,), "inference_only"),
