@@ -98,7 +98,10 @@ def test_dense_on_rank3_input_and_activation_layers():
         (L.Conv2D(4, (3, 2), strides=(2, 1), padding="same"), (7, 6, 3)),
         (L.Conv2D(4, 3, dilation_rate=2), (7, 7, 2)),
         (L.Conv2D(4, 3, groups=2, padding="same"), (5, 5, 4)),
-        (L.Conv3D(2, 2, strides=(1, 2, 1), padding="same", activation="tanh"), (4, 5, 3, 2)),
+        (
+            L.Conv3D(2, 2, strides=(1, 2, 1), padding="same", activation="tanh"),
+            (4, 5, 3, 2),
+        ),
     ],
 )
 def test_convolutions(layer, shape):
@@ -271,7 +274,9 @@ def test_spiking_with_scale_and_synapse_approaches_rates():
             conv.verify()
         p = conv.outputs[model.outputs[0]]
         data = {conv.inputs[model.inputs[0]]: np.tile(x[:, None], (1, 300, 1))}
-        with nengodl.Simulator(conv.net, minibatch_size=2, progress_bar=False, seed=0) as sim:
+        with nengodl.Simulator(
+            conv.net, minibatch_size=2, progress_bar=False, seed=0
+        ) as sim:
             out = sim.predict_on_batch(data)
         errors.append(np.abs(out[p][:, -100:].mean(axis=1) - expected).max())
     # 1 Hz-scale spikes are far too few in 0.3 s; 100x the rate matches the rates
@@ -284,3 +289,22 @@ def test_verify_detects_mismatch():
     model.layers[1].bias.assign([5.0, 5.0])
     with pytest.raises(ValueError, match="differs"):
         conv.verify()
+
+
+def test_converted_network_trains_including_fallback_layers():
+    inp = keras.Input((6, 6, 1))
+    x = L.Conv2D(4, 3, activation="relu")(inp)
+    x = L.GlobalMaxPooling2D()(x)
+    out = L.Dense(2)(x)
+    model = keras.Model(inp, out)
+    with pytest.warns(UserWarning, match="global_max_pooling2d"):
+        conv = nengodl.Converter(model)
+    x = np.random.RandomState(0).uniform(0, 1, (32, 1, 36)).astype(np.float32)
+    data = ({conv.inputs[inp]: x}, {conv.outputs[out]: np.stack([x.mean(-1), x.std(-1)], -1)})
+    with nengodl.Simulator(conv.net, minibatch_size=16, progress_bar=False, seed=0) as sim:
+        sim.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        before = sim.evaluate(*data, verbose=0)["loss"]
+        sim.fit(*data, epochs=10, verbose=0)
+        assert sim.evaluate(*data, verbose=0)["loss"] < 0.2 * before
+        # the conv bias, now the bias of the converted neurons (zero in Keras), trained
+        assert not np.allclose(sim.data[conv.layers[model.layers[1]].ensemble].bias, 0)
