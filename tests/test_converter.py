@@ -165,6 +165,11 @@ def test_sequential_model():
         [keras.Input((6, 6, 1)), L.Conv2D(2, 3, activation="relu"), L.Flatten(), L.Dense(3)]
     )
     conv = check(model)
+    inner = keras.Sequential([keras.Input((4,)), L.Dense(3, activation="tanh")])
+    check(keras.Sequential([keras.Input((5,)), L.Dense(4), inner, L.Dense(2)]))
+    called = keras.Sequential([L.Dense(3, activation="relu"), L.Dense(2)])
+    called(np.zeros((1, 4), np.float32))  # built by a call, without keras.Input
+    check(called)
     input_layer = model.inputs[0]._keras_history.operation
     assert conv.inputs[input_layer] is conv.inputs[model.inputs[0]]
     assert conv.inputs[input_layer.name] is conv.inputs[model.inputs[0]]
@@ -222,11 +227,19 @@ def test_shared_weights_need_split():
     with pytest.raises(ConversionError, match="split_shared_weights"):
         nengodl.Converter(model)
     check(model, split_shared_weights=True)
+    inner = keras.Sequential([keras.Input((3,)), L.Dense(3, activation="tanh")])
+    a, b = keras.Input((3,)), keras.Input((3,))
+    model = keras.Model([a, b], L.Add()([inner(a), inner(b)]))
+    with pytest.raises(ConversionError, match="called more than once"):
+        nengodl.Converter(model)
+    check(model, split_shared_weights=True)
 
 
 def test_bad_arguments():
     with pytest.raises(ConversionError, match="keras.Model"):
         nengodl.Converter(L.Dense(3))
+    with pytest.raises(ConversionError, match="'unbuilt'.*keras.Input"):
+        nengodl.Converter(keras.Sequential([L.Dense(3)], name="unbuilt"))
     with pytest.raises(ConversionError, match="neuron type"):
         nengodl.Converter(model_of((3,), L.Dense(2)), swap_activations={"relu": "lif"})
     model = model_of((3,), L.Dense(2, activation="sigmoid"))
