@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 from nengo.builder.probe import SimProbe
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, ValidationError
 
 from nengodl.host import ErrorBox, HostOp, is_input_op
 from nengodl.ops import find_builder
@@ -120,6 +120,9 @@ class SimGraph:
     dg : dict, optional
         The operator dependency graph (op -> ops that depend on it); when given,
         independent operators of one kind are merged (see `plan_merges`).
+    unroll : int
+        Steps per iteration of the time loop; leftover steps run in a second,
+        single-step loop.
     """
 
     def __init__(
@@ -128,7 +131,14 @@ class SimGraph:
         lif_smoothing=None,
         learning_phase=False,
         dg=None,
+        unroll=1,
     ):
+        if int(unroll) != unroll or unroll < 1:
+            raise ValidationError(
+                f"unroll_simulation must be a positive integer, got {unroll!r}",
+                attr="unroll_simulation",
+            )
+        self.unroll = int(unroll)
         self.lif_smoothing = lif_smoothing
         self.learning_phase = bool(learning_phase)
         self.model = model
@@ -374,14 +384,22 @@ class SimGraph:
             for group in self.probe_groups
         ]
 
-        def body(i, state, tas):
-            return self._step(i, state, feeds, tas, params, training)
+        def body(i, state, tas, unroll=1):
+            for _ in range(unroll):
+                i, state, tas = self._step(i, state, feeds, tas, params, training)
+            return i, state, tas
 
+        parallel = 1 if self.has_host_loop_ops else 10
+        i, state = tf.constant(0), list(state)
+        if self.unroll > 1:
+            i, state, tas = tf.while_loop(
+                lambda i, *_: i + self.unroll <= n_steps,
+                lambda *args: body(*args, unroll=self.unroll),
+                (i, state, tas),
+                parallel_iterations=parallel,
+            )
         _, state, tas = tf.while_loop(
-            lambda i, *_: i < n_steps,
-            body,
-            (tf.constant(0), list(state), tas),
-            parallel_iterations=1 if self.has_host_loop_ops else 10,
+            lambda i, *_: i < n_steps, body, (i, state, tas), parallel_iterations=parallel
         )
         return state, [ta.stack() for ta in tas]
 

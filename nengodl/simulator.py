@@ -56,8 +56,10 @@ class Simulator:
         TensorFlow device to run on (e.g. ``"/cpu:0"``, ``"/gpu:0"``); by default
         TensorFlow chooses.
     unroll_simulation : int
-        Accepted for NengoDL 3 compatibility and ignored: the loop is compiled
-        with XLA instead of unrolled.
+        Simulation steps per iteration of the time loop (1: not unrolled).
+        Unrolling cuts loop overhead when the loop runs without XLA (a model
+        whose loop calls Python code, or ``jit=False``); with XLA it slows the
+        loop down (see docs/performance.md).
     minibatch_size : int, optional
         Number of simulations run in parallel. If None, probe data has no
         minibatch axis, as in nengo.
@@ -178,6 +180,7 @@ class Simulator:
                     lif_smoothing=get_setting(toplevel, "lif_smoothing"),
                     learning_phase=get_setting(toplevel, "learning_phase", False),
                     dg=self.dg,
+                    unroll=unroll_simulation,
                 )
                 self._graph.trace()
         self._recorder = ProbeRecorder(

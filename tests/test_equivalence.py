@@ -150,6 +150,25 @@ def test_optimisation_switches_leave_output_unchanged(seed_net, optimize, jit):
     assert_probes_match(ref, sim, seed_net, TOL["float64"])
 
 
+@pytest.mark.parametrize("jit", [True, False])
+def test_unrolled_loop_matches_nengo(seed_net, jit):
+    # 3 steps per iteration; runs of 10 and 7 steps leave steps for the single-step loop
+    with nengo.Simulator(seed_net, progress_bar=False, seed=0) as ref:
+        ref.run_steps(10)
+        ref.run_steps(7)
+    with nengodl.Simulator(
+        seed_net, progress_bar=False, dtype="float64", seed=0, jit=jit, unroll_simulation=3
+    ) as sim:
+        sim.run_steps(10)
+        sim.run_steps(7)
+    assert_probes_match(ref, sim, seed_net, TOL["float64"])
+
+
+def test_unroll_simulation_must_be_a_positive_integer(seed_net):
+    with pytest.raises(nengo.exceptions.ValidationError, match="unroll_simulation"):
+        nengodl.Simulator(seed_net, progress_bar=False, unroll_simulation=0)
+
+
 def test_sample_every_and_weight_probes_match_nengo():
     with nengo.Network(seed=6) as net:
         stim = nengo.Node(np.sin)
