@@ -1,0 +1,33 @@
+"""The benchmark networks and command line."""
+
+import nengo
+import numpy as np
+import pytest
+
+import nengodl
+from nengodl.benchmarks import NETWORKS
+from nengodl.benchmarks.__main__ import main
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_network_matches_nengo(name):
+    net = NETWORKS[name](4, 16, nengo.LIF())
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(100)
+    with nengodl.Simulator(net, progress_bar=False, dtype="float64") as sim:
+        assert sim._graph.jit  # every benchmark runs without Python in the loop
+        sim.run_steps(100)
+    assert np.abs(ref.data[net.probe]).max() > 0  # the probed signal is not silent
+    np.testing.assert_allclose(sim.data[net.probe], ref.data[net.probe], atol=1e-9)
+
+
+def test_command_line_prints_a_row_per_simulator(capsys):
+    main(["--networks", "integrator", "--dimensions", "2", "--neurons-per-d", "8",
+          "--minibatch", "1", "3", "--steps", "20"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:-1]]
+    assert [r[:3] for r in rows] == [
+        ["integrator", "1", "nengo"], ["integrator", "1", "nengodl"], ["integrator", "3", "nengodl"]
+    ]
+    assert all(float(r[-1]) > 0 for r in rows)
+    assert lines[-1].startswith("peak memory:")
