@@ -303,27 +303,88 @@ class Simulator:
 
     @property
     def n_steps(self):
-        """(int) The current time step of the simulator."""
+        """(int) The current time step of the simulator (steps run since the last reset).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run(0.01)
+        >>> sim.n_steps
+        10
+        """
         return self._n_steps
 
     @property
     def time(self):
-        """(float) The current time of the simulator."""
+        """(float) The current time of the simulator, ``n_steps * dt`` seconds.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run_steps(250)
+        >>> sim.time
+        0.25
+        """
         return self._n_steps * self.dt
 
     @property
     def minibatch_size(self):
-        """(int or None) Number of simulations run in parallel."""
+        """(int or None) Number of simulations run in parallel.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        ...     sim.run_steps(3)
+        >>> sim.minibatch_size, sim.data[p].shape
+        (4, (4, 3, 1))
+        """
         return self._minibatch_size
 
     @property
     def step_order(self):
-        """(list) The operators of the model in execution order."""
+        """(list) The operators of the model in execution order.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     ops = sim.step_order
+        >>> all(op in sim.model.operators for op in ops)
+        True
+        """
         return self._step_order
 
     @property
     def signals(self):
-        """Current signal values, as a read-only mapping from `Signal` to array."""
+        """Current signal values, as a read-only mapping from `Signal` to array.
+
+        Values have a leading minibatch axis when the simulator has a minibatch.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.step()
+        ...     sim.signals[sim.model.sig[stim]["out"]]
+        array([0.5])
+        """
         return SignalValues(self)
 
     def close(self):
