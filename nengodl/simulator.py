@@ -1015,7 +1015,8 @@ class Simulator:
         seed : int, optional
             Seed for shuffling and for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
-            Accepted for Keras compatibility; must equal ``minibatch_size`` if given.
+            Accepted for Keras compatibility and ignored: minibatches have the
+            simulator's ``minibatch_size``.
 
         Returns
         -------
