@@ -1011,7 +1011,8 @@ class Simulator:
         stateful : bool
             Must be False: every minibatch starts from the initial state.
         verbose : int
-            Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
         seed : int, optional
             Seed for shuffling and for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
@@ -1064,7 +1065,8 @@ class Simulator:
         callbacks : list of keras.callbacks.Callback, optional
             Keras callbacks.
         verbose : int
-            Keras' progress output (0: silent).
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
         seed : int, optional
             Seed for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
@@ -1107,7 +1109,8 @@ class Simulator:
         stateful : bool
             Must be False.
         verbose : int
-            Keras' progress output (0: silent).
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
         seed : int, optional
             Seed for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
