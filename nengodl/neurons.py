@@ -25,6 +25,26 @@ class SoftLIFRate(LIFRate):
         Amount of smoothing.
     tau_rc, tau_ref, amplitude : float
         As in `nengo.LIFRate`.
+    initial_state : dict, optional
+        As in `nengo.LIFRate`.
+
+    Examples
+    --------
+    Below the threshold current ``J = 1`` LIFRate is silent; SoftLIFRate rises
+    smoothly there, and above it the two agree:
+
+    >>> import numpy as np, nengo, nengodl
+    >>> J = np.array([0.5, 1.0, 1.5, 3.0])
+    >>> soft, hard = np.zeros(4), np.zeros(4)
+    >>> nengodl.SoftLIFRate(sigma=0.2).step(0.001, J, soft)
+    >>> nengo.LIFRate().step(0.001, J, hard)
+    >>> hard.round(1)
+    array([ 0. ,  0. , 41.7, 98.9])
+    >>> soft.round(1)
+    array([11.7, 22.7, 42.4, 98.9])
+
+    Use it in a model like any nengo neuron type, or let training use it for
+    LIF neurons with ``nengodl.configure_settings(lif_smoothing=sigma)``.
     """
 
     sigma = NumberParam("sigma", low=0, low_open=True)
@@ -54,6 +74,16 @@ class LeakyReLU(RectifiedLinear):
         Slope for negative inputs.
     amplitude : float
         Output scale.
+    initial_state : dict, optional
+        As in `nengo.RectifiedLinear`.
+
+    Examples
+    --------
+    >>> import numpy as np, nengodl
+    >>> nengodl.LeakyReLU(negative_slope=0.1).rates(np.array([-2.0, 0.0, 3.0]), gain=1, bias=0)
+    array([[-0.2],
+           [ 0. ],
+           [ 3. ]])
     """
 
     negative_slope = NumberParam("negative_slope", low=0)
@@ -72,7 +102,34 @@ class SpikingLeakyReLU(LeakyReLU):
     """Spiking version of `LeakyReLU`: positive and negative spikes.
 
     The voltage integrates the leaky-rectified input; each whole unit crossed
-    (up or down) emits a spike of ``+-amplitude / dt``.
+    (up or down) emits a spike of ``+-amplitude / dt``. While training, it runs
+    as `LeakyReLU`.
+
+    Parameters
+    ----------
+    negative_slope : float
+        Slope for negative inputs.
+    amplitude : float
+        Scale of the spikes (each spike is ``amplitude / dt``).
+    initial_state : dict, optional
+        Initial ``voltage`` (default: uniform in [0, 1)).
+
+    Examples
+    --------
+    Over one second the number of spikes equals the rate of the non-spiking
+    `LeakyReLU`: 64 spikes for ``J = 64``, and ``0.25 * 128 = 32`` negative
+    spikes for ``J = -128``:
+
+    >>> import numpy as np, nengodl
+    >>> neuron = nengodl.SpikingLeakyReLU(negative_slope=0.25)
+    >>> dt = 2.0 ** -10
+    >>> J = np.array([64.0, -128.0])
+    >>> voltage, output, n_spikes = np.zeros(2), np.zeros(2), np.zeros(2)
+    >>> for _ in range(1024):
+    ...     neuron.step(dt, J, output, voltage)
+    ...     n_spikes += output * dt
+    >>> n_spikes
+    array([ 64., -32.])
     """
 
     state = {"voltage": Uniform(low=0, high=1)}

@@ -12,6 +12,18 @@ import tensorflow as tf
 def mse(outputs, targets):
     """Mean squared error; target values that are NaN are ignored.
 
+    Parameters
+    ----------
+    outputs : tf.Tensor
+        A probe's output, ``(minibatch_size, n_steps) + shape``.
+    targets : tf.Tensor or array_like
+        Target values of the same shape; NaN marks values that do not count.
+
+    Returns
+    -------
+    tf.Tensor
+        Scalar: the mean of the squared errors over the values that count.
+
     Examples
     --------
     >>> import numpy as np, tensorflow as tf, nengodl
@@ -42,6 +54,11 @@ class Regularize:
         Value the activity is pushed towards.
     weight : float
         Scale of the penalty.
+
+    Returns
+    -------
+    callable
+        An objective ``f(outputs, targets=None)`` returning a scalar tensor.
 
     Examples
     --------

@@ -285,7 +285,19 @@ class Simulator:
 
     @property
     def dt(self):
-        """(float) The time step of the simulator."""
+        """(float) The time step of the simulator (read-only).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, dt=0.002, progress_bar=False) as sim:
+        ...     sim.run_steps(5)
+        >>> sim.dt, sim.n_steps, round(sim.time, 6)
+        (0.002, 5, 0.01)
+        """
         return self.model.dt
 
     @dt.setter
@@ -294,38 +306,124 @@ class Simulator:
 
     @property
     def n_steps(self):
-        """(int) The current time step of the simulator."""
+        """(int) The current time step of the simulator (steps run since the last reset).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run(0.01)
+        >>> sim.n_steps
+        10
+        """
         return self._n_steps
 
     @property
     def time(self):
-        """(float) The current time of the simulator."""
+        """(float) The current time of the simulator, ``n_steps * dt`` seconds.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run_steps(250)
+        >>> sim.time
+        0.25
+        """
         return self._n_steps * self.dt
 
     @property
     def minibatch_size(self):
-        """(int or None) Number of simulations run in parallel."""
+        """(int or None) Number of simulations run in parallel.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        ...     sim.run_steps(3)
+        >>> sim.minibatch_size, sim.data[p].shape
+        (4, (4, 3, 1))
+        """
         return self._minibatch_size
 
     @property
     def step_order(self):
-        """(list) The operators of the model in execution order."""
+        """(list) The operators of the model in execution order.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     ops = sim.step_order
+        >>> all(op in sim.model.operators for op in ops)
+        True
+        """
         return self._step_order
 
     @property
     def signals(self):
-        """Current signal values, as a read-only mapping from `Signal` to array."""
+        """Current signal values, as a read-only mapping from `Signal` to array.
+
+        Values have a leading minibatch axis when the simulator has a minibatch.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.step()
+        ...     sim.signals[sim.model.sig[stim]["out"]]
+        array([0.5])
+        """
         return SignalValues(self)
 
     def close(self):
         """Close the simulator; running it afterwards raises `SimulatorClosed`.
 
         Probe data stays available in `data`.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> sim = nengodl.Simulator(net, progress_bar=False)
+        >>> sim.run_steps(3)
+        >>> sim.close()
+        >>> sim.closed, sim.data[p].shape
+        (True, (3, 1))
         """
         self.closed = True
 
     def clear_probes(self):
-        """Clear all probe histories."""
+        """Clear all probe histories (the simulation time and state are kept).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run_steps(3)
+        ...     sim.clear_probes()
+        ...     sim.data[p].shape, sim.n_steps
+        ((0, 1), 3)
+        """
         self._recorder.clear()
 
     def reset(self, seed=None, *, include_probes=True, include_trainable=False,
@@ -343,6 +441,18 @@ class Simulator:
             Also return trained parameters to their built values (NengoDL 3 keyword).
         include_processes : bool
             Restart input processes and Node functions from the new seed.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run_steps(3)
+        ...     sim.reset()
+        ...     sim.n_steps, sim.data[p].shape
+        (0, (0, 1))
         """
         if self.closed:
             raise SimulatorClosed("Cannot reset closed Simulator.")
@@ -362,7 +472,27 @@ class Simulator:
             self.clear_probes()
 
     def soft_reset(self, include_trainable=False, include_probes=False):
-        """NengoDL 3's reset that keeps probe data and trained values by default."""
+        """NengoDL 3's reset that keeps probe data and trained values by default.
+
+        Parameters
+        ----------
+        include_trainable : bool
+            Also return trained parameters to their built values.
+        include_probes : bool
+            Also clear the recorded probe data.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run_steps(3)
+        ...     sim.soft_reset()
+        ...     sim.n_steps, sim.data[p].shape
+        (0, (3, 1))
+        """
         self.reset(include_probes=include_probes, include_trainable=include_trainable)
 
     def run(self, time_in_seconds, data=None, progress_bar=None):
@@ -377,6 +507,18 @@ class Simulator:
             ``(minibatch_size, n_steps, node.size_out)`` overriding its output.
         progress_bar : bool, optional
             Override the simulator's ``progress_bar`` setting for this run.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run(0.005)
+        ...     sim.run(0.005)  # continues where the first run stopped
+        >>> sim.n_steps, sim.data[p].shape
+        (10, (10, 1))
         """
         t = check_run_time(time_in_seconds)
         steps = int(np.round(t / self.dt))
@@ -399,6 +541,20 @@ class Simulator:
             As in `run`.
         progress_bar : bool, optional
             Override the simulator's ``progress_bar`` setting for this run.
+
+        Examples
+        --------
+        Two simulations in one run, each with its own input data:
+
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        ...     sim.run_steps(4, data={stim: np.arange(8.0).reshape((2, 4, 1))})
+        >>> sim.data[p][..., 0]
+        array([[0., 1., 2., 3.],
+               [4., 5., 6., 7.]])
         """
         if self.closed:
             raise SimulatorClosed("Simulator cannot run because it is closed.")
@@ -446,7 +602,25 @@ class Simulator:
         return graph.const_inputs[key]
 
     def step(self, data=None):
-        """Advance the simulator by one step (``dt`` seconds)."""
+        """Advance the simulator by one step (``dt`` seconds).
+
+        Parameters
+        ----------
+        data : dict, optional
+            As in `run`, with ``n_steps`` 1.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.step()
+        ...     sim.step()
+        >>> sim.n_steps, sim.time
+        (2, 0.002)
+        """
         self.run_steps(1, data=data, progress_bar=False)
 
     def trange(self, dt=None, sample_every=None):
@@ -454,8 +628,28 @@ class Simulator:
 
         Parameters
         ----------
+        dt : float, optional
+            Deprecated name of ``sample_every`` (as in nengo).
         sample_every : float, optional
             Sampling period of a probe; every step if None.
+
+        Returns
+        -------
+        numpy.ndarray
+            One time (in seconds) per recorded sample.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run_steps(4)
+        >>> sim.trange()
+        array([0.001, 0.002, 0.003, 0.004])
+        >>> sim.trange(sample_every=0.002)
+        array([0.002, 0.004])
         """
         if dt is not None:
             if sample_every is not None:
@@ -495,19 +689,127 @@ class Simulator:
         return [v for node in self._keras_nodes() for v in node.tensor_func.variables]
 
     def save_params(self, path, include_state=False):
-        """Save the parameters (and optionally the state); see `nengodl.params.save_params`."""
+        """Save all parameters (and optionally the simulation state) to a ``.npz`` file.
+
+        Parameters
+        ----------
+        path : str
+            File name; ``.npz`` is appended if missing.
+        include_state : bool
+            Also save the simulation state (signal values and time).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> path = os.path.join(tempfile.mkdtemp(), "params")
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.save_params(path)
+        >>> os.path.exists(path + ".npz")
+        True
+        """
         params.save_params(self, path, include_state=include_state)
 
     def load_params(self, path, include_state=False):
-        """Load parameters saved by `save_params`; see `nengodl.params.load_params`."""
+        """Load parameters (and optionally the state) saved by `save_params`.
+
+        Parameters
+        ----------
+        path : str
+            File name; ``.npz`` is appended if missing.
+        include_state : bool
+            Also restore the simulation state saved with ``include_state=True``.
+
+        Raises
+        ------
+        nengo.exceptions.ValidationError
+            If the file does not match this simulator's model.
+
+        Examples
+        --------
+        Save a connection weight, train it away, and restore it:
+
+        >>> import os, tempfile
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> path = os.path.join(tempfile.mkdtemp(), "params")
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.save_params(path)
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=3)
+        ...     trained = float(sim.data[conn].weights)
+        ...     sim.load_params(path)
+        ...     restored = float(sim.data[conn].weights)
+        >>> trained, restored
+        (0.6875, 2.0)
+        """
         params.load_params(self, path, include_state=include_state)
 
     def get_nengo_params(self, objs, as_dict=False):
-        """Keyword arguments recreating ``objs`` as trained; see `nengodl.params`."""
+        """Keyword arguments that recreate ``objs``, with trained values, in plain nengo.
+
+        Parameters
+        ----------
+        objs : Ensemble, Connection or list of them
+            The objects.
+        as_dict : bool
+            Return a dict keyed by each object's label instead of a list.
+
+        Returns
+        -------
+        dict, list or dict of dicts
+            For an Ensemble: ``encoders``, ``normalize_encoders``, ``gain``, ``bias``,
+            ``max_rates``, ``intercepts``; for a Connection: ``transform`` (and
+            ``solver``, ``function`` for decoded connections).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network(seed=0) as net:
+        ...     ens = nengo.Ensemble(10, 1)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     params = sim.get_nengo_params(ens)
+        >>> sorted(params)
+        ['bias', 'encoders', 'gain', 'intercepts', 'max_rates', 'normalize_encoders']
+        >>> with nengo.Network() as copy:
+        ...     same = nengo.Ensemble(10, 1, **params)
+        """
         return params.get_nengo_params(self, objs, as_dict=as_dict)
 
     def freeze_params(self, objs=None):
-        """Write trained parameters into the network; see `nengodl.params`."""
+        """Write trained parameters into the network objects.
+
+        Afterwards any simulator, ``nengo.Simulator`` included, runs the trained model.
+
+        Parameters
+        ----------
+        objs : Network, Ensemble, Connection or list, optional
+            What to freeze (default: the simulator's whole network).
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=10)
+        ...     sim.freeze_params()
+        >>> with nengo.Simulator(net, progress_bar=False) as nengo_sim:
+        ...     nengo_sim.step()
+        >>> round(float(nengo_sim.data[p][0, 0]), 4)  # was 2.0 before training
+        0.5015
+        """
         params.freeze_params(self, objs)
 
     def _get_trainer(self):
@@ -549,6 +851,25 @@ class Simulator:
         -------
         float
             Mean loss of the last epoch.
+
+        Examples
+        --------
+        Train the weight of a connection (initially 2) so that its output is 0.5; each
+        SGD step with learning rate 0.25 on the squared error halves the distance:
+
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), objective=nengodl.obj.mse,
+        ...                   n_epochs=10)
+        ...     weight = float(sim.data[conn].weights)
+        >>> weight == 0.5 + 1.5 / 2 ** 10
+        True
         """
         return self._get_trainer().train(
             data, optimizer, objective=objective, n_epochs=n_epochs, shuffle=shuffle,
@@ -559,12 +880,36 @@ class Simulator:
     def loss(self, data, objective=None, progress_bar=None, seed=None):
         """Evaluate an objective on ``data`` with the model as defined.
 
-        Spiking neurons stay spiking. Parameters are as for `train`.
+        Spiking neurons stay spiking.
+
+        Parameters
+        ----------
+        data : dict
+            Inputs and targets, as for `train`.
+        objective : callable or dict, optional
+            As for `train`.
+        progress_bar : bool, optional
+            Override the simulator's ``progress_bar`` setting.
+        seed : int, optional
+            Seed for inputs computed by Nodes not in ``data``.
 
         Returns
         -------
         float
             The objective averaged over all minibatches.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.loss(data, objective=nengodl.obj.mse)  # (2 - 0.5) ** 2
+        2.25
         """
         return self._get_trainer().loss(
             data, objective=objective,
@@ -589,6 +934,19 @@ class Simulator:
         -------
         float
             The largest relative error (a `SimulationError` is raised above ``atol``).
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        ...     bool(sim.check_gradients(data) < 1e-4)
+        True
         """
         from nengodl.training import check_gradients
 
@@ -615,6 +973,20 @@ class Simulator:
             Keras metrics, per probe if a dict.
         loss_weights : dict, optional
             Weight of each probe's loss in the total.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.compile(optimizer=keras.optimizers.SGD(0.25), loss={p: "mse"})
+        ...     sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))}, verbose=0)["loss"]
+        4.0
         """
         self._keras().compile(optimizer, loss, metrics, loss_weights)
 
@@ -633,10 +1005,49 @@ class Simulator:
             ``(x_val, y_val)`` evaluated after each epoch (``val_`` logs).
         callbacks : list of keras.callbacks.Callback, optional
             Keras callbacks (History, EarlyStopping, ModelCheckpoint, ...).
+        shuffle : bool
+            Shuffle the order of the minibatches each epoch.
+        initial_epoch : int
+            Epoch at which to start (for resuming a run).
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty (inputs from the Nodes).
+        stateful : bool
+            Must be False: every minibatch starts from the initial state.
+        verbose : int
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
+        seed : int, optional
+            Seed for shuffling and for inputs computed by Nodes not in ``x``.
+        batch_size : int, optional
+            Accepted for Keras compatibility and ignored: minibatches have the
+            simulator's ``minibatch_size``.
 
         Returns
         -------
         keras.callbacks.History
+            Loss (and metric) values per epoch in ``history.history``.
+
+        Examples
+        --------
+        Train a connection weight (initially 2) towards 0; with the squared error and
+        SGD at learning rate 0.25 each epoch halves it:
+
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.compile(optimizer=keras.optimizers.SGD(0.25), loss={p: "mse"})
+        ...     history = sim.fit({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
+        ...                       epochs=3, verbose=0)
+        ...     weight = float(sim.data[conn].weights)
+        >>> weight
+        0.25
+        >>> [round(loss, 4) for loss in history.history["loss"]]  # weight ** 2 before each epoch
+        [4.0, 1.0, 0.25]
         """
         return self._keras().fit(
             x, y, epochs=epochs, validation_data=validation_data, callbacks=callbacks,
@@ -648,10 +1059,42 @@ class Simulator:
                  batch_size=None):
         """Compute the compiled losses and metrics (spiking neurons stay spiking).
 
+        Parameters
+        ----------
+        x, y : dict or array
+            Inputs and targets, as for `fit`.
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty.
+        callbacks : list of keras.callbacks.Callback, optional
+            Keras callbacks.
+        verbose : int
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
+        seed : int, optional
+            Seed for inputs computed by Nodes not in ``x``.
+        batch_size : int, optional
+            Accepted for Keras compatibility.
+
         Returns
         -------
         dict
             ``loss``, ``<probe>_loss`` and ``<probe>_<metric>`` values.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.compile(loss={p: "mse"}, metrics={p: "mae"})
+        ...     result = sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
+        ...                           verbose=0)
+        >>> sorted(result), result["loss"]
+        (['loss', 'probe_0_loss', 'probe_0_mean_absolute_error'], 4.0)
         """
         return self._keras().evaluate(x, y, n_steps=n_steps, callbacks=callbacks,
                                       verbose=verbose, seed=seed, batch_size=batch_size)
@@ -660,16 +1103,74 @@ class Simulator:
                 batch_size=None):
         """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
 
+        Parameters
+        ----------
+        x : dict or array
+            Inputs, as for `fit`.
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty.
+        stateful : bool
+            Must be False.
+        verbose : int
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
+        seed : int, optional
+            Seed for inputs computed by Nodes not in ``x``.
+        batch_size : int, optional
+            Accepted for Keras compatibility.
+
         Returns
         -------
         dict
-            Map from Probe to its output.
+            Map from Probe to its output, ``(batch, n_steps, size)``.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     out = sim.predict({a: np.ones((4, 3, 1))}, verbose=0)
+        >>> out[p].shape, float(out[p][0, 0, 0])
+        ((4, 3, 1), 2.0)
         """
         return self._keras().predict(x, n_steps=n_steps, stateful=stateful,
                                      verbose=verbose, seed=seed, batch_size=batch_size)
 
     def predict_on_batch(self, x=None, n_steps=None):
-        """`predict` for exactly one minibatch of inputs."""
+        """`predict` for exactly one minibatch of inputs.
+
+        Parameters
+        ----------
+        x : dict or array
+            Inputs, ``(minibatch_size, n_steps, size)``.
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty.
+
+        Returns
+        -------
+        dict
+            Map from Probe to its output.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        ...     out = sim.predict_on_batch({a: np.ones((2, 3, 1))})
+        >>> out[p][:, :, 0]
+        array([[2., 2., 2.],
+               [2., 2., 2.]], dtype=float32)
+        """
         return self._keras().predict(x, n_steps=n_steps, verbose=0)
 
 

@@ -105,7 +105,17 @@ class TensorNode(nengo.Node):
 
     @property
     def is_keras(self):
-        """Whether ``tensor_func`` is a Keras layer (or model)."""
+        """Whether ``tensor_func`` is a Keras layer (or model), whose weights train.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl, tensorflow as tf
+        >>> with nengo.Network():
+        ...     dense = nengodl.TensorNode(keras.layers.Dense(2), shape_in=(3,), pass_time=False)
+        ...     exp = nengodl.TensorNode(lambda t, x: tf.exp(x), size_in=1)
+        >>> dense.is_keras, exp.is_keras
+        (True, False)
+        """
         return isinstance(self.tensor_func, keras.layers.Layer)
 
     def __repr__(self):
