@@ -14,7 +14,7 @@ import numpy as np
 from nengo.exceptions import ValidationError
 
 from nengodl.progress import Stage
-from nengodl.training import TrainingData, check_optimizer
+from nengodl.training import TrainingData, check_optimizer, random_state
 
 
 class SimulatorModel:
@@ -199,7 +199,7 @@ class KerasAPI:
 
     def _run_eval(self, tdata, objective, metrics, seed, prefix="", progress=False):
         step = self.sim._get_trainer().eval_step(objective)
-        seeds = np.random.RandomState(seed)
+        seeds = random_state(seed)
         for ms in metrics.values():
             for m in ms:
                 if isinstance(m, keras.metrics.Metric):
@@ -248,8 +248,8 @@ class KerasAPI:
             callbacks, add_history=True, model=self.model, epochs=epochs,
             steps=tdata.n_batches, verbose=verbose,
         )
-        rng = np.random.RandomState(seed) if shuffle else None
-        seeds = np.random.RandomState(seed)
+        rng = random_state(seed) if shuffle else None
+        seeds = random_state(seed)
         cbs.on_train_begin()
         logs = {}
         last = [float("nan")]
@@ -307,7 +307,7 @@ class KerasAPI:
         """See `Simulator.predict`."""
         tdata = self._data(x, None, n_steps)
         step = self.sim._get_trainer().predict_step()
-        seeds = np.random.RandomState(seed)
+        seeds = random_state(seed)
         chunks = []
         with Stage("Prediction", verbose and self.sim.progress_bar,
                    max_value=tdata.n_batches) as stage:

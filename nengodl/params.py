@@ -179,8 +179,60 @@ def freeze_params(sim, objs=None):
             setattr(obj, name, value)
 
 
+def keyed_signals(sim):
+    """Stable names for the signals that hold ``sim``'s parameters and state.
+
+    nengo's builder fills ``model.sig`` in network order, so "the ``j``-th
+    signal of the ``i``-th built object" names the same signal in every
+    simulator of the same network, however operators were ordered and merged.
+    Signals no object owns (filter states) are named after the first
+    operator that touches them.
+
+    Returns
+    -------
+    list of (str, Signal)
+        Names and signals; several may view one base signal.
+    """
+    from nengo.builder.signal import Signal
+
+    out = [("time", sim.model.time), ("step", sim.model.step)]
+    owned = {sim.model.time.base: "time", sim.model.step.base: "step"}
+    for i, (obj, sigs) in enumerate(sim.model.sig.items()):
+        for j, (key, sig) in enumerate(sigs.items()):
+            if isinstance(sig, Signal) and not sig.sparse:
+                name = f"{i}.{type(obj).__name__}.{key}"
+                out.append((name, sig))
+                owned.setdefault(sig.base, name)
+    for op in sim._step_order:
+        sigs = [sig for sig in op.all_signals if not sig.sparse]
+        anchor = next((owned[sig.base] for sig in sigs if sig.base in owned), None)
+        for k, sig in enumerate(sigs):
+            if sig.base not in owned and anchor is not None:
+                owned[sig.base] = f"{anchor}.op{k}"
+                out.append((owned[sig.base], sig.base))
+    return out
+
+
+def _saved_parts(sim, include_state):
+    """``(entry name, kind, signal)`` for everything `save_params` writes."""
+    graph = sim._graph
+    variables = {**{b: v for b, v in graph.params.items()},
+                 **{b: v for b, (v, _) in graph.pinned.items()}}
+    parts = []
+    for name, sig in keyed_signals(sim):
+        if sig.base in variables:
+            parts.append((f"param.{name}", "param", sig))
+        if include_state and graph.layout.is_state(sig.base):
+            parts.append((f"state.{name}", "state", sig))
+    return parts, variables
+
+
 def save_params(sim, path, include_state=False):
     """Save trainable parameters (and optionally the simulation state) to ``path``.
+
+    Entries are named after the nengo objects that own the signals (see
+    `keyed_signals`), so another simulator of the same network (in this
+    process or another) loads them whatever its internal layout.
 
     Parameters
     ----------
@@ -191,14 +243,20 @@ def save_params(sim, path, include_state=False):
     include_state : bool
         Also save the current simulation state (signals, time).
     """
+    graph = sim._graph
+    parts, variables = _saved_parts(sim, include_state)
     arrays = {}
-    for k, var in enumerate(sim._graph.all_variables()):
-        arrays[f"param_{k}"] = var.numpy()
+    state = dict(zip(graph.layout.state_bases, sim._state))
+    for entry, kind, sig in parts:
+        idx = flat_indices(sig).ravel()
+        if kind == "param":
+            arrays[entry] = variables[sig.base].numpy().ravel()[idx]
+        else:
+            val = np.asarray(state[sig.base])
+            arrays[entry] = val.reshape(val.shape[0], -1)[:, idx]
     for k, var in enumerate(sim._extra_variables()):
         arrays[f"keras_{k}"] = var.numpy()
     if include_state:
-        for k, val in enumerate(sim._state):
-            arrays[f"state_{k}"] = np.asarray(val)
         arrays["n_steps"] = np.array(sim.n_steps)
     if not str(path).endswith(".npz"):
         path = f"{path}.npz"
@@ -211,30 +269,46 @@ def load_params(sim, path, include_state=False):
     Raises
     ------
     ValidationError
-        If the file does not match the simulator's model.
+        If the file does not match the simulator's model (naming the first
+        entry that is missing or has another shape); nothing is changed then.
     """
     if not str(path).endswith(".npz"):
         path = f"{path}.npz"
     with np.load(path) as f:
         data = dict(f)
+    if include_state and "n_steps" not in data:
+        raise ValidationError(f"{path} holds no simulation state", attr="path")
 
-    def assign(var, key):
-        if key not in data or data[key].shape != tuple(var.shape):
+    def check(entry, shape):
+        if entry not in data or data[entry].shape != tuple(shape):
             raise ValidationError(
-                f"{path} does not match this model: entry '{key}' is "
-                f"{'missing' if key not in data else data[key].shape}, "
-                f"expected shape {tuple(var.shape)}",
+                f"{path} does not match this model: entry '{entry}' is "
+                f"{'missing' if entry not in data else data[entry].shape}, "
+                f"expected shape {tuple(shape)}",
                 attr="path",
             )
-        var.assign(data[key].astype(np.asarray(var.numpy()).dtype))
+        return data[entry]
 
-    for k, var in enumerate(sim._graph.all_variables()):
-        assign(var, f"param_{k}")
-    for k, var in enumerate(sim._extra_variables()):
-        assign(var, f"keras_{k}")
+    graph = sim._graph
+    parts, variables = _saved_parts(sim, include_state)
+    new_vars = {b: v.numpy().reshape(-1).copy() for b, v in variables.items()}
+    new_state = {
+        b: np.asarray(v).reshape(sim._batch, -1).copy()
+        for b, v in zip(graph.layout.state_bases, sim._state)
+    }
+    for entry, kind, sig in parts:  # check everything before changing anything
+        idx = flat_indices(sig).ravel()
+        if kind == "param":
+            new_vars[sig.base][idx] = check(entry, idx.shape)
+        else:
+            new_state[sig.base][:, idx] = check(entry, (sim._batch, idx.size))
+    extra = [(var, check(f"keras_{k}", var.shape)) for k, var in enumerate(sim._extra_variables())]
+    for var, value in [(variables[b], new_vars[b]) for b in variables] + extra:
+        var.assign(value.reshape(var.shape).astype(np.asarray(var.numpy()).dtype))
     if include_state:
-        if "n_steps" not in data:
-            raise ValidationError(f"{path} holds no simulation state", attr="path")
-        sim._state = [tf.constant(data[f"state_{k}"]) for k in range(len(sim._state))]
+        sim._state = [
+            tf.constant(new_state[b].reshape(tuple(s.shape)).astype(np.asarray(s).dtype))
+            for b, s in zip(graph.layout.state_bases, sim._state)
+        ]
         sim._n_steps = int(data["n_steps"])
     sim._trained = True

@@ -30,6 +30,13 @@ def check_optimizer(optimizer):
     )
 
 
+
+def random_state(seed):
+    """``np.random.RandomState(seed)``; with ``seed=None`` it is seeded from numpy's
+    global generator, so that `numpy.random.seed` (or ``keras.utils.set_random_seed``)
+    makes shuffling and stochastic inputs repeatable."""
+    return np.random.RandomState(np.random.randint(2**31 - 1) if seed is None else seed)
+
 class TrainingData:
     """Inputs and targets split into minibatches.
 
@@ -173,7 +180,7 @@ class Trainer:
             k: h for k, h in self._train_hosts.items() if k not in feeds and h.output
         }
         if needed:
-            seeds = np.random.RandomState(seed).randint(2**31 - 1, size=graph.minibatch_size)
+            seeds = random_state(seed).randint(2**31 - 1, size=graph.minibatch_size)
             for item, s in enumerate(seeds):
                 rng = np.random.RandomState(s)
                 for host in needed.values():
@@ -328,8 +335,8 @@ class Trainer:
         tdata = TrainingData(self.sim, data)
         objective = resolve_objective(objective, tdata.targets)
         step = self.train_step(optimizer, objective)
-        rng = np.random.RandomState(seed) if shuffle else None
-        seeds = np.random.RandomState(seed)
+        rng = random_state(seed) if shuffle else None
+        seeds = random_state(seed)
         last = [float("nan")]
         epoch_fn = None
         with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
@@ -442,7 +449,7 @@ class Trainer:
         tdata = TrainingData(self.sim, data)
         objective = resolve_objective(objective, tdata.targets)
         step = self.eval_step(objective)
-        seeds = np.random.RandomState(seed)
+        seeds = random_state(seed)
         losses = []
         with Stage("Calculation", progress_bar, max_value=tdata.n_batches) as stage:
             for inputs, targets in tdata.batches():
@@ -491,7 +498,7 @@ def check_gradients(trainer, data, objective=None, atol=1e-4, n_checks=5, eps=1e
     _, _, grads = grads_fn(
         tf.constant(tdata.n_steps, tf.int32), feeds, trainer._targets(objective, targets)
     )
-    rng = np.random.RandomState(seed)
+    rng = random_state(seed)
     worst = 0.0
     for (var, mask), grad in zip(pairs, grads):
         original = var.numpy().copy()

@@ -163,6 +163,16 @@ def test_save_and_load_params_round_trip(tmp_path):
         sim2.load_params(tmp_path / "p", include_state=True)
         assert sim2.loss(data) == pytest.approx(trained_loss)
         assert sim2.n_steps == 3
+    # another layout of the same network (no operator merging, no minibatch)
+    with nengodl.Simulator(net, minibatch_size=8, progress_bar=False) as sim:
+        sim.load_params(tmp_path / "p")
+        sim.run_steps(1, data={net.inp: x})
+        expected = sim.data[net.p][:, 0]
+    with nengodl.Simulator(net, progress_bar=False, optimize=False) as sim4:
+        sim4.load_params(tmp_path / "p")
+        for k in [0, 3, 7]:
+            sim4.run_steps(1, data={net.inp: x[k : k + 1]})
+            np.testing.assert_allclose(sim4.data[net.p][-1], expected[k], rtol=1e-5)
     other = linear_net(np.zeros((2, 3)))
     with nengodl.Simulator(other, progress_bar=False) as sim3:
         with pytest.raises(ValidationError, match="does not match"):
