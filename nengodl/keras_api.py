@@ -180,7 +180,7 @@ class KerasAPI:
         if not data and n_steps is not None:
             # no inputs or targets: one minibatch of n_steps with the nodes' own output
             return TrainingDataNoInputs(self.sim._batch, n_steps, self.sim._batch)
-        return TrainingData(self.sim, data)
+        return TrainingData(self.sim, data, any_target_size=True)
 
     def _metric_logs(self, metrics, outputs, targets, prefix=""):
         logs = {}

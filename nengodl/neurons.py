@@ -55,6 +55,21 @@ class SoftLIFRate(LIFRate):
         )
         self.sigma = sigma
 
+    def rates(self, x, gain, bias):
+        """Smoothed LIF rates for inputs ``x`` (nengo's LIFRate.rates would give
+        LIF rates, so decoders would be solved for the wrong response curve).
+
+        Examples
+        --------
+        >>> import numpy as np, nengodl
+        >>> nengodl.SoftLIFRate(sigma=0.2).rates(np.array([0.0]), 1.0, 1.0).round(1)
+        array([[22.7]])
+        """
+        J = self.current(x, gain, bias)
+        out = np.zeros_like(J)
+        self.step(dt=1, J=J, output=out)
+        return out
+
     def step(self, dt, J, output):
         """Smoothed LIF rates."""
         js = (J - 1) / self.sigma

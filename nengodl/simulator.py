@@ -918,7 +918,7 @@ class Simulator:
         )
 
 
-    def check_gradients(self, data, objective=None, atol=1e-4):
+    def check_gradients(self, data, objective=None, atol=None):
         """Check analytic gradients against finite differences on one minibatch.
 
         Parameters
@@ -927,8 +927,8 @@ class Simulator:
             Inputs and targets, as for `train`.
         objective : callable or dict, optional
             As for `train`.
-        atol : float
-            Allowed relative error.
+        atol : float, optional
+            Allowed relative error (default 1e-4 in float64, 1e-2 in float32).
 
         Returns
         -------
@@ -946,6 +946,9 @@ class Simulator:
         >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
         >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
         ...     bool(sim.check_gradients(data) < 1e-4)
+        True
+        >>> with nengodl.Simulator(net, dtype="float32", progress_bar=False) as sim:
+        ...     bool(sim.check_gradients(data) < 1e-2)
         True
         """
         from nengodl.training import check_gradients

@@ -47,9 +47,12 @@ class TrainingData:
     data : dict
         Map from input Node to inputs and from Probe to targets, each
         ``(batch_size, n_steps, size)``.
+    any_target_size : bool
+        Accept targets whose last axis differs from the probe's size (Keras
+        losses such as ``SparseCategoricalCrossentropy`` take class indices).
     """
 
-    def __init__(self, sim, data):
+    def __init__(self, sim, data, any_target_size=False):
         if not isinstance(data, Mapping) or not data:
             raise ValidationError(
                 "data must be a non-empty dict mapping input Nodes and Probes to arrays",
@@ -63,6 +66,8 @@ class TrainingData:
                 if obj not in sim.model.probes:
                     raise ValidationError(f"{obj} is not in the simulated model", attr="data")
                 size = int(np.prod(sim.model.sig[obj]["in"].shape))
+                if any_target_size and arr.ndim == 3:
+                    size = arr.shape[2]
                 self.targets[obj] = arr
             elif isinstance(obj, nengo.Node):
                 if obj not in sim._input_nodes:
@@ -212,6 +217,7 @@ class Trainer:
         return [targets.get(p) for p in objective]
 
     def _function(self, kind, objective, variables, training):
+        training = training or self.graph.learning_phase  # configure_settings(learning_phase=True)
         key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
@@ -459,7 +465,7 @@ class Trainer:
         return float(np.mean(losses))
 
 
-def check_gradients(trainer, data, objective=None, atol=1e-4, n_checks=5, eps=1e-5, seed=0):
+def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=None, seed=0):
     """Compare analytic gradients with central finite differences.
 
     Parameters
@@ -470,12 +476,13 @@ def check_gradients(trainer, data, objective=None, atol=1e-4, n_checks=5, eps=1e
         Inputs and targets, as for `Simulator.train` (one minibatch is used).
     objective : callable or dict, optional
         As for `Simulator.train`.
-    atol : float
-        Allowed error, relative to ``max(1, |numeric gradient|)``.
+    atol : float, optional
+        Allowed error, relative to ``max(1, |numeric gradient|)`` (default 1e-4
+        in float64, 1e-2 in float32, whose finite differences are coarse).
     n_checks : int
         Elements checked per variable.
-    eps : float
-        Finite difference step.
+    eps : float, optional
+        Finite difference step (default 1e-5 in float64, 1e-3 in float32).
 
     Returns
     -------
@@ -487,6 +494,9 @@ def check_gradients(trainer, data, objective=None, atol=1e-4, n_checks=5, eps=1e
     SimulationError
         If an error exceeds ``atol``.
     """
+    double = trainer.graph.dtype == tf.float64
+    atol = (1e-4 if double else 1e-2) if atol is None else atol
+    eps = (1e-5 if double else 1e-3) if eps is None else eps
     tdata = TrainingData(trainer.sim, data)
     objective = resolve_objective(objective, tdata.targets)
     inputs, targets = next(tdata.batches())

@@ -74,3 +74,32 @@ def test_keras_layer_weights_train_inside_nengo_model(tmp_path):
         layer.kernel.assign(w0)
         sim.load_params(tmp_path / "k")
         np.testing.assert_array_equal(layer.kernel.numpy(), trained)
+
+
+def test_sparse_categorical_targets_are_class_indices():
+    # three linearly separable classes; targets are class indices (batch, steps, 1)
+    rng = np.random.RandomState(1)
+    x = rng.randn(64, 1, 2)
+    labels = np.argmax(np.concatenate([x, np.zeros((64, 1, 1))], axis=-1), axis=-1)[..., None]
+    with nengo.Network(seed=0) as net:
+        inp = nengo.Node(np.zeros(2))
+        out = nengodl.Layer(keras.layers.Dense(3))(inp)
+        p = nengo.Probe(out)
+    with nengodl.Simulator(net, minibatch_size=16, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.Adam(0.05),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = sim.evaluate({inp: x}, {p: labels})["loss"]
+        sim.fit({inp: x}, {p: labels}, epochs=30, verbose=0)
+        after = sim.evaluate({inp: x}, {p: labels})["loss"]
+        pred = sim.predict({inp: x})[p][:, 0].argmax(axis=-1)
+    # the loss is Keras' own on the same logits
+    ref = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert after < 0.6 * before
+    assert np.mean(pred == labels[:, 0, 0]) > 0.9
+    with nengodl.Simulator(net, minibatch_size=16, progress_bar=False) as sim:
+        sim.compile(loss=ref)
+        logits = sim.predict({inp: x})[p]
+        np.testing.assert_allclose(
+            sim.evaluate({inp: x}, {p: labels})["loss"],
+            float(ref(labels.reshape(-1, 1), logits.reshape(-1, 3))), rtol=1e-4,
+        )

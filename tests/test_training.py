@@ -245,6 +245,12 @@ def test_learning_phase_runs_rate_neurons():
     built = ref.data[ens]
     expected = nengo.LIFRate().rates(0.0, built.gain, built.bias).ravel()
     np.testing.assert_allclose(sim.data[p][-1], expected, rtol=1e-4)
+    # predict and evaluate run rate neurons too
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        np.testing.assert_allclose(sim.predict(n_steps=5)[p][0, -1], expected, rtol=1e-4)
+        sim.compile(loss="mse")
+        loss = sim.evaluate(n_steps=5, y={p: np.zeros((1, 5, 10))})["loss"]
+        np.testing.assert_allclose(loss, np.mean(expected**2), rtol=1e-4)
 
 
 def test_trainable_settings_resolve_per_object_class_and_network():
