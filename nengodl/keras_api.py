@@ -8,11 +8,15 @@ convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 
 from collections.abc import Mapping
 
+import os
+
 import keras
 import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
 
+from nengodl.distribute import optimizer_variables
+from nengodl.params import write_npz
 from nengodl.progress import Stage
 from nengodl.training import TrainingData, check_optimizer
 
@@ -22,8 +26,11 @@ class SimulatorModel:
 
     Supports ``stop_training`` (EarlyStopping), ``get_weights``/``set_weights``
     (``restore_best_weights``), ``save_weights``/``save``/``load_weights``
-    (ModelCheckpoint), ``optimizer`` and ``history``.
+    (ModelCheckpoint; with the optimizer's state, for BackupAndRestore),
+    ``optimizer``, ``trainable_variables`` and ``history``.
     """
+
+    built = True  # read by BackupAndRestore
 
     def __init__(self, sim):
         self.sim = sim
@@ -32,6 +39,13 @@ class SimulatorModel:
         self.history = None
         self.train_function = None  # read by TensorBoard (no graph is written)
         self.layers = []
+        self._initial_epoch = None  # set by BackupAndRestore when it restores
+
+    @property
+    def trainable_variables(self):
+        """The variables `fit` trains (what the optimizer's state is built for)."""
+        return [v for v, _ in self.sim._get_trainer().variables()]
+
     def _variables(self):
         return self.sim._graph.all_variables() + self.sim._extra_variables()
 
@@ -45,14 +59,31 @@ class SimulatorModel:
             var.assign(w)
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
-        """Save parameters with `Simulator.save_params`."""
-        self.sim.save_params(str(filepath).removesuffix(".weights.h5"))
+        """Save parameters with `Simulator.save_params`, and the optimizer's state."""
+        base = str(filepath).removesuffix(".weights.h5")
+        self.sim.save_params(base)
+        state = optimizer_variables(self.optimizer)
+        if state:
+            write_npz(f"{base}.optimizer.npz", {f"v{k}": v.numpy() for k, v in enumerate(state)})
 
     save = save_weights
 
     def load_weights(self, filepath, **kwargs):
-        """Load parameters with `Simulator.load_params`."""
-        self.sim.load_params(str(filepath).removesuffix(".weights.h5"))
+        """Load parameters with `Simulator.load_params` (and the optimizer's state
+        when it was saved and the optimizer has the same variables)."""
+        base = str(filepath).removesuffix(".weights.h5")
+        self.sim.load_params(base)
+        state = optimizer_variables(self.optimizer)
+        if state and os.path.exists(f"{base}.optimizer.npz"):
+            with np.load(f"{base}.optimizer.npz") as f:
+                values = [f[f"v{k}"] for k in range(len(f.files))]
+            if [v.shape for v in values] != [tuple(v.shape) for v in state]:
+                raise ValidationError(
+                    f"{base}.optimizer.npz does not match the optimizer's variables",
+                    attr="filepath",
+                )
+            for var, val in zip(state, values):
+                var.assign(val)
 
 
 def probe_name(sim, probe):
@@ -251,6 +282,7 @@ class KerasAPI:
         rng = np.random.RandomState(seed) if shuffle else None
         seeds = np.random.RandomState(seed)
         cbs.on_train_begin()
+        initial_epoch = self._resume(initial_epoch, tdata, rng, seeds)
         logs = {}
         last = [float("nan")]
         with Stage("Training", verbose and self.sim.progress_bar,
@@ -289,6 +321,26 @@ class KerasAPI:
                     break
         cbs.on_train_end(logs)
         return self.model.history
+
+    def _resume(self, initial_epoch, tdata, rng, seeds):
+        """First epoch of `fit`: ``initial_epoch``, or the one a callback restored.
+
+        After a restore (``BackupAndRestore``), the shuffling and seed streams
+        skip the completed epochs, so the resumed run continues as the
+        interrupted one would have. Under a multi-worker strategy every worker
+        continues from the chief's parameters, optimizer state and epoch.
+        """
+        restored, self.model._initial_epoch = self.model._initial_epoch, None
+        start = initial_epoch if restored is None else max(initial_epoch, int(restored))
+        dist = self.sim._dist
+        if dist is not None:
+            variables = self.model._variables() + optimizer_variables(self.model.optimizer)
+            start = dist.sync_from_chief(variables, start)
+        if start > initial_epoch:
+            for _ in range(initial_epoch, start):
+                for _ in tdata.batches(rng):
+                    seeds.randint(2**31 - 1)
+        return start
 
     def evaluate(self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None,
                  batch_size=None):

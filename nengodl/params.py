@@ -6,6 +6,8 @@ load them (with the simulation state, optionally), and write them into the
 network so that any nengo simulator runs the trained model.
 """
 
+import os
+
 import nengo
 import numpy as np
 import tensorflow as tf
@@ -202,7 +204,26 @@ def save_params(sim, path, include_state=False):
         arrays["n_steps"] = np.array(sim.n_steps)
     if not str(path).endswith(".npz"):
         path = f"{path}.npz"
-    np.savez_compressed(path, **arrays)
+    write_npz(path, arrays)
+
+
+def write_npz(path, arrays):
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically.
+
+    The file is written under a temporary name and then renamed, so a process
+    killed while saving leaves the previous file intact.
+
+    Parameters
+    ----------
+    path : str
+        File name (used as is).
+    arrays : dict
+        Map from entry name to array.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
 
 
 def load_params(sim, path, include_state=False):
