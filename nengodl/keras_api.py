@@ -8,7 +8,7 @@ convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 
 from collections.abc import Mapping
 
-import os
+import shutil
 
 import keras
 import nengo
@@ -16,7 +16,7 @@ import numpy as np
 from nengo.exceptions import ValidationError
 
 from nengodl.distribute import optimizer_variables
-from nengodl.params import write_npz
+from nengodl import params
 from nengodl.progress import Stage
 from nengodl.training import TrainingData, check_optimizer
 
@@ -59,31 +59,36 @@ class SimulatorModel:
             var.assign(w)
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
-        """Save parameters with `Simulator.save_params`, and the optimizer's state."""
+        """Save parameters and the optimizer's state with `nengodl.params.save_params`.
+
+        The file is ``<filepath without .weights.h5>.npz``; a copy is written
+        to ``filepath`` itself when that name differs (BackupAndRestore checks
+        that it exists).
+        """
         base = str(filepath).removesuffix(".weights.h5")
-        self.sim.save_params(base)
         state = optimizer_variables(self.optimizer)
-        if state:
-            write_npz(f"{base}.optimizer.npz", {f"v{k}": v.numpy() for k, v in enumerate(state)})
+        extra = {f"optimizer_{k}": v.numpy() for k, v in enumerate(state)}
+        params.save_params(self.sim, base, extra=extra)
+        if str(filepath) != f"{base}.npz" and not str(filepath).endswith(".npz"):
+            shutil.copyfile(f"{base}.npz", filepath)
 
     save = save_weights
 
     def load_weights(self, filepath, **kwargs):
-        """Load parameters with `Simulator.load_params` (and the optimizer's state
-        when it was saved and the optimizer has the same variables)."""
-        base = str(filepath).removesuffix(".weights.h5")
+        """Load parameters (and the optimizer's state, when saved) from `save_weights`."""
+        base = str(filepath).removesuffix(".weights.h5").removesuffix(".npz")
         self.sim.load_params(base)
         state = optimizer_variables(self.optimizer)
-        if state and os.path.exists(f"{base}.optimizer.npz"):
-            with np.load(f"{base}.optimizer.npz") as f:
-                values = [f[f"v{k}"] for k in range(len(f.files))]
-            if [v.shape for v in values] != [tuple(v.shape) for v in state]:
-                raise ValidationError(
-                    f"{base}.optimizer.npz does not match the optimizer's variables",
-                    attr="filepath",
-                )
-            for var, val in zip(state, values):
-                var.assign(val)
+        with np.load(f"{base}.npz") as f:
+            values = [f[f"optimizer_{k}"] for k in range(len(state)) if f"optimizer_{k}" in f]
+        if not values:
+            return
+        if [v.shape for v in values] != [tuple(v.shape) for v in state]:
+            raise ValidationError(
+                f"{base}.npz does not match the optimizer's variables", attr="filepath"
+            )
+        for var, val in zip(state, values):
+            var.assign(val)
 
 
 def probe_name(sim, probe):

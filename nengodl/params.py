@@ -181,8 +181,40 @@ def freeze_params(sim, objs=None):
             setattr(obj, name, value)
 
 
-def save_params(sim, path, include_state=False):
+def signal_keys(sim):
+    """``(key, signal)`` for the signals of the model's objects, in build order.
+
+    Keys (``"<object index>.<name>"``, the index counting `model.sig` entries)
+    are the same for every simulator of the same network, in any process,
+    whereas the order of base signals and variables is not (it follows sets
+    of operators). Saved values are therefore keyed by signal.
+    """
+    for k, sigs in enumerate(sim.model.sig.values()):
+        for name, sig in sigs.items():
+            if sig is not None and hasattr(sig, "base") and not sig.sparse:
+                yield f"{k}.{name}", sig
+
+
+def _uncovered(bases, covered):
+    """The bases of ``bases`` with elements no model signal refers to."""
+    return [b for b in bases if not covered.get(b, np.zeros(b.size, bool)).all()]
+
+
+def _coverage(sim, bases):
+    covered = {}
+    for _, sig in signal_keys(sim):
+        if sig.base in bases:
+            mask = covered.setdefault(sig.base, np.zeros(sig.base.size, bool))
+            mask[flat_indices(sig).ravel()] = True
+    return covered
+
+
+def save_params(sim, path, include_state=False, extra=None):
     """Save trainable parameters (and optionally the simulation state) to ``path``.
+
+    Values are stored per model signal (see `signal_keys`), so a file saved by
+    one simulator loads into any other simulator of the same network (another
+    process, or one using a distribution strategy).
 
     Parameters
     ----------
@@ -192,16 +224,36 @@ def save_params(sim, path, include_state=False):
         File name; ``.npz`` is appended if missing.
     include_state : bool
         Also save the current simulation state (signals, time).
+    extra : dict, optional
+        More arrays to store in the same file (e.g. an optimizer's state).
     """
+    graph = sim._graph
+    variables = dict(graph.params)
+    variables.update({base: var for base, (var, _) in graph.pinned.items()})
+    values = {base: var.numpy().ravel() for base, var in variables.items()}
+    state = {}
+    if include_state:
+        state = {
+            base: np.asarray(val).reshape(len(val), -1)
+            for base, val in zip(graph.layout.state_bases, sim._state)
+        }
     arrays = {}
-    for k, var in enumerate(sim._graph.all_variables()):
-        arrays[f"param_{k}"] = var.numpy()
+    for key, sig in signal_keys(sim):
+        idx = flat_indices(sig).ravel()
+        if sig.base in values:
+            arrays[f"param:{key}"] = values[sig.base][idx]
+        if sig.base in state:
+            arrays[f"state:{key}"] = state[sig.base][:, idx]
+    # elements no model signal refers to: by position (best effort)
+    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
+        arrays[f"param_{k}"] = values[base]
+    for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
+        arrays[f"state_{k}"] = state[base]
     for k, var in enumerate(sim._extra_variables()):
         arrays[f"keras_{k}"] = var.numpy()
     if include_state:
-        for k, val in enumerate(sim._state):
-            arrays[f"state_{k}"] = np.asarray(val)
         arrays["n_steps"] = np.array(sim.n_steps)
+    arrays.update(extra or {})
     if not str(path).endswith(".npz"):
         path = f"{path}.npz"
     write_npz(path, arrays)
@@ -239,23 +291,46 @@ def load_params(sim, path, include_state=False):
     with np.load(path) as f:
         data = dict(f)
 
-    def assign(var, key):
-        if key not in data or data[key].shape != tuple(var.shape):
+    def entry(key, shape):
+        if key not in data or data[key].shape != shape:
             raise ValidationError(
                 f"{path} does not match this model: entry '{key}' is "
                 f"{'missing' if key not in data else data[key].shape}, "
-                f"expected shape {tuple(var.shape)}",
+                f"expected shape {shape}",
                 attr="path",
             )
-        var.assign(data[key].astype(np.asarray(var.numpy()).dtype))
+        return data[key]
 
-    for k, var in enumerate(sim._graph.all_variables()):
-        assign(var, f"param_{k}")
-    for k, var in enumerate(sim._extra_variables()):
-        assign(var, f"keras_{k}")
+    graph = sim._graph
+    variables = dict(graph.params)
+    variables.update({base: var for base, (var, _) in graph.pinned.items()})
+    values = {base: var.numpy().ravel().copy() for base, var in variables.items()}
+    state = {}
     if include_state:
         if "n_steps" not in data:
             raise ValidationError(f"{path} holds no simulation state", attr="path")
-        sim._state = [tf.constant(data[f"state_{k}"]) for k in range(len(sim._state))]
+        state = {
+            base: np.asarray(val).reshape(len(val), -1).copy()
+            for base, val in zip(graph.layout.state_bases, sim._state)
+        }
+    for key, sig in signal_keys(sim):
+        idx = flat_indices(sig).ravel()
+        if sig.base in values:
+            values[sig.base][idx] = entry(f"param:{key}", idx.shape)
+        if sig.base in state:
+            state[sig.base][:, idx] = entry(f"state:{key}", (sim._batch,) + idx.shape)
+    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
+        values[base] = entry(f"param_{k}", values[base].shape)
+    for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
+        state[base] = entry(f"state_{k}", state[base].shape)
+    for base, var in variables.items():
+        var.assign(values[base].reshape(var.shape).astype(var.dtype.as_numpy_dtype))
+    for k, var in enumerate(sim._extra_variables()):
+        var.assign(entry(f"keras_{k}", tuple(var.shape)).astype(var.dtype.as_numpy_dtype))
+    if include_state:
+        sim._state = [
+            tf.constant(state[base].reshape(val.shape).astype(np.asarray(val).dtype))
+            for base, val in zip(graph.layout.state_bases, sim._state)
+        ]
         sim._n_steps = int(data["n_steps"])
     sim._trained = True

@@ -11,7 +11,7 @@ Usage::
     python distributed_worker.py MODE OUT [BACKUP_DIR]
 
 MODE is ``train`` (`Simulator.train` with the tutorial's RMSProp) or ``fit``
-(`Simulator.fit` with a Keras RMSprop and, given BACKUP_DIR,
+(`Simulator.fit` with Keras SGD with momentum and, given BACKUP_DIR,
 `keras.callbacks.BackupAndRestore`). After each epoch of ``fit`` the worker
 prints ``epoch <n> done`` (flushed), which the tests watch.
 """
@@ -70,7 +70,8 @@ def main(mode, out, backup=None):
         # either, so that both do the same arithmetic
         sim = nengodl.Simulator(net, minibatch_size=MINIBATCH, seed=0, progress_bar=False,
                                 optimize=False)
-        keras_opt = keras.optimizers.RMSprop(0.01)
+        # SGD with momentum: optimizer state that a resumed run must restore
+        keras_opt = keras.optimizers.SGD(0.1, momentum=0.9)
     with sim:
         if mode == "train":
             losses = [
