@@ -9,6 +9,7 @@ convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 from collections.abc import Mapping
 
 import shutil
+import warnings
 
 import keras
 import nengo
@@ -68,6 +69,10 @@ class SimulatorModel:
         base = str(filepath).removesuffix(".weights.h5")
         state = optimizer_variables(self.optimizer)
         extra = {f"optimizer_{k}": v.numpy() for k, v in enumerate(state)}
+        if state:
+            extra["optimizer_layout"] = np.array(
+                params.variable_layout(self.sim, self.trainable_variables)
+            )
         params.save_params(self.sim, base, extra=extra)
         if str(filepath) != f"{base}.npz" and not str(filepath).endswith(".npz"):
             shutil.copyfile(f"{base}.npz", filepath)
@@ -75,18 +80,30 @@ class SimulatorModel:
     save = save_weights
 
     def load_weights(self, filepath, **kwargs):
-        """Load parameters (and the optimizer's state, when saved) from `save_weights`."""
+        """Load parameters (and the optimizer's state, when saved) from `save_weights`.
+
+        The optimizer's state is stored per variable: it is restored only when
+        the trainable variables hold the same signals as when it was saved
+        (always for multi-worker strategies and ``optimize=False``; nengo's
+        merging optimiser may lay them out differently), else a warning says so.
+        """
         base = str(filepath).removesuffix(".weights.h5").removesuffix(".npz")
         self.sim.load_params(base)
         state = optimizer_variables(self.optimizer)
         with np.load(f"{base}.npz") as f:
             values = [f[f"optimizer_{k}"] for k in range(len(state)) if f"optimizer_{k}" in f]
+            layout = str(f["optimizer_layout"]) if "optimizer_layout" in f else None
         if not values:
             return
-        if [v.shape for v in values] != [tuple(v.shape) for v in state]:
-            raise ValidationError(
-                f"{base}.npz does not match the optimizer's variables", attr="filepath"
+        if [v.shape for v in values] != [tuple(v.shape) for v in state] or layout != (
+            params.variable_layout(self.sim, self.trainable_variables)
+        ):
+            warnings.warn(
+                f"the optimizer state in {base}.npz does not match this simulator's "
+                "variables (build with optimize=False for an exact resume); it is "
+                "not restored"
             )
+            return
         for var, val in zip(state, values):
             var.assign(val)
 

@@ -195,6 +195,25 @@ def signal_keys(sim):
                 yield f"{k}.{name}", sig
 
 
+def variable_layout(sim, variables):
+    """A string describing which model signals each of ``variables`` holds.
+
+    Two simulators of one network whose trainable variables have equal layouts
+    (nengo's merging optimiser can lay them out differently from build to
+    build) can exchange state stored per variable, such as an optimizer's.
+    """
+    graph = sim._graph
+    bases = {id(var): base for base, var in graph.params.items()}
+    bases.update({id(var): base for base, (var, _) in graph.pinned.items()})
+    parts = {}
+    for key, sig in signal_keys(sim):
+        parts.setdefault(sig.base, []).append(f"{key}@{int(flat_indices(sig).ravel()[0])}")
+    return ";".join(
+        ",".join(parts.get(bases.get(id(var)), [tuple(var.shape).__repr__()]))
+        for var in variables
+    )
+
+
 def _uncovered(bases, covered):
     """The bases of ``bases`` with elements no model signal refers to."""
     return [b for b in bases if not covered.get(b, np.zeros(b.size, bool)).all()]
