@@ -343,9 +343,9 @@ def load_params(sim, path, include_state=False):
     for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
         state[base] = entry(f"state_{k}", state[base].shape)
     for base, var in variables.items():
-        var.assign(values[base].reshape(var.shape).astype(var.dtype.as_numpy_dtype))
+        var.assign(values[base].reshape(var.shape).astype(np.asarray(var.numpy()).dtype))
     for k, var in enumerate(sim._extra_variables()):
-        var.assign(entry(f"keras_{k}", tuple(var.shape)).astype(var.dtype.as_numpy_dtype))
+        var.assign(entry(f"keras_{k}", tuple(var.shape)).astype(np.asarray(var.numpy()).dtype))
     if include_state:
         sim._state = [
             tf.constant(state[base].reshape(val.shape).astype(np.asarray(val).dtype))
