@@ -280,6 +280,20 @@ class DistributedRunner:
 
     def check_optimizer(self, optimizer, variables):
         """Raise unless ``optimizer`` can update mirrored variables; build its state."""
+        local = [
+            getattr(v, "path", v.name) for v in variables
+            if not isinstance(
+                v if isinstance(v, tf.Variable) else getattr(v, "value", v),
+                tf.distribute.DistributedValues,
+            )
+        ]
+        if local:
+            raise ValidationError(
+                f"variables {', '.join(local)} were created outside `strategy.scope()`, "
+                "so they cannot be trained under the strategy; create the network's "
+                "Keras layers (TensorNodes) inside the scope",
+                attr="strategy",
+            )
         owner = getattr(optimizer, "_distribution_strategy", self.strategy)
         if owner is not self.strategy:
             raise ValidationError(

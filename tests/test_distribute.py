@@ -221,6 +221,36 @@ def test_bad_input_gives_clear_errors(strategy):
         make_sim(net, strategy, minibatch_size=2)
 
 
+def test_keras_layer_in_tensor_node_trains_like_one_device(strategy):
+    results = []
+    for strat in (None, strategy):
+        with strategy.scope() if strat else tf.name_scope("one_device"):
+            layer = keras.layers.Dense(1, use_bias=False,
+                                       kernel_initializer=keras.initializers.Constant(0.3))
+            with nengo.Network(seed=0) as net:
+                inp = nengo.Node(np.zeros(2))
+                p = nengo.Probe(nengodl.Layer(layer)(inp))
+            sim = make_sim(net, minibatch_size=8)
+            sim.compile(keras.optimizers.SGD(0.1), loss="mse")
+        x = np.random.RandomState(0).randn(16, 1, 2)
+        with sim:
+            hist = sim.fit({inp: x}, {p: x @ [[1.0], [-2.0]]}, epochs=3, verbose=0, seed=0)
+        results.append((hist.history["loss"], layer.kernel.numpy()))
+    assert results[0][0][-1] < 0.5 * results[0][0][0]
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    np.testing.assert_allclose(results[1][1], results[0][1], atol=1e-6)
+
+    layer = keras.layers.Dense(1, use_bias=False)  # outside the scope: clear error
+    with nengo.Network(seed=0) as net:
+        inp = nengo.Node(np.zeros(2))
+        p = nengo.Probe(nengodl.Layer(layer)(inp))
+    with make_sim(net, strategy, minibatch_size=2) as sim:
+        with strategy.scope():
+            sim.compile(keras.optimizers.SGD(0.1), loss="mse")
+        with pytest.raises(ValidationError, match="outside `strategy.scope"):
+            sim.fit({inp: np.zeros((2, 1, 2))}, {p: np.zeros((2, 1, 1))}, verbose=0)
+
+
 def free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
