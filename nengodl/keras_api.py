@@ -8,11 +8,16 @@ convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 
 from collections.abc import Mapping
 
+import shutil
+import warnings
+
 import keras
 import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
 
+from nengodl.distribute import optimizer_variables
+from nengodl import params
 from nengodl.progress import Stage
 from nengodl.training import TrainingData, check_optimizer, random_state
 
@@ -22,8 +27,11 @@ class SimulatorModel:
 
     Supports ``stop_training`` (EarlyStopping), ``get_weights``/``set_weights``
     (``restore_best_weights``), ``save_weights``/``save``/``load_weights``
-    (ModelCheckpoint), ``optimizer`` and ``history``.
+    (ModelCheckpoint; with the optimizer's state, for BackupAndRestore),
+    ``optimizer``, ``trainable_variables`` and ``history``.
     """
+
+    built = True  # read by BackupAndRestore
 
     def __init__(self, sim):
         self.sim = sim
@@ -32,6 +40,13 @@ class SimulatorModel:
         self.history = None
         self.train_function = None  # read by TensorBoard (no graph is written)
         self.layers = []
+        self._initial_epoch = None  # set by BackupAndRestore when it restores
+
+    @property
+    def trainable_variables(self):
+        """The variables `fit` trains (what the optimizer's state is built for)."""
+        return [v for v, _ in self.sim._get_trainer().variables()]
+
     def _variables(self):
         return self.sim._graph.all_variables() + self.sim._extra_variables()
 
@@ -45,14 +60,52 @@ class SimulatorModel:
             var.assign(w)
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
-        """Save parameters with `Simulator.save_params`."""
-        self.sim.save_params(str(filepath).removesuffix(".weights.h5"))
+        """Save parameters and the optimizer's state with `nengodl.params.save_params`.
+
+        The file is ``<filepath without .weights.h5>.npz``; a copy is written
+        to ``filepath`` itself when that name differs (BackupAndRestore checks
+        that it exists).
+        """
+        base = str(filepath).removesuffix(".weights.h5")
+        state = optimizer_variables(self.optimizer)
+        extra = {f"optimizer_{k}": v.numpy() for k, v in enumerate(state)}
+        if state:
+            extra["optimizer_layout"] = np.array(
+                params.variable_layout(self.sim, self.trainable_variables)
+            )
+        params.save_params(self.sim, base, extra=extra)
+        if str(filepath) != f"{base}.npz" and not str(filepath).endswith(".npz"):
+            shutil.copyfile(f"{base}.npz", filepath)
 
     save = save_weights
 
     def load_weights(self, filepath, **kwargs):
-        """Load parameters with `Simulator.load_params`."""
-        self.sim.load_params(str(filepath).removesuffix(".weights.h5"))
+        """Load parameters (and the optimizer's state, when saved) from `save_weights`.
+
+        The optimizer's state is stored per variable: it is restored only when
+        the trainable variables hold the same signals as when it was saved
+        (always for multi-worker strategies and ``optimize=False``; nengo's
+        merging optimiser may lay them out differently), else a warning says so.
+        """
+        base = str(filepath).removesuffix(".weights.h5").removesuffix(".npz")
+        self.sim.load_params(base)
+        state = optimizer_variables(self.optimizer)
+        with np.load(f"{base}.npz") as f:
+            values = [f[f"optimizer_{k}"] for k in range(len(state)) if f"optimizer_{k}" in f]
+            layout = str(f["optimizer_layout"]) if "optimizer_layout" in f else None
+        if not values:
+            return
+        if [v.shape for v in values] != [tuple(v.shape) for v in state] or layout != (
+            params.variable_layout(self.sim, self.trainable_variables)
+        ):
+            warnings.warn(
+                f"the optimizer state in {base}.npz does not match this simulator's "
+                "variables (build with optimize=False for an exact resume); it is "
+                "not restored"
+            )
+            return
+        for var, val in zip(state, values):
+            var.assign(val)
 
 
 def probe_name(sim, probe):
@@ -251,6 +304,7 @@ class KerasAPI:
         rng = random_state(seed) if shuffle else None
         seeds = random_state(seed)
         cbs.on_train_begin()
+        initial_epoch = self._resume(initial_epoch, tdata, rng, seeds)
         logs = {}
         last = [float("nan")]
         with Stage("Training", verbose and self.sim.progress_bar,
@@ -289,6 +343,26 @@ class KerasAPI:
                     break
         cbs.on_train_end(logs)
         return self.model.history
+
+    def _resume(self, initial_epoch, tdata, rng, seeds):
+        """First epoch of `fit`: ``initial_epoch``, or the one a callback restored.
+
+        After a restore (``BackupAndRestore``), the shuffling and seed streams
+        skip the completed epochs, so the resumed run continues as the
+        interrupted one would have. Under a multi-worker strategy every worker
+        continues from the chief's parameters, optimizer state and epoch.
+        """
+        restored, self.model._initial_epoch = self.model._initial_epoch, None
+        start = initial_epoch if restored is None else max(initial_epoch, int(restored))
+        dist = self.sim._dist
+        if dist is not None:
+            variables = self.model._variables() + optimizer_variables(self.model.optimizer)
+            start = dist.sync_from_chief(variables, start)
+        if start > initial_epoch:
+            for _ in range(initial_epoch, start):
+                for _ in tdata.batches(rng):
+                    seeds.randint(2**31 - 1)
+        return start
 
     def evaluate(self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None,
                  batch_size=None):

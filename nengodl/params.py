@@ -6,6 +6,8 @@ load them (with the simulation state, optionally), and write them into the
 network so that any nengo simulator runs the trained model.
 """
 
+import os
+
 import nengo
 import numpy as np
 import tensorflow as tf
@@ -179,60 +181,59 @@ def freeze_params(sim, objs=None):
             setattr(obj, name, value)
 
 
-def keyed_signals(sim):
-    """Stable names for the signals that hold ``sim``'s parameters and state.
+def signal_keys(sim):
+    """``(key, signal)`` for the signals of the model's objects, in build order.
 
-    nengo's builder fills ``model.sig`` in network order, so "the ``j``-th
-    signal of the ``i``-th built object" names the same signal in every
-    simulator of the same network, however operators were ordered and merged.
-    Signals no object owns (filter states) are named after the first
-    operator that touches them.
-
-    Returns
-    -------
-    list of (str, Signal)
-        Names and signals; several may view one base signal.
+    Keys (``"<object index>.<name>"``, the index counting `model.sig` entries)
+    are the same for every simulator of the same network, in any process,
+    whereas the order of base signals and variables is not (it follows sets
+    of operators). Saved values are therefore keyed by signal.
     """
-    from nengo.builder.signal import Signal
-
-    out = [("time", sim.model.time), ("step", sim.model.step)]
-    owned = {sim.model.time.base: "time", sim.model.step.base: "step"}
-    for i, (obj, sigs) in enumerate(sim.model.sig.items()):
-        for j, (key, sig) in enumerate(sigs.items()):
-            if isinstance(sig, Signal) and not sig.sparse:
-                name = f"{i}.{type(obj).__name__}.{key}"
-                out.append((name, sig))
-                owned.setdefault(sig.base, name)
-    for op in sim._step_order:
-        sigs = [sig for sig in op.all_signals if not sig.sparse]
-        anchor = next((owned[sig.base] for sig in sigs if sig.base in owned), None)
-        for k, sig in enumerate(sigs):
-            if sig.base not in owned and anchor is not None:
-                owned[sig.base] = f"{anchor}.op{k}"
-                out.append((owned[sig.base], sig.base))
-    return out
+    for k, sigs in enumerate(sim.model.sig.values()):
+        for name, sig in sigs.items():
+            if sig is not None and hasattr(sig, "base") and not sig.sparse:
+                yield f"{k}.{name}", sig
 
 
-def _saved_parts(sim, include_state):
-    """``(entry name, kind, signal)`` for everything `save_params` writes."""
+def variable_layout(sim, variables):
+    """A string describing which model signals each of ``variables`` holds.
+
+    Two simulators of one network whose trainable variables have equal layouts
+    (nengo's merging optimiser can lay them out differently from build to
+    build) can exchange state stored per variable, such as an optimizer's.
+    """
     graph = sim._graph
-    variables = {**{b: v for b, v in graph.params.items()},
-                 **{b: v for b, (v, _) in graph.pinned.items()}}
-    parts = []
-    for name, sig in keyed_signals(sim):
-        if sig.base in variables:
-            parts.append((f"param.{name}", "param", sig))
-        if include_state and graph.layout.is_state(sig.base):
-            parts.append((f"state.{name}", "state", sig))
-    return parts, variables
+    bases = {id(var): base for base, var in graph.params.items()}
+    bases.update({id(var): base for base, (var, _) in graph.pinned.items()})
+    parts = {}
+    for key, sig in signal_keys(sim):
+        parts.setdefault(sig.base, []).append(f"{key}@{int(flat_indices(sig).ravel()[0])}")
+    return ";".join(
+        ",".join(parts.get(bases.get(id(var)), [tuple(var.shape).__repr__()]))
+        for var in variables
+    )
 
 
-def save_params(sim, path, include_state=False):
+def _uncovered(bases, covered):
+    """The bases of ``bases`` with elements no model signal refers to."""
+    return [b for b in bases if not covered.get(b, np.zeros(b.size, bool)).all()]
+
+
+def _coverage(sim, bases):
+    covered = {}
+    for _, sig in signal_keys(sim):
+        if sig.base in bases:
+            mask = covered.setdefault(sig.base, np.zeros(sig.base.size, bool))
+            mask[flat_indices(sig).ravel()] = True
+    return covered
+
+
+def save_params(sim, path, include_state=False, extra=None):
     """Save trainable parameters (and optionally the simulation state) to ``path``.
 
-    Entries are named after the nengo objects that own the signals (see
-    `keyed_signals`), so another simulator of the same network (in this
-    process or another) loads them whatever its internal layout.
+    Values are stored per model signal (see `signal_keys`), so a file saved by
+    one simulator loads into any other simulator of the same network (another
+    process, or one using a distribution strategy).
 
     Parameters
     ----------
@@ -242,25 +243,58 @@ def save_params(sim, path, include_state=False):
         File name; ``.npz`` is appended if missing.
     include_state : bool
         Also save the current simulation state (signals, time).
+    extra : dict, optional
+        More arrays to store in the same file (e.g. an optimizer's state).
     """
     graph = sim._graph
-    parts, variables = _saved_parts(sim, include_state)
+    variables = dict(graph.params)
+    variables.update({base: var for base, (var, _) in graph.pinned.items()})
+    values = {base: var.numpy().ravel() for base, var in variables.items()}
+    state = {}
+    if include_state:
+        state = {
+            base: np.asarray(val).reshape(len(val), -1)
+            for base, val in zip(graph.layout.state_bases, sim._state)
+        }
     arrays = {}
-    state = dict(zip(graph.layout.state_bases, sim._state))
-    for entry, kind, sig in parts:
+    for key, sig in signal_keys(sim):
         idx = flat_indices(sig).ravel()
-        if kind == "param":
-            arrays[entry] = variables[sig.base].numpy().ravel()[idx]
-        else:
-            val = np.asarray(state[sig.base])
-            arrays[entry] = val.reshape(val.shape[0], -1)[:, idx]
+        if sig.base in values:
+            arrays[f"param:{key}"] = values[sig.base][idx]
+        if sig.base in state:
+            arrays[f"state:{key}"] = state[sig.base][:, idx]
+    # elements no model signal refers to: by position (best effort)
+    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
+        arrays[f"param_{k}"] = values[base]
+    for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
+        arrays[f"state_{k}"] = state[base]
     for k, var in enumerate(sim._extra_variables()):
         arrays[f"keras_{k}"] = var.numpy()
     if include_state:
         arrays["n_steps"] = np.array(sim.n_steps)
+    arrays.update(extra or {})
     if not str(path).endswith(".npz"):
         path = f"{path}.npz"
-    np.savez_compressed(path, **arrays)
+    write_npz(path, arrays)
+
+
+def write_npz(path, arrays):
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically.
+
+    The file is written under a temporary name and then renamed, so a process
+    killed while saving leaves the previous file intact.
+
+    Parameters
+    ----------
+    path : str
+        File name (used as is).
+    arrays : dict
+        Map from entry name to array.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
 
 
 def load_params(sim, path, include_state=False):
@@ -269,46 +303,56 @@ def load_params(sim, path, include_state=False):
     Raises
     ------
     ValidationError
-        If the file does not match the simulator's model (naming the first
-        entry that is missing or has another shape); nothing is changed then.
+        If the file does not match the simulator's model.
     """
     if not str(path).endswith(".npz"):
         path = f"{path}.npz"
     with np.load(path) as f:
         data = dict(f)
-    if include_state and "n_steps" not in data:
-        raise ValidationError(f"{path} holds no simulation state", attr="path")
 
-    def check(entry, shape):
-        if entry not in data or data[entry].shape != tuple(shape):
+    def entry(key, shape):
+        if key not in data or data[key].shape != shape:
             raise ValidationError(
-                f"{path} does not match this model: entry '{entry}' is "
-                f"{'missing' if entry not in data else data[entry].shape}, "
-                f"expected shape {tuple(shape)}",
+                f"{path} does not match this model: entry '{key}' is "
+                f"{'missing' if key not in data else data[key].shape}, "
+                f"expected shape {shape}",
                 attr="path",
             )
-        return data[entry]
+        return data[key]
 
     graph = sim._graph
-    parts, variables = _saved_parts(sim, include_state)
-    new_vars = {b: v.numpy().reshape(-1).copy() for b, v in variables.items()}
-    new_state = {
-        b: np.asarray(v).reshape(sim._batch, -1).copy()
-        for b, v in zip(graph.layout.state_bases, sim._state)
-    }
-    for entry, kind, sig in parts:  # check everything before changing anything
+    variables = dict(graph.params)
+    variables.update({base: var for base, (var, _) in graph.pinned.items()})
+    values = {base: var.numpy().ravel().copy() for base, var in variables.items()}
+    state = {}
+    if include_state:
+        if "n_steps" not in data:
+            raise ValidationError(f"{path} holds no simulation state", attr="path")
+        state = {
+            base: np.asarray(val).reshape(len(val), -1).copy()
+            for base, val in zip(graph.layout.state_bases, sim._state)
+        }
+    for key, sig in signal_keys(sim):
         idx = flat_indices(sig).ravel()
-        if kind == "param":
-            new_vars[sig.base][idx] = check(entry, idx.shape)
-        else:
-            new_state[sig.base][:, idx] = check(entry, (sim._batch, idx.size))
-    extra = [(var, check(f"keras_{k}", var.shape)) for k, var in enumerate(sim._extra_variables())]
-    for var, value in [(variables[b], new_vars[b]) for b in variables] + extra:
-        var.assign(value.reshape(var.shape).astype(np.asarray(var.numpy()).dtype))
+        if sig.base in values:
+            values[sig.base][idx] = entry(f"param:{key}", idx.shape)
+        if sig.base in state:
+            state[sig.base][:, idx] = entry(f"state:{key}", (sim._batch,) + idx.shape)
+    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
+        values[base] = entry(f"param_{k}", values[base].shape)
+    for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
+        state[base] = entry(f"state_{k}", state[base].shape)
+    keras_values = [  # every entry is checked before anything changes
+        (var, entry(f"keras_{k}", tuple(var.shape))) for k, var in enumerate(sim._extra_variables())
+    ]
+    for base, var in variables.items():
+        var.assign(values[base].reshape(var.shape).astype(np.asarray(var.numpy()).dtype))
+    for var, value in keras_values:
+        var.assign(value.astype(np.asarray(var.numpy()).dtype))
     if include_state:
         sim._state = [
-            tf.constant(new_state[b].reshape(tuple(s.shape)).astype(np.asarray(s).dtype))
-            for b, s in zip(graph.layout.state_bases, sim._state)
+            tf.constant(state[base].reshape(val.shape).astype(np.asarray(val).dtype))
+            for base, val in zip(graph.layout.state_bases, sim._state)
         ]
         sim._n_steps = int(data["n_steps"])
     sim._trained = True

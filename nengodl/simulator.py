@@ -18,6 +18,9 @@ from nengo.utils.simulator import operator_dependency_graph
 from nengodl import params
 from nengodl.config import get_setting, is_trainable, network_chains, trainable_signals
 from nengodl.data import check_input_data, check_run_steps, check_run_time
+from nengodl.distribute import (
+    DistributedRunner, check_batch, is_multi_worker, resolve_strategy, stable_order,
+)
 from nengodl.graph import SimGraph
 from nengodl.keras_api import KerasAPI
 from nengodl.probes import ProbeRecorder, SimulationData
@@ -76,6 +79,12 @@ class Simulator:
         Compile the simulation loop with XLA when every operator in it runs in
         TensorFlow (models whose loop calls Python code, or whose loop has more
         than ``nengodl.graph.XLA_MAX_STEPS`` operations, run without XLA).
+    strategy : tf.distribute.Strategy, optional
+        A `tf.distribute.MirroredStrategy` or
+        `tf.distribute.MultiWorkerMirroredStrategy` splitting each minibatch
+        across its replicas (default: the strategy whose ``scope()`` is active,
+        if any); ``minibatch_size`` is the global batch and must divide evenly.
+        XLA is not used under a strategy. See ``docs/distributed.md``.
 
     Examples
     --------
@@ -104,8 +113,10 @@ class Simulator:
         optimize=True,
         dtype=None,
         jit=True,
+        strategy=None,
     ):
         self.closed = True  # until construction succeeds
+        self._dist = None
         self.progress_bar = progress_bar
         self.optimize = optimize
         self.device = device
@@ -122,6 +133,18 @@ class Simulator:
             minibatch_size = int(minibatch_size)
         self._minibatch_size = minibatch_size
         self._batch = 1 if minibatch_size is None else minibatch_size
+        strategy = resolve_strategy(strategy)
+        if strategy is not None:
+            check_batch(strategy, minibatch_size)
+            if device is not None:
+                raise ValidationError(
+                    "give either a device or a distribution strategy, not both",
+                    attr="device",
+                )
+            jit = False
+            if is_multi_worker(strategy):
+                # nengo's merging optimiser is not deterministic across processes
+                self.optimize = optimize = False
         if dtype is None:
             net = network if network is not None else getattr(model, "toplevel", None)
             dtype = get_setting(net, "dtype") or os.environ.get("NENGODL_DTYPE", "float32")
@@ -150,7 +173,10 @@ class Simulator:
         if optimize:
             with Stage("Optimization", progress_bar):
                 opmerge_optimize(self.model, self.dg)
-        self._step_order = [op for op in toposort(self.dg)]
+        if strategy is not None and is_multi_worker(strategy):
+            self._step_order = stable_order(self.model.operators, self.dg)
+        else:
+            self._step_order = [op for op in toposort(self.dg)]
 
         input_sigs = {}
         self._input_nodes = {}
@@ -168,7 +194,7 @@ class Simulator:
         trainable = trainable_signals(self.model, toplevel)
         self._trainable_sigs = set(trainable)
         with Stage("Construction", progress_bar):
-            with self._device_scope():
+            with self._device_scope(), self._strategy_scope(strategy):
                 self._graph = SimGraph(
                     self.model,
                     self._step_order,
@@ -183,6 +209,8 @@ class Simulator:
                     unroll=unroll_simulation,
                 )
                 self._graph.trace()
+            if strategy is not None:
+                self._dist = DistributedRunner(self, strategy)
         self._recorder = ProbeRecorder(
             self.model.probes,
             self._graph.probe_sigs,
@@ -277,6 +305,10 @@ class Simulator:
         self.optimize = state["optimize"]
         if state["closed"]:
             self.close()
+
+    @staticmethod
+    def _strategy_scope(strategy):
+        return contextlib.nullcontext() if strategy is None else strategy.scope()
 
     def _device_scope(self):
         return tf.device(self.device) if self.device is not None else contextlib.nullcontext()
@@ -583,8 +615,9 @@ class Simulator:
                 for k, v in feeds.items()
             }
             try:
+                runner = self._graph if self._dist is None else self._dist
                 with self._device_scope():
-                    state, outputs = self._graph.run(n_steps, self._state, feeds)
+                    state, outputs = runner.run(n_steps, self._state, feeds)
             except tf.errors.OpError as e:
                 err = self._graph.errors.pop()
                 if err is not None:

@@ -37,6 +37,29 @@ def random_state(seed):
     makes shuffling and stochastic inputs repeatable."""
     return np.random.RandomState(np.random.randint(2**31 - 1) if seed is None else seed)
 
+
+def check_finite(losses, grads):
+    """Raise `SimulationError` if a loss or gradient is not finite.
+
+    Parameters
+    ----------
+    losses : ndarray
+        Loss values of one minibatch.
+    grads : list of tf.Tensor
+        Gradients about to be applied.
+    """
+    if not np.all(np.isfinite(losses)):
+        raise SimulationError(
+            f"training loss became {float(np.sum(losses))}; parameters are "
+            "left at their last finite values"
+        )
+    if not all(np.isfinite(g.numpy()).all() for g in grads):
+        raise SimulationError(
+            "training gradients became non-finite; parameters are left at "
+            "their last finite values"
+        )
+
+
 class TrainingData:
     """Inputs and targets split into minibatches.
 
@@ -282,6 +305,8 @@ class Trainer:
             )
         variables = [v for v, _ in pairs]
         masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
+        if self.sim._dist is not None:
+            return self.sim._dist.train_step(self, optimizer, objective, variables, masks, training)
         grads_fn = self._function("grads", objective, variables, training)
         apply_fn = self._apply_fn(optimizer, variables)
 
@@ -291,18 +316,9 @@ class Trainer:
                 tf.constant(n_steps, tf.int32), feeds, self._targets(objective, targets)
             )
             losses = losses.numpy()
-            if not np.all(np.isfinite(losses)):
-                raise SimulationError(
-                    f"training loss became {float(np.sum(losses))}; parameters are "
-                    "left at their last finite values"
-                )
             grads = [g if m is None or g is None else g * m for g, m in zip(grads, masks)]
             grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-            if not all(np.isfinite(g.numpy()).all() for g in grads):
-                raise SimulationError(
-                    "training gradients became non-finite; parameters are left at "
-                    "their last finite values"
-                )
+            check_finite(losses, grads)
             apply_fn(grads)
             self.sim._trained = True
             return losses, outputs
@@ -311,6 +327,8 @@ class Trainer:
 
     def eval_step(self, objective, training=False):
         """A function ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``."""
+        if self.sim._dist is not None:
+            return self.sim._dist.eval_step(self, objective, training)
         fn = self._function("loss", objective, None, training)
 
         def step(inputs, targets, n_steps, seed):
@@ -324,6 +342,8 @@ class Trainer:
 
     def predict_step(self, training=False):
         """A function ``step(inputs, n_steps, seed) -> outputs`` (one per probe)."""
+        if self.sim._dist is not None:
+            return self.sim._dist.predict_step(self, training)
         fn = self._function("outputs", None, None, training)
 
         def step(inputs, n_steps, seed):
@@ -375,6 +395,8 @@ class Trainer:
         per minibatch). A batch whose loss is not finite stops the updates.
         """
         graph = self.graph
+        if self.sim._dist is not None:
+            return None  # distributed training runs batch by batch
         if any(
             key not in {graph.input_keys[self.sim._input_nodes[n]] for n in tdata.inputs}
             for key, h in graph.pre_ops.items()

@@ -3,6 +3,17 @@
 import nengo
 import numpy as np
 import pytest
+import tensorflow as tf
+
+# Two logical CPU devices, for the MirroredStrategy tests in test_distribute.py.
+# This must happen before TensorFlow initialises its devices, so at import.
+try:
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()] * 2,
+    )
+except RuntimeError:  # devices already initialised: test_distribute.py says so
+    pass
 
 
 def seed_network(seed=0):
