@@ -18,7 +18,15 @@ def main(argv=None):
     p.add_argument("--no-jit", action="store_true", help="run without XLA")
     p.add_argument("--no-optimize", action="store_true", help="skip nengo's operator merger")
     p.add_argument("--unroll", type=int, default=1, help="steps per loop iteration")
+    p.add_argument(
+        "--intra-op-threads", type=int, default=None,
+        help="TensorFlow's intra-op thread pool size (1 is fastest at minibatch 1 on CPU)",
+    )
     args = p.parse_args(argv)
+    if args.intra_op_threads is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
 
     def make_sim(net, minibatch_size):
         return nengodl.Simulator(
