@@ -238,6 +238,7 @@ class SimGraph:
             bool(jit) and not self.has_host_loop_ops and len(self.steps) <= XLA_MAX_STEPS
         )
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
+        self._compiled = set()  # (bucket, feed keys) compiled by XLA
 
     def _make_builder(self, builder, op):
         try:
@@ -460,6 +461,36 @@ class SimGraph:
         state, data = self._run_fn(tf.constant(n_steps, dtype=tf.int32), state, feeds)
         return state, self.split_probe_data([d.numpy() for d in data])
 
+    @staticmethod
+    def _bucket(n):
+        """Padded step count of an XLA call running ``n <= XLA_CHUNK`` steps."""
+        return max(16, 1 << (n - 1).bit_length())
+
+    def _buckets(self, n_steps):
+        """Padded step counts of the XLA calls that run ``n_steps`` steps."""
+        sizes = [XLA_CHUNK] * (n_steps // XLA_CHUNK)
+        if n_steps % XLA_CHUNK:
+            sizes.append(self._bucket(n_steps % XLA_CHUNK))
+        return sorted(set(sizes))
+
+    def uncompiled(self, n_steps, feeds):
+        """The XLA step buckets a run of ``n_steps`` with ``feeds`` would compile."""
+        if not self.jit:
+            return []
+        keys = tuple(sorted(feeds))
+        return [b for b in self._buckets(n_steps) if (b, keys) not in self._compiled]
+
+    def compile(self, n_steps, state, feeds):
+        """Compile (by running zero steps) what a run of ``n_steps`` needs."""
+        keys = tuple(sorted(feeds))
+        for bucket in self.uncompiled(n_steps, feeds):
+            chunk = {
+                k: tf.zeros((bucket,) + np.shape(v)[1:], dtype=np.asarray(v).dtype)
+                for k, v in feeds.items()
+            }
+            self._jit_fn(tf.constant(0, tf.int32), state, chunk, bucket)
+            self._compiled.add((bucket, keys))
+
     def _run_xla(self, n_steps, state, feeds):
         """Run through the XLA-compiled loop, in chunks of at most `XLA_CHUNK` steps.
 
@@ -471,13 +502,14 @@ class SimGraph:
         done = 0
         while done < n_steps:
             n = min(n_steps - done, XLA_CHUNK)
-            bucket = max(16, 1 << (n - 1).bit_length())
+            bucket = self._bucket(n)
             chunk = {}
             for k, v in feeds.items():
                 part = np.asarray(v[done : done + n])
                 pad = np.zeros((bucket - n,) + part.shape[1:], dtype=part.dtype)
                 chunk[k] = tf.constant(np.concatenate([part, pad]))
             state, data = self._jit_fn(tf.constant(n, tf.int32), state, chunk, bucket)
+            self._compiled.add((bucket, tuple(sorted(feeds))))
             outputs.append([d.numpy()[:n] for d in data])
             done += n
         stacked = [np.concatenate([o[g] for o in outputs]) for g in range(len(self.probe_groups))]

@@ -596,26 +596,30 @@ class Simulator:
             return
         if progress_bar is None:
             progress_bar = self.progress_bar
+        for key, host in self._graph.pre_ops.items():
+            if key in feeds:
+                continue
+            out = host.precompute(
+                self._n_steps,
+                n_steps,
+                None if host.output is None else self._graph.feed_dtype(host.output),
+            )
+            if out is not None:
+                feeds[key] = out
+        for key in list(feeds):
+            sig_key = self._graph.input_keys.get(key, key)
+            feeds[sig_key] = feeds.pop(key)
+        feeds = {
+            k: np.asarray(v, dtype=self._graph.feed_dtype(self._feed_sig(k)))
+            for k, v in feeds.items()
+        }
+        runner = self._graph if self._dist is None else self._dist
+        if runner is self._graph and self._graph.uncompiled(n_steps, feeds):
+            # reported apart, so that the simulation's time is the loop's own
+            with Stage("Compilation", progress_bar), self._device_scope():
+                self._graph.compile(n_steps, self._state, feeds)
         with Stage("Simulation", progress_bar, max_value=n_steps) as stage:
-            for key, host in self._graph.pre_ops.items():
-                if key in feeds:
-                    continue
-                out = host.precompute(
-                    self._n_steps,
-                    n_steps,
-                    None if host.output is None else self._graph.feed_dtype(host.output),
-                )
-                if out is not None:
-                    feeds[key] = out
-            for key in list(feeds):
-                sig_key = self._graph.input_keys.get(key, key)
-                feeds[sig_key] = feeds.pop(key)
-            feeds = {
-                k: np.asarray(v, dtype=self._graph.feed_dtype(self._feed_sig(k)))
-                for k, v in feeds.items()
-            }
             try:
-                runner = self._graph if self._dist is None else self._dist
                 with self._device_scope():
                     state, outputs = runner.run(n_steps, self._state, feeds)
             except tf.errors.OpError as e:

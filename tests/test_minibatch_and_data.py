@@ -130,9 +130,13 @@ def test_node_function_errors_are_nengos():
 def test_progress_bar_output(seed_net, capsys):
     with nengodl.Simulator(seed_net, progress_bar=True) as sim:
         sim.run_steps(5)
-    out = capsys.readouterr().out
-    for stage in ["Build", "Optimization", "Construction", "Simulation"]:
-        assert f"{stage} finished in 0:00:" in out
+        out = capsys.readouterr().out
+        for stage in ["Build", "Optimization", "Construction", "Compilation", "Simulation"]:
+            assert f"{stage} finished in 0:00:" in out
+        sim.run_steps(7)  # the same 16-step XLA loop: nothing to compile
+        assert "Compilation" not in capsys.readouterr().out
+        sim.run_steps(20)  # a 32-step loop is compiled
+        assert "Compilation finished" in capsys.readouterr().out
     with nengodl.Simulator(seed_net, progress_bar=False) as sim:
         sim.run_steps(5)
     assert capsys.readouterr().out == ""
