@@ -398,9 +398,11 @@ class SimGraph:
                 lambda *args: body(*args, unroll=self.unroll),
                 (i, state, tas),
                 parallel_iterations=parallel,
+                maximum_iterations=None if max_steps is None else max_steps // self.unroll,
             )
         _, state, tas = tf.while_loop(
-            lambda i, *_: i < n_steps, body, (i, state, tas), parallel_iterations=parallel
+            lambda i, *_: i < n_steps, body, (i, state, tas), parallel_iterations=parallel,
+            maximum_iterations=max_steps,  # a static bound, which XLA's gradients need
         )
         return state, [ta.stack() for ta in tas]
 
@@ -481,14 +483,25 @@ class SimGraph:
         return [b for b in self._buckets(n_steps) if (b, keys) not in self._compiled]
 
     def compile(self, n_steps, state, feeds):
-        """Compile (by running zero steps) what a run of ``n_steps`` needs."""
+        """Compile (by running zero steps) what a run of ``n_steps`` needs.
+
+        A loop that XLA cannot compile (a TensorNode using operations XLA does
+        not support) turns XLA off, with a warning.
+        """
         keys = tuple(sorted(feeds))
         for bucket in self.uncompiled(n_steps, feeds):
             chunk = {
                 k: tf.zeros((bucket,) + np.shape(v)[1:], dtype=np.asarray(v).dtype)
                 for k, v in feeds.items()
             }
-            self._jit_fn(tf.constant(0, tf.int32), state, chunk, bucket)
+            try:
+                self._jit_fn(tf.constant(0, tf.int32), state, chunk, bucket)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                self.jit = False
+                reason = str(e).strip().splitlines()[0][:200]
+                warnings.warn(f"XLA cannot compile this model's loop ({reason}); "
+                              "it runs without XLA")
+                return
             self._compiled.add((bucket, keys))
 
     def _run_xla(self, n_steps, state, feeds):

@@ -122,3 +122,39 @@ def test_tensor_node_cannot_run_in_nengo():
     with pytest.raises(SimulationError, match="nengodl.Simulator"):
         with nengo.Simulator(net, progress_bar=False):
             pass
+
+
+def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
+    def model(double):
+        with nengo.Network(seed=0) as net:
+            a = nengo.Node([0.25])
+            t = nengodl.TensorNode(double, shape_in=(1,), shape_out=(1,), pass_time=False)
+            e = nengo.Ensemble(10, 1, neuron_type=nengo.RectifiedLinear())
+            nengo.Connection(a, t, synapse=None)
+            nengo.Connection(t, e, synapse=None)
+            p = nengo.Probe(e)
+        return net, a, p
+
+    def py_double(x):  # tf.numpy_function has no XLA kernel
+        out = tf.numpy_function(lambda v: (2 * v).astype(v.dtype), [x], x.dtype)
+        return tf.ensure_shape(out, x.shape)
+
+    results = []
+    for double in [py_double, lambda x: 2 * x]:
+        net, a, p = model(double)
+        data = {a: np.ones((4, 1, 1)), p: np.full((4, 1, 1), 0.8)}
+        with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+            if double is py_double:
+                with pytest.warns(UserWarning, match="XLA cannot compile"):
+                    sim.run_steps(3)
+                assert not sim._graph.jit
+            else:
+                sim.run_steps(3)
+                assert sim._graph.jit
+            before = sim.loss(data, progress_bar=False)
+            sim.train(data, tf.compat.v1.train.GradientDescentOptimizer(1e-3), n_epochs=5,
+                      progress_bar=False)
+            assert sim.loss(data, progress_bar=False) < before
+            sim.run_steps(1)
+            results.append(sim.data[p])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
