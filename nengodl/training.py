@@ -29,6 +29,24 @@ def check_optimizer(optimizer):
         attr="optimizer",
     )
 
+def create_optimizer_variables(optimizer, variables):
+    """Create ``optimizer``'s slot variables for ``variables`` up front, so that a
+    compiled function can apply gradients from its first call.
+
+    Returns
+    -------
+    bool
+        Whether they could be created (False for a Keras optimizer already built
+        for other variables).
+    """
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if not optimizer.built:
+            optimizer.build(variables)
+            return True
+        return False
+    with tf.init_scope():
+        optimizer._create_slots(variables)  # what apply_gradients does first
+    return True
 
 
 def random_state(seed):
@@ -365,6 +383,10 @@ class Trainer:
         seeds = random_state(seed)
         last = [float("nan")]
         epoch_fn = None
+        if self.sim._dist is None and create_optimizer_variables(
+            optimizer, [v for v, _ in self.variables()]
+        ):
+            epoch_fn = self._epoch_function(optimizer, objective, tdata)
         with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
                    suffix=lambda: f"loss: {last[0]:.4g}",
                    variables=("epoch", "loss")) as stage:
@@ -383,7 +405,7 @@ class Trainer:
                     stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
                 stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
                 last[0] = float(np.mean(losses))
-                if epoch_fn is None and epoch + 1 < n_epochs:
+                if epoch_fn is None and epoch + 1 < n_epochs and self.sim._dist is None:
                     # the optimizer's variables exist now: later epochs run as one call
                     epoch_fn = self._epoch_function(optimizer, objective, tdata)
         return last[0]
