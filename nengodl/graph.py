@@ -80,6 +80,16 @@ XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
 XLA_MAX_STEPS = 600  # larger loop bodies run without XLA
 
 
+def padded(feeds, start, n, bucket):
+    """Steps ``start`` to ``start + n`` of each feed, zero-padded to ``bucket`` steps."""
+    chunk = {}
+    for k, v in feeds.items():
+        part = np.asarray(v[start : start + n])
+        pad = np.zeros((bucket - len(part),) + part.shape[1:], dtype=part.dtype)
+        chunk[k] = tf.constant(np.concatenate([part, pad]))
+    return chunk
+
+
 def written_indices(operators):
     """Map base signal -> boolean mask of the elements some operator writes."""
     written = {}
@@ -490,12 +500,8 @@ class SimGraph:
         """
         keys = tuple(sorted(feeds))
         for bucket in self.uncompiled(n_steps, feeds):
-            chunk = {
-                k: tf.zeros((bucket,) + np.shape(v)[1:], dtype=np.asarray(v).dtype)
-                for k, v in feeds.items()
-            }
             try:
-                self._jit_fn(tf.constant(0, tf.int32), state, chunk, bucket)
+                self._jit_fn(tf.constant(0, tf.int32), state, padded(feeds, 0, 0, bucket), bucket)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
                 self.jit = False
                 reason = str(e).strip().splitlines()[0][:200]
@@ -516,11 +522,7 @@ class SimGraph:
         while done < n_steps:
             n = min(n_steps - done, XLA_CHUNK)
             bucket = self._bucket(n)
-            chunk = {}
-            for k, v in feeds.items():
-                part = np.asarray(v[done : done + n])
-                pad = np.zeros((bucket - n,) + part.shape[1:], dtype=part.dtype)
-                chunk[k] = tf.constant(np.concatenate([part, pad]))
+            chunk = padded(feeds, done, n, bucket)
             state, data = self._jit_fn(tf.constant(n, tf.int32), state, chunk, bucket)
             self._compiled.add((bucket, tuple(sorted(feeds))))
             outputs.append([d.numpy()[:n] for d in data])

@@ -31,22 +31,13 @@ def check_optimizer(optimizer):
 
 def create_optimizer_variables(optimizer, variables):
     """Create ``optimizer``'s slot variables for ``variables`` up front, so that a
-    compiled function can apply gradients from its first call.
-
-    Returns
-    -------
-    bool
-        Whether they could be created (False for a Keras optimizer already built
-        for other variables).
-    """
+    compiled function can apply gradients from its first call."""
     if isinstance(optimizer, keras.optimizers.Optimizer):
         if not optimizer.built:
             optimizer.build(variables)
-            return True
-        return False
-    with tf.init_scope():
-        optimizer._create_slots(variables)  # what apply_gradients does first
-    return True
+    else:
+        with tf.init_scope():
+            optimizer._create_slots(variables)  # what apply_gradients does first
 
 
 def random_state(seed):
@@ -382,10 +373,9 @@ class Trainer:
         rng = random_state(seed) if shuffle else None
         seeds = random_state(seed)
         last = [float("nan")]
-        epoch_fn = None
-        if self.sim._dist is None and create_optimizer_variables(
-            optimizer, [v for v, _ in self.variables()]
-        ):
+        epoch_fn = None  # distributed training, and inputs computed on the host: by batch
+        if self.sim._dist is None:
+            create_optimizer_variables(optimizer, [v for v, _ in self.variables()])
             epoch_fn = self._epoch_function(optimizer, objective, tdata)
         with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
                    suffix=lambda: f"loss: {last[0]:.4g}",
@@ -405,9 +395,6 @@ class Trainer:
                     stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
                 stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
                 last[0] = float(np.mean(losses))
-                if epoch_fn is None and epoch + 1 < n_epochs and self.sim._dist is None:
-                    # the optimizer's variables exist now: later epochs run as one call
-                    epoch_fn = self._epoch_function(optimizer, objective, tdata)
         return last[0]
 
     def _epoch_function(self, optimizer, objective, tdata):
@@ -417,8 +404,6 @@ class Trainer:
         per minibatch). A batch whose loss is not finite stops the updates.
         """
         graph = self.graph
-        if self.sim._dist is not None:
-            return None  # distributed training runs batch by batch
         if any(
             key not in {graph.input_keys[self.sim._input_nodes[n]] for n in tdata.inputs}
             for key, h in graph.pre_ops.items()
@@ -477,18 +462,17 @@ class Trainer:
         # cannot compile fall back on the first call
         compiled = [tf.function(fn, autograph=False, jit_compile=True)] if graph.jit else []
         compiled.append(tf.function(fn, autograph=False))
-        first = [True]
 
         def call(feeds, targets):
-            while True:
+            if len(compiled) > 1:  # not known yet whether XLA compiles it
                 try:
                     result = compiled[0](feeds, targets)
-                    first[0] = False
-                    return result
                 except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-                    if not (first[0] and len(compiled) > 1):
-                        raise
                     compiled.pop(0)
+                else:
+                    del compiled[1:]
+                    return result
+            return compiled[0](feeds, targets)
 
         def run_epoch(batches):
             feeds = {

@@ -47,16 +47,11 @@ def main(argv=None):
     train = data(inpt, probe, 4096, 0)
     if args.nengo_dl:
         import nengo_dl as backend
-
-        with net:
-            backend.configure_settings(trainable=False)
-            net.config[nengo.Ensemble].trainable = True
     else:
         import nengodl as backend
-
-        with net:
-            backend.configure_settings(trainable=False)
-            net.config[nengo.Ensemble].trainable = True
+    with net:  # the tutorial trains encoders and biases only
+        backend.configure_settings(trainable=False)
+        net.config[nengo.Ensemble].trainable = True
     with backend.Simulator(net, minibatch_size=32, seed=0, progress_bar=False) as sim:
         if args.nengo_dl:
             sim.compile(optimizer=tf.optimizers.RMSprop(0.01), loss={probe: tf.losses.mse})

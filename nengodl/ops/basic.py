@@ -150,15 +150,14 @@ class BsrDotIncBuilder(OpBuilder):
         if not np.array_equal(self.cols, np.arange(x.shape[1])):
             x = tf.gather(x, self.cols, axis=1)
         a = ctx.read(op.A)
-        if not ctx.is_batched(op.A):
-            a = a[None]
-        if self.c == 1:  # (b, k, r) = a[..., 0] * x: elementwise, fuses with x
-            prod = a[..., 0] * x
-        elif self.r == 1:  # a multiply-reduce, fuses with x (no transposes)
-            prod = tf.reduce_sum(a[:, :, 0, :] * x, axis=-1, keepdims=True)
+        batched_a = a if ctx.is_batched(op.A) else a[None]  # (batch or 1, k, r, c)
+        if self.c == 1:  # elementwise: fuses with the producer of x
+            prod = batched_a[..., 0] * x
+        elif self.r == 1:  # a multiply-reduce: fuses too, with no transposes
+            prod = tf.reduce_sum(batched_a[:, :, 0, :] * x, axis=-1, keepdims=True)
         else:
-            prod = tf.einsum("bkrc,bkc->bkr" if ctx.is_batched(op.A) else "krc,bkc->bkr",
-                             a if ctx.is_batched(op.A) else a[0], x)
+            spec = "bkrc,bkc->bkr" if ctx.is_batched(op.A) else "krc,bkc->bkr"
+            prod = tf.einsum(spec, a, x)
         if not self.diagonal:
             prod = tf.transpose(prod, (1, 0, 2))
             prod = tf.math.unsorted_segment_sum(prod, self.rows, self.n_row_blocks)
