@@ -29,6 +29,8 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
+from nengodl.training import check_finite, masked_gradients
+
 #: strategies whose replicas run the same program on equal slices of a batch
 SUPPORTED = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -233,11 +235,7 @@ class DistributedRunner:
                 outputs = self._replica_outputs(trainer, n_steps, feeds, training)
                 losses = trainer._losses(outputs, targets, objective)
                 total = tf.reduce_sum(losses)
-            grads = tape.gradient(total, variables)
-            grads = [
-                tf.zeros(v.shape, v.dtype) if g is None else (g if m is None else g * m)
-                for g, m, v in zip(grads, masks, variables)
-            ]
+            grads = masked_gradients(tape.gradient(total, variables), masks, variables)
             return losses, outputs, grads
 
         def fn(n_steps, feeds, targets):
@@ -307,7 +305,6 @@ class DistributedRunner:
 
     def train_step(self, trainer, optimizer, objective, variables, masks, training=True):
         """Distributed version of `Trainer.train_step` (checks already done)."""
-        from nengodl.training import check_finite
 
         self.check_optimizer(optimizer, variables)
         fn = self._function(trainer, "grads", objective, variables, masks, training)

@@ -40,6 +40,15 @@ def create_optimizer_variables(optimizer, variables):
             optimizer._create_slots(variables)  # what apply_gradients does first
 
 
+def masked_gradients(grads, masks, variables):
+    """Gradients restricted to the trainable elements (``masks``; None: all of a
+    variable), with zeros for variables the loss does not depend on."""
+    return [
+        tf.zeros(v.shape, v.dtype) if g is None else (g if m is None else g * m)
+        for g, m, v in zip(grads, masks, variables)
+    ]
+
+
 def random_state(seed):
     """``np.random.RandomState(seed)``; with ``seed=None`` it is seeded from numpy's
     global generator, so that `numpy.random.seed` (or ``keras.utils.set_random_seed``)
@@ -230,6 +239,7 @@ class Trainer:
 
     def _outputs(self, n_steps, feeds, training, initial, max_steps=None):
         state = [tf.constant(v) for v in initial]
+        training = training or self.graph.learning_phase  # configure_settings(learning_phase=True)
         _, stacked = self.graph.loop(n_steps, state, feeds, training=training, max_steps=max_steps)
         return self.graph.probe_tensors(stacked)
 
@@ -249,7 +259,6 @@ class Trainer:
         return [targets.get(p) for p in objective]
 
     def _function(self, kind, objective, variables, training):
-        training = training or self.graph.learning_phase  # configure_settings(learning_phase=True)
         key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
@@ -325,8 +334,7 @@ class Trainer:
                 tf.constant(n_steps, tf.int32), feeds, self._targets(objective, targets)
             )
             losses = losses.numpy()
-            grads = [g if m is None or g is None else g * m for g, m in zip(grads, masks)]
-            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+            grads = masked_gradients(grads, masks, variables)
             check_finite(losses, grads)
             apply_fn(grads)
             self.sim._trained = True
@@ -431,11 +439,7 @@ class Trainer:
                     total = tf.reduce_sum(
                         self._losses(outputs, [None if t is None else t[b] for t in targets], objective)
                     )
-                grads = tape.gradient(total, variables)
-                grads = [
-                    tf.zeros_like(v) if g is None else (g if m is None else g * m)
-                    for g, m, v in zip(grads, masks, variables)
-                ]
+                grads = masked_gradients(tape.gradient(total, variables), masks, variables)
                 finite = tf.reduce_all(
                     [tf.math.is_finite(total)]
                     + [tf.reduce_all(tf.math.is_finite(g)) for g in grads]
