@@ -22,7 +22,6 @@ Everything computed on the host (inputs of Nodes, processes) is computed for
 the whole global batch, with the same seeds as on one device, on every worker.
 """
 
-import contextlib
 import heapq
 
 import numpy as np
@@ -131,17 +130,6 @@ def check_batch(strategy, minibatch_size):
     return size // replicas
 
 
-@contextlib.contextmanager
-def local_batch(graph, size):
-    """Trace ``graph``'s loop for ``size`` minibatch items (one replica's share)."""
-    saved = graph.minibatch_size
-    graph.minibatch_size = size
-    try:
-        yield
-    finally:
-        graph.minibatch_size = saved
-
-
 def replica_slice(x, size, axis):
     """This replica's block of ``size`` items of a global tensor, along ``axis``."""
     if x is None:
@@ -195,7 +183,7 @@ class DistributedRunner:
             feeds = {k: replica_slice(v, n, 1) for k, v in feeds.items()}
             return graph.loop(n_steps, state, feeds, training=graph.learning_phase)
 
-        with local_batch(graph, n):
+        with graph.local_batch(n):
             state, stacked = self.strategy.run(replica, args=(n_steps, state, feeds))
         return (
             [self.strategy.gather(s, axis=0) for s in state],
@@ -239,7 +227,7 @@ class DistributedRunner:
             return losses, outputs, grads
 
         def fn(n_steps, feeds, targets):
-            with local_batch(graph, n):
+            with graph.local_batch(n):
                 losses, outputs, grads = strategy.run(replica, args=(n_steps, feeds, targets))
             outputs = [strategy.gather(o, axis=0) for o in outputs]
             if losses is not None:

@@ -6,6 +6,8 @@ compiles one `tf.function` that runs any number of steps in a
 `tf.while_loop`, recording probes as it goes.
 """
 
+import contextlib
+import os
 import warnings
 
 import numpy as np
@@ -78,6 +80,50 @@ def warn_host_fallback(op):
 
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
 XLA_MAX_STEPS = 600  # larger loop bodies run without XLA
+# On a CPU, a minibatch is split into shards of about this many bytes of state,
+# each simulated by its own XLA loop, run side by side (0: no sharding)
+SHARD_BYTES = 256 * 1024
+
+
+def shard_workers():
+    """Threads TensorFlow's executor runs independent operations on."""
+    n = tf.config.threading.get_inter_op_parallelism_threads()
+    if n:
+        return n
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def shard_size(minibatch_size, item_bytes, workers):
+    """Items per shard when a minibatch is split over independent loops.
+
+    Shards are small enough that one keeps its state in a core's cache over
+    all its steps (`SHARD_BYTES`), and there are at least ``workers`` of them
+    when the minibatch allows; the size divides ``minibatch_size`` evenly, so
+    every shard runs the same compiled loop.
+
+    Parameters
+    ----------
+    minibatch_size : int
+        Items in the minibatch.
+    item_bytes : int
+        Bytes of state per item.
+    workers : int
+        Threads that run shards side by side.
+
+    Returns
+    -------
+    int
+        Items per shard (``minibatch_size`` when it is not split).
+
+    Examples
+    --------
+    >>> shard_size(64, 32768, 2), shard_size(64, 100, 2), shard_size(7, 32768, 2)
+    (8, 32, 1)
+    """
+    if SHARD_BYTES <= 0 or minibatch_size < 2 or workers < 2:
+        return minibatch_size
+    most = min(max(1, SHARD_BYTES // max(item_bytes, 1)), minibatch_size // workers)
+    return max(d for d in range(1, max(most, 1) + 1) if minibatch_size % d == 0)
 
 
 def padded(feeds, start, n, bucket):
@@ -133,6 +179,10 @@ class SimGraph:
     unroll : int
         Steps per iteration of the time loop; leftover steps run in a second,
         single-step loop.
+    sharding : bool
+        Whether the XLA loop may split the minibatch into shards that run side
+        by side (see `shard_size`); for CPUs, where it keeps each shard's state
+        in a core's cache. Models with TensorNodes are never split.
     """
 
     def __init__(
@@ -142,6 +192,7 @@ class SimGraph:
         learning_phase=False,
         dg=None,
         unroll=1,
+        sharding=False,
     ):
         if int(unroll) != unroll or unroll < 1:
             raise ValidationError(
@@ -248,7 +299,34 @@ class SimGraph:
             bool(jit) and not self.has_host_loop_ops and len(self.steps) <= XLA_MAX_STEPS
         )
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
+        self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
+        independent = all(
+            getattr(obj, "items_independent", True) for kind, _, obj in self.steps
+        )
+        item_bytes = sum(
+            base.size * self.layout.tf_dtype(base).size for base in self.layout.state_bases
+        )
+        self.shard = (
+            shard_size(minibatch_size, item_bytes, shard_workers())
+            if sharding and independent
+            else minibatch_size
+        )
+
+    @contextlib.contextmanager
+    def local_batch(self, size):
+        """Trace the loop for ``size`` minibatch items (a shard or a replica)."""
+        saved = self.minibatch_size
+        self.minibatch_size = size
+        try:
+            yield
+        finally:
+            self.minibatch_size = saved
+
+    @property
+    def _chunk_fn(self):
+        """The XLA-compiled call running one chunk of steps (maybe in shards)."""
+        return self._shard_fn if self.shard < self.minibatch_size else self._jit_fn
 
     def _make_builder(self, builder, op):
         try:
@@ -286,7 +364,7 @@ class SimGraph:
                 k: tf.TensorSpec((16,) + tuple(v.shape[1:]), v.dtype)
                 for k, v in feed_specs.items()
             }
-            return self._jit_fn.get_concrete_function(
+            return self._chunk_fn.get_concrete_function(
                 tf.TensorSpec([], tf.int32), state_specs, feed_specs, 16
             )
         return self._run_fn.get_concrete_function(
@@ -441,6 +519,23 @@ class SimGraph:
             n_steps, state, feeds, training=self.learning_phase, max_steps=max_steps
         )
 
+    def _run_shards(self, n_steps, state, feeds, max_steps):
+        """`_run_jit` on each shard of the minibatch; TensorFlow's executor runs
+        the shards' loops side by side (they share one compiled loop)."""
+        k = self.minibatch_size // self.shard
+        states = list(zip(*[tf.split(s, k, axis=0) for s in state])) or [()] * k
+        feeds = {key: tf.split(v, k, axis=1) for key, v in feeds.items()}
+        with self.local_batch(self.shard):
+            results = [
+                self._jit_fn(
+                    n_steps, list(states[j]), {key: v[j] for key, v in feeds.items()}, max_steps
+                )
+                for j in range(k)
+            ]
+        state = [tf.concat(parts, axis=0) for parts in zip(*[r[0] for r in results])]
+        data = [tf.concat(parts, axis=1) for parts in zip(*[r[1] for r in results])]
+        return state, data
+
     def split_probe_data(self, stacked):
         """Per-probe arrays ``(n_steps, batch) + shape`` from the stacked groups."""
         out = [None] * len(self.probe_sigs)
@@ -501,7 +596,9 @@ class SimGraph:
         keys = tuple(sorted(feeds))
         for bucket in self.uncompiled(n_steps, feeds):
             try:
-                self._jit_fn(tf.constant(0, tf.int32), state, padded(feeds, 0, 0, bucket), bucket)
+                self._chunk_fn(
+                    tf.constant(0, tf.int32), state, padded(feeds, 0, 0, bucket), bucket
+                )
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
                 self.jit = False
                 reason = str(e).strip().splitlines()[0][:200]
@@ -523,7 +620,7 @@ class SimGraph:
             n = min(n_steps - done, XLA_CHUNK)
             bucket = self._bucket(n)
             chunk = padded(feeds, done, n, bucket)
-            state, data = self._jit_fn(tf.constant(n, tf.int32), state, chunk, bucket)
+            state, data = self._chunk_fn(tf.constant(n, tf.int32), state, chunk, bucket)
             self._compiled.add((bucket, tuple(sorted(feeds))))
             outputs.append([d.numpy()[:n] for d in data])
             done += n

@@ -207,6 +207,7 @@ class Simulator:
                     learning_phase=get_setting(toplevel, "learning_phase", False),
                     dg=self.dg,
                     unroll=unroll_simulation,
+                    sharding=strategy is None and self._on_cpu(),
                 )
                 self._graph.trace()
             if strategy is not None:
@@ -312,6 +313,13 @@ class Simulator:
 
     def _device_scope(self):
         return tf.device(self.device) if self.device is not None else contextlib.nullcontext()
+
+    def _on_cpu(self):
+        """Whether the simulation runs on a CPU (TensorFlow places it on a GPU if
+        one is visible and no device is given)."""
+        if self.device is not None:
+            return "cpu" in self.device.lower()
+        return not tf.config.list_logical_devices("GPU")
 
     # --- nengo's simulator API -----------------------------------------------
 

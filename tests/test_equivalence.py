@@ -227,3 +227,46 @@ def test_built_parameters_are_nengos(seed_net):
             )
     for conn in seed_net.all_connections:
         np.testing.assert_array_equal(sim.data[conn].weights, ref.data[conn].weights)
+
+
+@pytest.mark.parametrize("shard_bytes", [0, 1])
+def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes):
+    # shard_bytes=1 splits the minibatch into one loop per item (0: one loop);
+    # each item has its own input and its own PES-learned weights
+    monkeypatch.setattr(nengodl.graph, "SHARD_BYTES", shard_bytes)
+    monkeypatch.setattr(nengodl.graph, "shard_workers", lambda: 2)
+    n_items, steps = 4, (30, 20)
+    inputs = np.sin(np.linspace(0, 3, sum(steps)))[None, :, None] * np.linspace(
+        -1, 1, n_items
+    )[:, None, None]
+
+    def network(node_output):
+        with nengo.Network(seed=3) as net:
+            net.inp = nengo.Node(node_output, size_out=1)
+            a = nengo.Ensemble(40, 1)
+            b = nengo.Node(size_in=1)
+            nengo.Connection(net.inp, a)
+            conn = nengo.Connection(a, b, learning_rule_type=nengo.PES(1e-3))
+            nengo.Connection(b, conn.learning_rule)
+            nengo.Connection(net.inp, conn.learning_rule, transform=-1)
+            net.ps = [
+                nengo.Probe(b, synapse=0.01), nengo.Probe(a.neurons, "voltage"),
+                nengo.Probe(conn, "weights"),
+            ]
+        return net
+
+    net = network(np.zeros(1))
+    with nengodl.Simulator(net, minibatch_size=n_items, dtype="float64", progress_bar=False) as sim:
+        assert sim._graph.shard == (1 if shard_bytes else n_items)
+        done = 0
+        for n in steps:
+            sim.run_steps(n, data={net.inp: inputs[:, done : done + n]})
+            done += n
+    for item in range(n_items):
+        ref_net = network(lambda t, x=inputs[item, :, 0]: x[int(round(t / 0.001)) - 1])
+        with nengo.Simulator(ref_net, progress_bar=False) as ref:
+            ref.run_steps(sum(steps))
+        for p, ref_p in zip(net.ps, ref_net.ps):
+            np.testing.assert_allclose(
+                sim.data[p][item], ref.data[ref_p], atol=TOL["float64"], rtol=0, err_msg=str(p)
+            )

@@ -158,3 +158,21 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
             sim.run_steps(1)
             results.append(sim.data[p])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
+def test_tensor_node_may_mix_minibatch_items(monkeypatch):
+    # the minibatch is never split into shards when a TensorNode could see all items
+    monkeypatch.setattr(nengodl.graph, "SHARD_BYTES", 1)
+    monkeypatch.setattr(nengodl.graph, "shard_workers", lambda: 2)
+    with nengo.Network() as net:
+        inp = nengo.Node([0.0])
+        mean = nengodl.TensorNode(
+            lambda t, x: tf.broadcast_to(tf.reduce_mean(x, axis=0, keepdims=True), tf.shape(x)),
+            size_in=1,
+        )
+        nengo.Connection(inp, mean, synapse=None)
+        p = nengo.Probe(mean)
+    items = np.arange(4.0)[:, None, None] * np.ones((1, 5, 1))
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.run_steps(5, data={inp: items})
+    np.testing.assert_allclose(sim.data[p], np.full((4, 5, 1), 1.5))

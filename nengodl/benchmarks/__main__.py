@@ -7,6 +7,7 @@ nengodl, and their ratio, then the peak memory of the process.
 """
 
 import nengodl
+import nengodl.graph
 from nengodl.benchmarks.networks import NETWORKS
 from nengodl.benchmarks.timing import parser, run_table
 
@@ -19,10 +20,16 @@ def main(argv=None):
     p.add_argument("--no-optimize", action="store_true", help="skip nengo's operator merger")
     p.add_argument("--unroll", type=int, default=1, help="steps per loop iteration")
     p.add_argument(
+        "--no-shard", action="store_true",
+        help="run each minibatch in one loop (not split into shards run side by side)",
+    )
+    p.add_argument(
         "--intra-op-threads", type=int, default=None,
         help="TensorFlow's intra-op thread pool size (1 is fastest at minibatch 1 on CPU)",
     )
     args = p.parse_args(argv)
+    if args.no_shard:
+        nengodl.graph.SHARD_BYTES = 0
     if args.intra_op_threads is not None:
         import tensorflow as tf
 

@@ -14,6 +14,10 @@ class OpBuilder:
         Simulation time step.
     """
 
+    # whether each minibatch item's result depends on that item alone (so the
+    # minibatch can be split into shards simulated apart)
+    items_independent = True
+
     def __init__(self, op, dt):
         self.op = op
         self.dt = dt

@@ -10,6 +10,8 @@ from nengodl.tensor_node import SimTensorNode, call_tensor_func
 class TensorNodeBuilder(OpBuilder):
     """``output = tensor_func(t, input)`` with a leading minibatch axis."""
 
+    items_independent = False  # user code may mix minibatch items
+
     def __call__(self, ctx):
         op = self.op
         node = op.node
