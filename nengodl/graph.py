@@ -82,7 +82,9 @@ XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
 XLA_MAX_STEPS = 600  # larger loop bodies run without XLA
 # On a CPU, a minibatch is split into shards of about this many bytes of state,
 # each simulated by its own XLA loop, run side by side (0: no sharding)
-SHARD_BYTES = 256 * 1024
+SHARD_BYTES = 64 * 1024
+# state that every step sets before reading it is not carried between steps
+DROP_TRANSIENT = True
 
 
 def shard_workers():
@@ -118,7 +120,7 @@ def shard_size(minibatch_size, item_bytes, workers):
     Examples
     --------
     >>> shard_size(64, 32768, 2), shard_size(64, 100, 2), shard_size(7, 32768, 2)
-    (8, 32, 1)
+    (2, 32, 1)
     """
     if SHARD_BYTES <= 0 or minibatch_size < 2 or workers < 2:
         return minibatch_size
@@ -146,6 +148,20 @@ def written_indices(operators):
             mask = written.setdefault(sig.base, np.zeros(sig.base.size, dtype=bool))
             mask[flat_indices(sig).ravel()] = True
     return written
+
+
+def reached_ops(tensors):
+    """Every TensorFlow operation the values of ``tensors`` depend on."""
+    seen = set()
+    stack = [t.op for t in tensors]
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return seen
 
 
 class SimGraph:
@@ -301,17 +317,62 @@ class SimGraph:
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
+        self.transient = (
+            self._transient_bases()
+            if DROP_TRANSIENT and not self.has_host_loop_ops
+            else set()
+        )
         independent = all(
             getattr(obj, "items_independent", True) for kind, _, obj in self.steps
         )
         item_bytes = sum(
-            base.size * self.layout.tf_dtype(base).size for base in self.layout.state_bases
+            base.size * self.layout.tf_dtype(base).size
+            for base in self.layout.state_bases
+            if base not in self.transient
         )
         self.shard = (
             shard_size(minibatch_size, item_bytes, shard_workers())
             if sharding and independent
             else minibatch_size
         )
+
+    def _transient_bases(self):
+        """State bases that no step's result depends on at the step's start.
+
+        Each step sets every element of these (a neuron type's input current
+        and output, say) before anything reads them, so the simulation loop
+        need not carry them from step to step. Found by tracing one step and
+        checking which of its inputs the new state depends on.
+        """
+        bases = self.layout.state_bases
+        found = set()
+
+        param_bases, pinned_bases = list(self.params), list(self.pinned)
+
+        def step(state, feeds, params, pinned):
+            self._pinned_values = {
+                b: (value, tf.constant(self.pinned[b][1]))
+                for b, value in zip(pinned_bases, pinned)
+            }
+            _, new_state, _ = self._step(
+                tf.constant(0), list(state), feeds, [], dict(zip(param_bases, params)),
+                self.learning_phase,
+            )
+            reached = reached_ops(new_state)
+            found.update(b for b, s in zip(bases, state) if s.op not in reached)
+
+        spec = tf.TensorSpec
+        tf.function(step, autograph=False).get_concrete_function(
+            [spec((self.minibatch_size,) + b.shape, self.layout.tf_dtype(b)) for b in bases],
+            {
+                key: spec((1,) + tuple(self.feed_spec(key).shape[1:]), self.feed_spec(key).dtype)
+                for key, host in self.pre_ops.items()
+                if host.output is not None
+            },
+            [spec(self.params[b].shape, self.params[b].dtype) for b in param_bases],
+            [spec(self.pinned[b][0].shape, self.pinned[b][0].dtype) for b in pinned_bases],
+        )
+        return found
 
     @contextlib.contextmanager
     def local_batch(self, size):
@@ -433,7 +494,7 @@ class SimGraph:
                 new_state = [tf.identity(s) for s in new_state]
         return i + 1, new_state, tas
 
-    def loop(self, n_steps, state, feeds, training=False, max_steps=None):
+    def loop(self, n_steps, state, feeds, training=False, max_steps=None, carry_all=True):
         """Build the simulation loop (call inside a `tf.function`).
 
         Parameters
@@ -448,6 +509,9 @@ class SimGraph:
             Whether to run in training mode (spiking neurons swapped for rates).
         max_steps : int, optional
             A static bound on ``n_steps`` (for XLA); probe buffers get this size.
+        carry_all : bool
+            If False, `transient` state is not carried between steps (its
+            final value is then the given one, which no step reads).
 
         Returns
         -------
@@ -473,13 +537,25 @@ class SimGraph:
             for group in self.probe_groups
         ]
 
+        bases = self.layout.state_bases
+        given = list(state)
+        skip = set() if carry_all else self.transient
+        carried = [k for k, b in enumerate(bases) if b not in skip]
+
         def body(i, state, tas, unroll=1):
             for _ in range(unroll):
-                i, state, tas = self._step(i, state, feeds, tas, params, training)
+                full = [None] * len(bases)
+                for k, value in zip(carried, state):
+                    full[k] = value
+                for k, b in enumerate(bases):
+                    if full[k] is None:  # set before it is read, every step
+                        full[k] = tf.zeros_like(given[k])
+                i, full, tas = self._step(i, full, feeds, tas, params, training)
+                state = [full[k] for k in carried]
             return i, state, tas
 
         parallel = 1 if self.has_host_loop_ops else 10
-        i, state = tf.constant(0), list(state)
+        i, state = tf.constant(0), [given[k] for k in carried]
         if self.unroll > 1:
             i, state, tas = tf.while_loop(
                 lambda i, *_: i + self.unroll <= n_steps,
@@ -492,7 +568,10 @@ class SimGraph:
             lambda i, *_: i < n_steps, body, (i, state, tas), parallel_iterations=parallel,
             maximum_iterations=max_steps,  # a static bound, which XLA's gradients need
         )
-        return state, [ta.stack() for ta in tas]
+        final = list(given)
+        for k, value in zip(carried, state):
+            final[k] = value
+        return final, [ta.stack() for ta in tas]
 
     def _probe_parts(self, stacked):
         """Yield ``(probe index, signal, group data, offset)`` for each probe."""
@@ -512,11 +591,12 @@ class SimGraph:
         return out
 
     def _run(self, n_steps, state, feeds):
-        return self.loop(n_steps, state, feeds, training=self.learning_phase)
+        return self.loop(n_steps, state, feeds, training=self.learning_phase, carry_all=False)
 
     def _run_jit(self, n_steps, state, feeds, max_steps):
         return self.loop(
-            n_steps, state, feeds, training=self.learning_phase, max_steps=max_steps
+            n_steps, state, feeds, training=self.learning_phase, max_steps=max_steps,
+            carry_all=False,
         )
 
     def _run_shards(self, n_steps, state, feeds, max_steps):

@@ -229,11 +229,12 @@ def test_built_parameters_are_nengos(seed_net):
         np.testing.assert_array_equal(sim.data[conn].weights, ref.data[conn].weights)
 
 
-@pytest.mark.parametrize("shard_bytes", [0, 1])
-def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes):
+@pytest.mark.parametrize("shard_bytes, drop_transient", [(0, False), (0, True), (1, True)])
+def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes, drop_transient):
     # shard_bytes=1 splits the minibatch into one loop per item (0: one loop);
     # each item has its own input and its own PES-learned weights
     monkeypatch.setattr(nengodl.graph, "SHARD_BYTES", shard_bytes)
+    monkeypatch.setattr(nengodl.graph, "DROP_TRANSIENT", drop_transient)
     monkeypatch.setattr(nengodl.graph, "shard_workers", lambda: 2)
     n_items, steps = 4, (30, 20)
     inputs = np.sin(np.linspace(0, 3, sum(steps)))[None, :, None] * np.linspace(
@@ -258,6 +259,9 @@ def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes):
     net = network(np.zeros(1))
     with nengodl.Simulator(net, minibatch_size=n_items, dtype="float64", progress_bar=False) as sim:
         assert sim._graph.shard == (1 if shard_bytes else n_items)
+        # the neurons' input current is set before it is read, every step
+        names = [b.name for b in sim._graph.transient]
+        assert any("neuron_in" in name for name in names) == drop_transient, names
         done = 0
         for n in steps:
             sim.run_steps(n, data={net.inp: inputs[:, done : done + n]})

@@ -27,9 +27,15 @@ def main(argv=None):
         "--intra-op-threads", type=int, default=None,
         help="TensorFlow's intra-op thread pool size (1 is fastest at minibatch 1 on CPU)",
     )
+    p.add_argument(
+        "--carry-all", action="store_true",
+        help="carry all state between steps (also what each step sets before reading)",
+    )
     args = p.parse_args(argv)
     if args.no_shard:
         nengodl.graph.SHARD_BYTES = 0
+    if args.carry_all:
+        nengodl.graph.DROP_TRANSIENT = False
     if args.intra_op_threads is not None:
         import tensorflow as tf
 
