@@ -80,9 +80,14 @@ def warn_host_fallback(op):
 
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
 XLA_MAX_STEPS = 600  # larger loop bodies run without XLA
-# On a CPU, a minibatch is split into shards of about this many bytes of state,
-# each simulated by its own XLA loop, run side by side (0: no sharding)
+# On a CPU, a minibatch is split into shards, each simulated by its own XLA
+# loop and run side by side. A shard holds about SHARD_BYTES of state (so it
+# stays in a core's cache), more where per-step costs that do not grow with the
+# shard need amortising: OP_BYTES per operation in the loop, and parameters
+# larger than PARAM_CACHE_BYTES (read again by every shard). 0: no sharding.
 SHARD_BYTES = 64 * 1024
+OP_BYTES = 4 * 1024
+PARAM_CACHE_BYTES = 1024 * 1024
 # state that every step sets before reading it is not carried between steps
 DROP_TRANSIENT = True
 
@@ -95,22 +100,27 @@ def shard_workers():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def shard_size(minibatch_size, item_bytes, workers):
+def shard_size(minibatch_size, item_bytes, workers, n_ops=0, param_bytes=0):
     """Items per shard when a minibatch is split over independent loops.
 
-    Shards are small enough that one keeps its state in a core's cache over
-    all its steps (`SHARD_BYTES`), and there are at least ``workers`` of them
-    when the minibatch allows; the size divides ``minibatch_size`` evenly, so
-    every shard runs the same compiled loop.
+    A shard gets at least `SHARD_BYTES` of state, and more where the loop
+    has many operations or large parameters (see the module's constants);
+    there are at least ``workers`` shards when the minibatch allows, and the
+    size divides ``minibatch_size`` evenly, so every shard runs the same
+    compiled loop.
 
     Parameters
     ----------
     minibatch_size : int
         Items in the minibatch.
     item_bytes : int
-        Bytes of state per item.
+        Bytes of state carried per item.
     workers : int
         Threads that run shards side by side.
+    n_ops : int
+        Operations in the loop body.
+    param_bytes : int
+        Bytes of parameters (shared by all items).
 
     Returns
     -------
@@ -121,10 +131,14 @@ def shard_size(minibatch_size, item_bytes, workers):
     --------
     >>> shard_size(64, 32768, 2), shard_size(64, 100, 2), shard_size(7, 32768, 2)
     (2, 32, 1)
+    >>> shard_size(64, 32768, 2, param_bytes=8 * 2**20)  # large weights: few shards
+    32
     """
     if SHARD_BYTES <= 0 or minibatch_size < 2 or workers < 2:
         return minibatch_size
-    most = min(max(1, SHARD_BYTES // max(item_bytes, 1)), minibatch_size // workers)
+    big_params = param_bytes if param_bytes > PARAM_CACHE_BYTES else 0
+    wanted = max(SHARD_BYTES, OP_BYTES * n_ops, big_params)
+    most = min(-(-wanted // max(item_bytes, 1)), minibatch_size // workers)
     return max(d for d in range(1, max(most, 1) + 1) if minibatch_size % d == 0)
 
 
@@ -331,7 +345,10 @@ class SimGraph:
             if base not in self.transient
         )
         self.shard = (
-            shard_size(minibatch_size, item_bytes, shard_workers())
+            shard_size(
+                minibatch_size, item_bytes, shard_workers(), len(self.steps),
+                sum(int(np.prod(b.shape)) * self.layout.tf_dtype(b).size for b in self.params),
+            )
             if sharding and independent
             else minibatch_size
         )
