@@ -235,6 +235,7 @@ def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes, dro
     # each item has its own input and its own PES-learned weights
     monkeypatch.setattr(nengodl.graph, "SHARD_BYTES", shard_bytes)
     monkeypatch.setattr(nengodl.graph, "DROP_TRANSIENT", drop_transient)
+    monkeypatch.setattr(nengodl.graph, "OP_BYTES", 0)
     monkeypatch.setattr(nengodl.graph, "shard_workers", lambda: 2)
     n_items, steps = 4, (30, 20)
     inputs = np.sin(np.linspace(0, 3, sum(steps)))[None, :, None] * np.linspace(
