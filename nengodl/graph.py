@@ -401,10 +401,25 @@ class SimGraph:
         finally:
             self.minibatch_size = saved
 
-    @property
-    def _chunk_fn(self):
-        """The XLA-compiled call running one chunk of steps (maybe in shards)."""
-        return self._shard_fn if self.shard < self.minibatch_size else self._jit_fn
+    def _param_values(self, specs=False):
+        """Current values (or `tf.TensorSpec`\ s) of the parameter and pinned
+        variables, passed into the XLA-compiled loop as plain tensors: a call
+        without variable inputs is stateless, so TensorFlow runs shards' calls
+        side by side instead of in program order."""
+        variables = list(self.params.values()) + [v for v, _ in self.pinned.values()]
+        if specs:
+            return [tf.TensorSpec(v.shape, v.dtype) for v in variables]
+        return [tf.convert_to_tensor(v) for v in variables]
+
+    def _call_chunk(self, n_steps, state, feeds, bucket, specs=False):
+        """Run one chunk of steps through the XLA-compiled loop, in shards if
+        the minibatch is split (with ``specs``, the concrete function instead)."""
+        if self.shard < self.minibatch_size:
+            fn, args = self._shard_fn, (n_steps, state, feeds, bucket)
+        else:
+            fn = self._jit_fn
+            args = (n_steps, state, feeds, bucket, self._param_values(specs))
+        return fn.get_concrete_function(*args) if specs else fn(*args)
 
     def _make_builder(self, builder, op):
         try:
@@ -442,8 +457,8 @@ class SimGraph:
                 k: tf.TensorSpec((16,) + tuple(v.shape[1:]), v.dtype)
                 for k, v in feed_specs.items()
             }
-            return self._chunk_fn.get_concrete_function(
-                tf.TensorSpec([], tf.int32), state_specs, feed_specs, 16
+            return self._call_chunk(
+                tf.TensorSpec([], tf.int32), state_specs, feed_specs, 16, specs=True
             )
         return self._run_fn.get_concrete_function(
             tf.TensorSpec([], tf.int32), state_specs, feed_specs
@@ -511,7 +526,9 @@ class SimGraph:
                 new_state = [tf.identity(s) for s in new_state]
         return i + 1, new_state, tas
 
-    def loop(self, n_steps, state, feeds, training=False, max_steps=None, carry_all=True):
+    def loop(
+        self, n_steps, state, feeds, training=False, max_steps=None, carry_all=True, values=None
+    ):
         """Build the simulation loop (call inside a `tf.function`).
 
         Parameters
@@ -529,6 +546,9 @@ class SimGraph:
         carry_all : bool
             If False, `transient` state is not carried between steps (its
             final value is then the given one, which no step reads).
+        values : list of tf.Tensor, optional
+            Values of the parameter and pinned variables (as `_param_values`
+            gives them); by default the variables are read here.
 
         Returns
         -------
@@ -537,10 +557,13 @@ class SimGraph:
         stacked : list of tf.Tensor
             Probe data, one ``(n_steps, minibatch_size, size)`` tensor per probe group.
         """
-        params = {base: tf.convert_to_tensor(var) for base, var in self.params.items()}
+        if values is None:
+            values = self._param_values()
+        n_params = len(self.params)
+        params = dict(zip(self.params, values[:n_params]))
         self._pinned_values = {
-            base: (tf.convert_to_tensor(var), tf.constant(mask))
-            for base, (var, mask) in self.pinned.items()
+            base: (value, tf.constant(mask))
+            for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:])
         }
         tas = [
             tf.TensorArray(
@@ -610,10 +633,10 @@ class SimGraph:
     def _run(self, n_steps, state, feeds):
         return self.loop(n_steps, state, feeds, training=self.learning_phase, carry_all=False)
 
-    def _run_jit(self, n_steps, state, feeds, max_steps):
+    def _run_jit(self, n_steps, state, feeds, max_steps, values):
         return self.loop(
             n_steps, state, feeds, training=self.learning_phase, max_steps=max_steps,
-            carry_all=False,
+            carry_all=False, values=values,
         )
 
     def _run_shards(self, n_steps, state, feeds, max_steps):
@@ -622,10 +645,12 @@ class SimGraph:
         k = self.minibatch_size // self.shard
         states = list(zip(*[tf.split(s, k, axis=0) for s in state])) or [()] * k
         feeds = {key: tf.split(v, k, axis=1) for key, v in feeds.items()}
+        values = self._param_values()
         with self.local_batch(self.shard):
             results = [
                 self._jit_fn(
-                    n_steps, list(states[j]), {key: v[j] for key, v in feeds.items()}, max_steps
+                    n_steps, list(states[j]), {key: v[j] for key, v in feeds.items()},
+                    max_steps, values,
                 )
                 for j in range(k)
             ]
@@ -693,7 +718,7 @@ class SimGraph:
         keys = tuple(sorted(feeds))
         for bucket in self.uncompiled(n_steps, feeds):
             try:
-                self._chunk_fn(
+                self._call_chunk(
                     tf.constant(0, tf.int32), state, padded(feeds, 0, 0, bucket), bucket
                 )
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
@@ -717,9 +742,12 @@ class SimGraph:
             n = min(n_steps - done, XLA_CHUNK)
             bucket = self._bucket(n)
             chunk = padded(feeds, done, n, bucket)
-            state, data = self._chunk_fn(tf.constant(n, tf.int32), state, chunk, bucket)
+            state, data = self._call_chunk(tf.constant(n, tf.int32), state, chunk, bucket)
             self._compiled.add((bucket, tuple(sorted(feeds))))
             outputs.append([d.numpy()[:n] for d in data])
             done += n
-        stacked = [np.concatenate([o[g] for o in outputs]) for g in range(len(self.probe_groups))]
+        stacked = [
+            outputs[0][g] if len(outputs) == 1 else np.concatenate([o[g] for o in outputs])
+            for g in range(len(self.probe_groups))
+        ]
         return state, self.split_probe_data(stacked)

@@ -38,8 +38,11 @@ class ProbeRecorder:
         """Add the outputs of a run (each ``(n_steps, batch) + shape``)."""
         for probe, out in zip(self.probes, outputs):
             mask = sample_mask(probe, self.dt, first_step, out.shape[0])
-            chunk = np.moveaxis(out[mask], 0, 1).astype(self.dtypes[probe], copy=False)
-            self.chunks[probe].append(chunk)
+            if not mask.all():
+                out = out[mask]
+            # kept as given (a view, in the simulation's dtype); converted to the
+            # signal's dtype when the data are read
+            self.chunks[probe].append(np.moveaxis(out, 0, 1))
             self._cache.pop(probe, None)
 
     def clear(self):
@@ -55,7 +58,7 @@ class ProbeRecorder:
         if probe not in self._cache:
             chunks = self.chunks[probe]
             if chunks:
-                data = np.concatenate(chunks, axis=1)
+                data = np.concatenate(chunks, axis=1, dtype=self.dtypes[probe], casting="unsafe")
             else:
                 data = np.zeros(
                     (self.minibatch_size or 1, 0) + self.shapes[probe],

@@ -20,6 +20,7 @@ def run_both(net, t=0.3, dtype="float64", **kwargs):
 def assert_probes_match(ref, sim, net, tol):
     for p in net.all_probes:
         assert sim.data[p].shape == ref.data[p].shape, p
+        assert sim.data[p].dtype == ref.data[p].dtype, p
         np.testing.assert_allclose(sim.data[p], ref.data[p], atol=tol, rtol=0, err_msg=str(p))
 
 
