@@ -331,6 +331,7 @@ class SimGraph:
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
+        self._step_traced = False
         self.transient = (
             self._transient_bases()
             if DROP_TRANSIENT and not self.has_host_loop_ops
@@ -363,6 +364,7 @@ class SimGraph:
         """
         bases = self.layout.state_bases
         found = set()
+        self._step_traced = True
 
         param_bases, pinned_bases = list(self.params), list(self.pinned)
 
@@ -437,7 +439,10 @@ class SimGraph:
         )
 
     def trace(self, feed_keys=None):
-        """Trace (and so compile) the loop for runs of any length.
+        """Trace the loop for runs of any length, so that errors in the model's
+        TensorFlow code show at construction (for the XLA loop, once a step has
+        been traced, nothing more is done: each run length's bucket is traced
+        when first run).
 
         Parameters
         ----------
@@ -452,6 +457,11 @@ class SimGraph:
             for b in self.layout.state_bases
         ]
         feed_specs = {k: self.feed_spec(k) for k in feed_keys}
+        if self.jit and self._step_traced:
+            # the transient-state analysis traced a step, which is what shows
+            # errors in the model's TensorFlow code; the XLA loop is traced for
+            # each run length's bucket when first run
+            return None
         if self.jit:
             feed_specs = {
                 k: tf.TensorSpec((16,) + tuple(v.shape[1:]), v.dtype)
