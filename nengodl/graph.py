@@ -404,7 +404,7 @@ class SimGraph:
             self.minibatch_size = saved
 
     def _param_values(self, specs=False):
-        """Current values (or `tf.TensorSpec`\ s) of the parameter and pinned
+        """Current values (or specs) of the parameter and pinned
         variables, passed into the XLA-compiled loop as plain tensors: a call
         without variable inputs is stateless, so TensorFlow runs shards' calls
         side by side instead of in program order."""
