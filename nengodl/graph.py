@@ -331,28 +331,25 @@ class SimGraph:
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
-        self._step_traced = False
-        self.transient = (
-            self._transient_bases()
-            if DROP_TRANSIENT and not self.has_host_loop_ops
-            else set()
-        )
+        # tracing a step for the transient analysis also shows the model's errors
+        self._step_traced = DROP_TRANSIENT and not self.has_host_loop_ops
+        self.transient = self._transient_bases() if self._step_traced else set()
         independent = all(
             getattr(obj, "items_independent", True) for kind, _, obj in self.steps
         )
-        item_bytes = sum(
-            base.size * self.layout.tf_dtype(base).size
-            for base in self.layout.state_bases
-            if base not in self.transient
-        )
+        carried = [b for b in self.layout.state_bases if b not in self.transient]
         self.shard = (
             shard_size(
-                minibatch_size, item_bytes, shard_workers(), len(self.steps),
-                sum(int(np.prod(b.shape)) * self.layout.tf_dtype(b).size for b in self.params),
+                minibatch_size, self._bytes(carried), shard_workers(), len(self.steps),
+                self._bytes(self.params),
             )
             if sharding and independent
             else minibatch_size
         )
+
+    def _bytes(self, bases):
+        """Bytes of the values of ``bases`` (per minibatch item for state)."""
+        return sum(b.size * self.layout.tf_dtype(b).size for b in bases)
 
     def _transient_bases(self):
         """State bases that no step's result depends on at the step's start.
@@ -364,18 +361,11 @@ class SimGraph:
         """
         bases = self.layout.state_bases
         found = set()
-        self._step_traced = True
 
-        param_bases, pinned_bases = list(self.params), list(self.pinned)
-
-        def step(state, feeds, params, pinned):
-            self._pinned_values = {
-                b: (value, tf.constant(self.pinned[b][1]))
-                for b, value in zip(pinned_bases, pinned)
-            }
+        def step(state, feeds, values):
+            params = self._bind_values(values)
             _, new_state, _ = self._step(
-                tf.constant(0), list(state), feeds, [], dict(zip(param_bases, params)),
-                self.learning_phase,
+                tf.constant(0), list(state), feeds, [], params, self.learning_phase
             )
             reached = reached_ops(new_state)
             found.update(b for b, s in zip(bases, state) if s.op not in reached)
@@ -388,8 +378,7 @@ class SimGraph:
                 for key, host in self.pre_ops.items()
                 if host.output is not None
             },
-            [spec(self.params[b].shape, self.params[b].dtype) for b in param_bases],
-            [spec(self.pinned[b][0].shape, self.pinned[b][0].dtype) for b in pinned_bases],
+            self._param_values(specs=True),
         )
         return found
 
@@ -412,6 +401,16 @@ class SimGraph:
         if specs:
             return [tf.TensorSpec(v.shape, v.dtype) for v in variables]
         return [tf.convert_to_tensor(v) for v in variables]
+
+    def _bind_values(self, values):
+        """Parameter values by base (and pinned ones into ``_pinned_values``),
+        from the list `_param_values` gives."""
+        n_params = len(self.params)
+        self._pinned_values = {
+            base: (value, tf.constant(mask))
+            for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:])
+        }
+        return dict(zip(self.params, values[:n_params]))
 
     def _call_chunk(self, n_steps, state, feeds, bucket, specs=False):
         """Run one chunk of steps through the XLA-compiled loop, in shards if
@@ -567,14 +566,7 @@ class SimGraph:
         stacked : list of tf.Tensor
             Probe data, one ``(n_steps, minibatch_size, size)`` tensor per probe group.
         """
-        if values is None:
-            values = self._param_values()
-        n_params = len(self.params)
-        params = dict(zip(self.params, values[:n_params]))
-        self._pinned_values = {
-            base: (value, tf.constant(mask))
-            for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:])
-        }
+        params = self._bind_values(self._param_values() if values is None else values)
         tas = [
             tf.TensorArray(
                 self.layout.tf_dtype(self.probe_sigs[group[0]].base),
@@ -591,15 +583,14 @@ class SimGraph:
         given = list(state)
         skip = set() if carry_all else self.transient
         carried = [k for k, b in enumerate(bases) if b not in skip]
+        dropped = [k for k, b in enumerate(bases) if b in skip]
 
         def body(i, state, tas, unroll=1):
             for _ in range(unroll):
-                full = [None] * len(bases)
-                for k, value in zip(carried, state):
-                    full[k] = value
-                for k, b in enumerate(bases):
-                    if full[k] is None:  # set before it is read, every step
-                        full[k] = tf.zeros_like(given[k])
+                full = dict(zip(carried, state))
+                for k in dropped:  # set before it is read, every step: any value will do
+                    full[k] = tf.zeros(given[k].shape, given[k].dtype)
+                full = [full[k] for k in range(len(bases))]
                 i, full, tas = self._step(i, full, feeds, tas, params, training)
                 state = [full[k] for k in carried]
             return i, state, tas
