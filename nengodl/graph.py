@@ -396,20 +396,25 @@ class SimGraph:
         """Current values (or specs) of the parameter and pinned
         variables, passed into the XLA-compiled loop as plain tensors: a call
         without variable inputs is stateless, so TensorFlow runs shards' calls
-        side by side instead of in program order."""
+        side by side instead of in program order. The last value is a scalar
+        1 (`StepContext.keep` divides by it)."""
         variables = list(self.params.values()) + [v for v, _ in self.pinned.values()]
         if specs:
-            return [tf.TensorSpec(v.shape, v.dtype) for v in variables]
-        return [tf.convert_to_tensor(v) for v in variables]
+            return [tf.TensorSpec(v.shape, v.dtype) for v in variables] + [
+                tf.TensorSpec([], self.dtype)
+            ]
+        return [tf.convert_to_tensor(v) for v in variables] + [tf.constant(1, self.dtype)]
 
-    def _bind_values(self, values):
-        """Parameter values by base (and pinned ones into ``_pinned_values``),
-        from the list `_param_values` gives."""
+    def _bind_values(self, values, one=True):
+        """Parameter values by base (and pinned ones into ``_pinned_values``,
+        the runtime 1 into ``_one``, or None without ``one``), from the list
+        `_param_values` gives."""
         n_params = len(self.params)
         self._pinned_values = {
             base: (value, tf.constant(mask))
-            for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:])
+            for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:-1])
         }
+        self._one = values[-1] if one else None
         return dict(zip(self.params, values[:n_params]))
 
     def _call_chunk(self, n_steps, state, feeds, bucket, specs=False):
@@ -501,7 +506,9 @@ class SimGraph:
             values[base] = tf.where(mask, value, values[base])
         values.update(params)
         step_feeds = {key: val[i] for key, val in feeds.items()}
-        ctx = StepContext(self.layout, values, step_feeds, self.dt, self.minibatch_size)
+        ctx = StepContext(
+            self.layout, values, step_feeds, self.dt, self.minibatch_size, one=self._one
+        )
         ctx.training = training
         ctx.lif_smoothing = self.lif_smoothing
         for key, sig in self.const_inputs.items():
@@ -556,8 +563,9 @@ class SimGraph:
             If False, `transient` state is not carried between steps (its
             final value is then the given one, which no step reads).
         values : list of tf.Tensor, optional
-            Values of the parameter and pinned variables (as `_param_values`
-            gives them); by default the variables are read here.
+            Values of the parameter and pinned variables and the runtime 1 (as
+            `_param_values` gives them; for the XLA loop); by default the
+            variables are read here.
 
         Returns
         -------
@@ -566,7 +574,10 @@ class SimGraph:
         stacked : list of tf.Tensor
             Probe data, one ``(n_steps, minibatch_size, size)`` tensor per probe group.
         """
-        params = self._bind_values(self._param_values() if values is None else values)
+        if values is None:  # not XLA: nothing is recomputed, so nothing to keep
+            params = self._bind_values(self._param_values(), one=False)
+        else:
+            params = self._bind_values(values)
         tas = [
             tf.TensorArray(
                 self.layout.tf_dtype(self.probe_sigs[group[0]].base),

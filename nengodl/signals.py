@@ -197,10 +197,14 @@ class StepContext:
         Simulation time step.
     minibatch_size : int
         Number of minibatch items.
+    one : tf.Tensor, optional
+        A scalar 1 that the compiled function receives as an input (so XLA
+        cannot fold it away); `keep` divides by it.
     """
 
-    def __init__(self, layout, values, feeds, dt, minibatch_size):
+    def __init__(self, layout, values, feeds, dt, minibatch_size, one=None):
         self.layout = layout
+        self.one = one
         self.values = values
         self.feeds = feeds
         self.dt = dt
@@ -210,6 +214,17 @@ class StepContext:
         self.pending = {}
         self._flat = {}  # base -> flattened current value
         self._reads = {}  # (base, plan) -> value read since the last write
+
+    def keep(self, value):
+        """``value``, computed once and stored rather than recomputed by each user.
+
+        XLA fuses cheap elementwise producers into every consumer, so a value
+        with several users (a neuron's decayed voltage feeds its output, its
+        voltage and its refractory time) is computed once per user. A floating
+        point division by a value XLA cannot see is one it does not duplicate,
+        and dividing by 1 is exact; without ``one`` (no XLA), ``value`` itself.
+        """
+        return value if self.one is None else value / tf.cast(self.one, value.dtype)
 
     def is_batched(self, sig):
         """Whether the value of ``sig`` has a leading minibatch axis."""

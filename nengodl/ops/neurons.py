@@ -5,6 +5,8 @@ returning ``(output, new_state)``, the TensorFlow counterpart of
 ``NeuronType.step``. Types without one run on the host.
 """
 
+import math
+
 import nengo
 import numpy as np
 import tensorflow as tf
@@ -72,23 +74,77 @@ def lif_rate_step(nt, dt, J):
     return lif_rate(nt, J), {}
 
 
+def series_terms(dtype, remainder, most=16):
+    """Fewest terms ``n`` of a series whose relative truncation error
+    ``remainder(n)`` is below the machine epsilon of ``dtype`` (None if more
+    than ``most`` would be needed)."""
+    eps = np.finfo(tf.as_dtype(dtype).as_numpy_dtype).eps
+    return next((n for n in range(1, most + 1) if remainder(n) < eps), None)
+
+
+def expm1_series(x, n):
+    """``x + x**2/2! + ... + x**n/n!`` (Horner's scheme)."""
+    acc = 1.0 / math.factorial(n)
+    for k in range(n - 1, 0, -1):
+        acc = acc * x + 1.0 / math.factorial(k)
+    return acc * x
+
+
+def log1p_series(r, n):
+    """``r - r**2/2 + ... + (-1)**(n + 1) * r**n/n`` (Horner's scheme)."""
+    acc = (-1) ** (n + 1) / n
+    for k in range(n - 1, 0, -1):
+        acc = acc * r + (-1) ** (k + 1) / k
+    return acc * r
+
+
 @neuron_step(nengo.LIF)
-def lif_step(nt, dt, J, voltage, refractory_time):
+def lif_step(nt, dt, J, voltage, refractory_time, bounded=False, keep=None):
+    """LIF step; with ``bounded`` (every voltage is at most 1 at the start of
+    the step), the spike time comes from a series, and ``keep`` (see
+    `StepContext.keep`) stores the decayed voltage for its three users.
+
+    XLA computes ``exp`` and ``log`` for every neuron (``tf.where`` evaluates
+    both branches); series of a few terms are exact to the float type on the
+    ranges that occur here and much cheaper:
+
+    - the decay ``expm1(-delta_t / tau_rc)`` for a step in which a refractory
+      period ends, with ``0 < delta_t < dt`` (otherwise ``delta_t`` is ``dt``
+      or 0, and the exact constant is used);
+    - ``log1p(r)`` for the spike time, where ``r = -(v - 1) / (J - 1)``: a
+      neuron starting the step at a voltage of at most 1 has
+      ``-r <= 1 - exp(-dt / tau_rc)``, and every step leaves voltages at most 1.
+    """
+    bound = dt / nt.tau_rc
+    n_exp = series_terms(J.dtype, lambda n: bound**n / math.factorial(n + 1))
+    reach = -np.expm1(-bound)  # largest |r|
+    n_log = (
+        series_terms(J.dtype, lambda n: reach**n / ((n + 1) * (1 - reach)))
+        if bounded and reach < 0.5
+        else None
+    )
     refractory_time = refractory_time - dt
     delta_t = tf.clip_by_value(dt - refractory_time, 0, dt)
-    # XLA's exp is twice as fast as its expm1; exp(x) - 1 is only used for the
-    # step in which a refractory period ends (otherwise delta_t is dt or 0, and
-    # the exact constant is used), so its rounding error rarely matters
     full = tf.cast(np.expm1(-dt / nt.tau_rc), J.dtype)
-    decay = tf.where(delta_t >= dt, full, tf.exp(-delta_t / nt.tau_rc) - 1)
+    # XLA's exp is twice as fast as its expm1 (exp(x) - 1 loses digits only
+    # in the step in which a refractory period ends)
+    partial = (
+        tf.exp(-delta_t / nt.tau_rc) - 1
+        if n_exp is None
+        else expm1_series(-delta_t / nt.tau_rc, n_exp)
+    )
+    decay = tf.where(delta_t >= dt, full, partial)
     voltage = voltage - (J - voltage) * decay
+    if keep is not None:
+        voltage = keep(voltage)
     spiked = voltage > 1
     output = tf.cast(spiked, J.dtype) * (nt.amplitude / dt)
     denom = tf.where(spiked, J - 1, tf.ones_like(J))
     ratio = tf.where(spiked, -(voltage - 1) / denom, tf.zeros_like(J))
     # ratio is in (-1, 0]; log(1 + r) is as accurate as log1p here (t_spike is
     # only used where a neuron spiked) and twice as fast under XLA
-    t_spike = dt + nt.tau_rc * tf.math.log(1 + ratio)
+    log_term = tf.math.log(1 + ratio) if n_log is None else log1p_series(ratio, n_log)
+    t_spike = dt + nt.tau_rc * log_term
     voltage = tf.maximum(voltage, tf.cast(nt.min_voltage, voltage.dtype))
     voltage = tf.where(spiked, tf.zeros_like(voltage), voltage)
     refractory_time = tf.where(spiked, nt.tau_ref + t_spike, refractory_time)
@@ -110,8 +166,8 @@ def adaptive_lif_rate_step(nt, dt, J, adaptation):
 
 
 @neuron_step(nengo.AdaptiveLIF)
-def adaptive_lif_step(nt, dt, J, voltage, refractory_time, adaptation):
-    output, state = lif_step(nt, dt, J - adaptation, voltage, refractory_time)
+def adaptive_lif_step(nt, dt, J, voltage, refractory_time, adaptation, **lif_options):
+    output, state = lif_step(nt, dt, J - adaptation, voltage, refractory_time, **lif_options)
     state["adaptation"] = adaptation + (dt / nt.tau_n) * (nt.inc_n * output - adaptation)
     return output, state
 
@@ -162,6 +218,14 @@ class SimNeuronsBuilder(OpBuilder):
     def __init__(self, op, dt):
         super().__init__(op, dt)
         self.step = NEURON_STEPS[type(op.neurons)]
+        # LIF types: whether voltages start at most 1 (then every step keeps
+        # them so; see `lif_step`)
+        self.lif = type(op.neurons) in (nengo.LIF, nengo.AdaptiveLIF)
+        self.bounded = (
+            self.lif
+            and op.neurons.min_voltage <= 1
+            and bool(np.all(np.asarray(op.state["voltage"].initial_value) <= 1))
+        )
 
     def __call__(self, ctx):
         op = self.op
@@ -175,6 +239,8 @@ class SimNeuronsBuilder(OpBuilder):
         step = self.step
         if training and type(op.neurons) in TRAINING_STEPS:
             step = TRAINING_STEPS[type(op.neurons)]
+        elif self.lif:
+            state.update(bounded=self.bounded, keep=ctx.keep)
         output, new_state = step(op.neurons, self.dt, J, **state)
         ctx.set(op.output, output)
         for name, sig in op.state.items():
