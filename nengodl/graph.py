@@ -90,6 +90,8 @@ OP_BYTES = 4 * 1024
 PARAM_CACHE_BYTES = 1024 * 1024
 # state that every step sets before reading it is not carried between steps
 DROP_TRANSIENT = True
+# under XLA, values that builders mark with `StepContext.keep` are computed once
+KEEP_SHARED = True
 
 
 def shard_workers():
@@ -414,7 +416,7 @@ class SimGraph:
             base: (value, tf.constant(mask))
             for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:-1])
         }
-        self._one = values[-1] if one else None
+        self._one = values[-1] if one and KEEP_SHARED else None
         return dict(zip(self.params, values[:n_params]))
 
     def _call_chunk(self, n_steps, state, feeds, bucket, specs=False):

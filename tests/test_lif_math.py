@@ -8,6 +8,8 @@ import pytest
 import tensorflow as tf
 
 import nengodl
+import nengodl.graph
+import nengodl.ops.neurons
 from nengodl.ops.neurons import expm1_series, log1p_series, series_terms
 
 DT, TAU_RC = 0.001, 0.02
@@ -46,7 +48,11 @@ def test_series_terms_gives_up_on_wide_ranges():
     ],
 )
 @pytest.mark.parametrize("jit", [True, False])
-def test_lif_state_matches_nengo(neuron_type, jit):
+@pytest.mark.parametrize("fast", [True, False])
+def test_lif_state_matches_nengo(neuron_type, jit, fast, monkeypatch):
+    # fast: the series and the kept decayed voltage (the default); both are switches
+    monkeypatch.setattr(nengodl.ops.neurons, "LIF_SERIES", fast)
+    monkeypatch.setattr(nengodl.graph, "KEEP_SHARED", fast)
     with nengo.Network(seed=3) as net:
         stim = nengo.Node(lambda t: [np.sin(20 * t), np.cos(7 * t)])
         ens = nengo.Ensemble(

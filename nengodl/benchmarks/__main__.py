@@ -8,6 +8,7 @@ nengodl, and their ratio, then the peak memory of the process.
 
 import nengodl
 import nengodl.graph
+import nengodl.ops.neurons
 from nengodl.benchmarks.networks import NETWORKS
 from nengodl.benchmarks.timing import parser, run_table
 
@@ -31,7 +32,19 @@ def main(argv=None):
         "--carry-all", action="store_true",
         help="carry all state between steps (also what each step sets before reading)",
     )
+    p.add_argument(
+        "--lif-exp-log", action="store_true",
+        help="LIF neurons use exp and log (not the series exact on their ranges)",
+    )
+    p.add_argument(
+        "--no-keep", action="store_true",
+        help="let XLA recompute values shared by several operations (e.g. the LIF voltage)",
+    )
     args = p.parse_args(argv)
+    if args.lif_exp_log:
+        nengodl.ops.neurons.LIF_SERIES = False
+    if args.no_keep:
+        nengodl.graph.KEEP_SHARED = False
     if args.no_shard:
         nengodl.graph.SHARD_BYTES = 0
     if args.carry_all:

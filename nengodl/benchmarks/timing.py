@@ -12,48 +12,55 @@ import time
 import nengo
 
 
-def measure(sim_factory, n_steps, repeats=2):
-    """Time a simulator: construction, first run, and best of ``repeats`` runs.
+def measure(sim_factories, n_steps, repeats=3):
+    """Time simulators: construction, first run, and best of ``repeats`` runs.
+
+    Each simulator is constructed and run once in turn; then the warm runs
+    alternate between them, so that every simulator sees the same machine
+    conditions (on a shared machine the speed of both drifts from minute to
+    minute, and their ratio is what counts).
 
     Parameters
     ----------
-    sim_factory : callable
-        Returns a new simulator.
+    sim_factories : list of callable
+        Each returns a new simulator.
     n_steps : int
         Steps per run.
     repeats : int
-        Warm runs timed after the first.
+        Warm runs timed per simulator.
 
     Returns
     -------
-    build : float
-        Seconds to construct the simulator.
-    first : float
-        Seconds from the start of construction to the end of the first run.
-    run : float
-        Seconds of the fastest warm run.
+    list of tuple
+        For each factory ``(build, first, run)``: seconds to construct the
+        simulator, seconds from the start of construction to the end of the
+        first run, and seconds of the fastest warm run.
 
     Examples
     --------
     >>> net = nengo.Network()
     >>> with net:
     ...     _ = nengo.Ensemble(10, 1)
-    >>> build, first, run = measure(lambda: nengo.Simulator(net, progress_bar=False), 10)
+    >>> [(build, first, run)] = measure([lambda: nengo.Simulator(net, progress_bar=False)], 10)
     >>> 0 < build <= first
     True
     """
-    start = time.perf_counter()
-    sim = sim_factory()
-    built = time.perf_counter()
-    sim.run_steps(n_steps)
-    first = time.perf_counter()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    sims, results = [], []
+    for factory in sim_factories:
+        start = time.perf_counter()
+        sim = factory()
+        built = time.perf_counter()
         sim.run_steps(n_steps)
-        best = min(best, time.perf_counter() - t0)
-    sim.close()
-    return built - start, first - start, best
+        sims.append(sim)
+        results.append([built - start, time.perf_counter() - start, float("inf")])
+    for _ in range(repeats):
+        for sim, result in zip(sims, results):
+            t0 = time.perf_counter()
+            sim.run_steps(n_steps)
+            result[2] = min(result[2], time.perf_counter() - t0)
+    for sim in sims:
+        sim.close()
+    return [tuple(r) for r in results]
 
 
 def parser(description, networks):
@@ -66,6 +73,7 @@ def parser(description, networks):
     p.add_argument("--neuron-type", default="LIF")
     p.add_argument("--minibatch", type=int, nargs="+", default=[1, 64])
     p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3, help="warm runs timed per simulator")
     return p
 
 
@@ -89,12 +97,13 @@ def run_table(args, networks, label, make_sim):
           f"{'item-steps/s':>13s} {'ratio':>7s}", flush=True)
     for name in args.networks:
         net = networks[name](args.dimensions, args.neurons_per_d, neuron_type)
-        _, first, run = measure(lambda: nengo.Simulator(net, progress_bar=False), args.steps)
+        factories = [lambda: nengo.Simulator(net, progress_bar=False)]
+        factories += [lambda mb=mb: make_sim(net, mb) for mb in args.minibatch]
+        (_, first, run), *tested = measure(factories, args.steps, args.repeats)
         nengo_rate = args.steps / run
         print(f"{name:14s} {1:4d} {'nengo':8s} {'':>8s} {first:8.2f} {nengo_rate:13.0f} "
               f"{1.0:7.2f}", flush=True)
-        for mb in args.minibatch:
-            build, first, run = measure(lambda: make_sim(net, mb), args.steps)
+        for mb, (build, first, run) in zip(args.minibatch, tested):
             rate = mb * args.steps / run
             print(f"{name:14s} {mb:4d} {label:8s} {build:8.2f} {first:8.2f} {rate:13.0f} "
                   f"{rate / nengo_rate:7.2f}", flush=True)

@@ -15,6 +15,8 @@ from nengo.builder.neurons import SimNeurons
 from nengodl.ops.registry import OpBuilder, register
 
 NEURON_STEPS = {}
+# LIF types use series instead of exp and log where they are exact (see `lif_step`)
+LIF_SERIES = True
 
 
 def neuron_step(neuron_type):
@@ -117,10 +119,11 @@ def lif_step(nt, dt, J, voltage, refractory_time, bounded=False, keep=None):
     """
     bound = dt / nt.tau_rc
     n_exp = series_terms(J.dtype, lambda n: bound**n / math.factorial(n + 1))
+    n_exp = n_exp if LIF_SERIES else None
     reach = -np.expm1(-bound)  # largest |r|
     n_log = (
         series_terms(J.dtype, lambda n: reach**n / ((n + 1) * (1 - reach)))
-        if bounded and reach < 0.5
+        if bounded and reach < 0.5 and LIF_SERIES
         else None
     )
     refractory_time = refractory_time - dt
