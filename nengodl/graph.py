@@ -407,16 +407,17 @@ class SimGraph:
             ]
         return [tf.convert_to_tensor(v) for v in variables] + [tf.constant(1, self.dtype)]
 
-    def _bind_values(self, values, one=True):
+    def _bind_values(self, values, xla=True):
         """Parameter values by base (and pinned ones into ``_pinned_values``,
-        the runtime 1 into ``_one``, or None without ``one``), from the list
+        the runtime 1 into ``_one``, or None when not ``xla``), from the list
         `_param_values` gives."""
         n_params = len(self.params)
         self._pinned_values = {
             base: (value, tf.constant(mask))
             for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:-1])
         }
-        self._one = values[-1] if one and KEEP_SHARED else None
+        self._xla = xla
+        self._one = values[-1] if xla and KEEP_SHARED else None
         return dict(zip(self.params, values[:n_params]))
 
     def _call_chunk(self, n_steps, state, feeds, bucket, specs=False):
@@ -512,6 +513,7 @@ class SimGraph:
             self.layout, values, step_feeds, self.dt, self.minibatch_size, one=self._one
         )
         ctx.training = training
+        ctx.xla = self._xla
         ctx.lif_smoothing = self.lif_smoothing
         for key, sig in self.const_inputs.items():
             if key in step_feeds:
@@ -577,7 +579,7 @@ class SimGraph:
             Probe data, one ``(n_steps, minibatch_size, size)`` tensor per probe group.
         """
         if values is None:  # not XLA: nothing is recomputed, so nothing to keep
-            params = self._bind_values(self._param_values(), one=False)
+            params = self._bind_values(self._param_values(), xla=False)
         else:
             params = self._bind_values(values)
         tas = [

@@ -15,7 +15,8 @@ from nengo.builder.neurons import SimNeurons
 from nengodl.ops.registry import OpBuilder, register
 
 NEURON_STEPS = {}
-# LIF types use series instead of exp and log where they are exact (see `lif_step`)
+# in loops compiled with XLA, LIF types use series instead of exp and log where
+# they are exact (see `lif_step`)
 LIF_SERIES = True
 
 
@@ -101,10 +102,10 @@ def log1p_series(r, n):
 
 
 @neuron_step(nengo.LIF)
-def lif_step(nt, dt, J, voltage, refractory_time, bounded=False, keep=None):
-    """LIF step; with ``bounded`` (every voltage is at most 1 at the start of
-    the step), the spike time comes from a series, and ``keep`` (see
-    `StepContext.keep`) stores the decayed voltage for its three users.
+def lif_step(nt, dt, J, voltage, refractory_time, series=False, bounded=False, keep=None):
+    """LIF step; with ``series``, series replace ``exp`` (and with ``bounded``,
+    every voltage at most 1 at the start of the step, ``log``), and ``keep``
+    (see `StepContext.keep`) stores the decayed voltage for its three users.
 
     XLA computes ``exp`` and ``log`` for every neuron (``tf.where`` evaluates
     both branches); series of a few terms are exact to the float type on the
@@ -116,14 +117,17 @@ def lif_step(nt, dt, J, voltage, refractory_time, bounded=False, keep=None):
     - ``log1p(r)`` for the spike time, where ``r = -(v - 1) / (J - 1)``: a
       neuron starting the step at a voltage of at most 1 has
       ``-r <= 1 - exp(-dt / tau_rc)``, and every step leaves voltages at most 1.
+
+    Without XLA, TensorFlow runs each operation of a series as its own
+    kernel, so there ``exp`` and ``log`` are faster.
     """
     bound = dt / nt.tau_rc
     n_exp = series_terms(J.dtype, lambda n: bound**n / math.factorial(n + 1))
-    n_exp = n_exp if LIF_SERIES else None
+    n_exp = n_exp if series else None
     reach = -np.expm1(-bound)  # largest |r|
     n_log = (
         series_terms(J.dtype, lambda n: reach**n / ((n + 1) * (1 - reach)))
-        if bounded and reach < 0.5 and LIF_SERIES
+        if series and bounded and reach < 0.5
         else None
     )
     refractory_time = refractory_time - dt
@@ -243,7 +247,8 @@ class SimNeuronsBuilder(OpBuilder):
         if training and type(op.neurons) in TRAINING_STEPS:
             step = TRAINING_STEPS[type(op.neurons)]
         elif self.lif:
-            state.update(bounded=self.bounded, keep=ctx.keep)
+            series = LIF_SERIES and getattr(ctx, "xla", False)
+            state.update(series=series, bounded=self.bounded, keep=ctx.keep)
         output, new_state = step(op.neurons, self.dt, J, **state)
         ctx.set(op.output, output)
         for name, sig in op.state.items():
