@@ -510,10 +510,10 @@ class SimGraph:
         values.update(params)
         step_feeds = {key: val[i] for key, val in feeds.items()}
         ctx = StepContext(
-            self.layout, values, step_feeds, self.dt, self.minibatch_size, one=self._one
+            self.layout, values, step_feeds, self.dt, self.minibatch_size,
+            xla=self._xla, one=self._one,
         )
         ctx.training = training
-        ctx.xla = self._xla
         ctx.lif_smoothing = self.lif_smoothing
         for key, sig in self.const_inputs.items():
             if key in step_feeds:

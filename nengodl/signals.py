@@ -197,13 +197,16 @@ class StepContext:
         Simulation time step.
     minibatch_size : int
         Number of minibatch items.
+    xla : bool
+        Whether the step is traced for an XLA-compiled loop.
     one : tf.Tensor, optional
         A scalar 1 that the compiled function receives as an input (so XLA
         cannot fold it away); `keep` divides by it.
     """
 
-    def __init__(self, layout, values, feeds, dt, minibatch_size, one=None):
+    def __init__(self, layout, values, feeds, dt, minibatch_size, xla=False, one=None):
         self.layout = layout
+        self.xla = xla
         self.one = one
         self.values = values
         self.feeds = feeds

@@ -101,6 +101,28 @@ def log1p_series(r, n):
     return acc * r
 
 
+def lif_series_terms(dt, tau_rc, dtype, bounded=True):
+    """Terms of the series `lif_step` uses, exact to ``dtype``: for the decay
+    ``expm1(x)``, ``|x| <= dt / tau_rc``, and (if ``bounded``) for the spike
+    time's ``log1p(r)``, ``|r| <= 1 - exp(-dt / tau_rc)``; None where a series
+    would need too many terms.
+
+    Examples
+    --------
+    >>> lif_series_terms(0.001, 0.02, "float32"), lif_series_terms(0.001, 0.02, "float64")
+    ((4, 5), (8, 12))
+    """
+    bound = dt / tau_rc
+    n_exp = series_terms(dtype, lambda n: bound**n / math.factorial(n + 1))
+    reach = -np.expm1(-bound)  # largest |r|
+    n_log = (
+        series_terms(dtype, lambda n: reach**n / ((n + 1) * (1 - reach)))
+        if bounded and reach < 0.5
+        else None
+    )
+    return n_exp, n_log
+
+
 @neuron_step(nengo.LIF)
 def lif_step(nt, dt, J, voltage, refractory_time, series=False, bounded=False, keep=None):
     """LIF step; with ``series``, series replace ``exp`` (and with ``bounded``,
@@ -121,15 +143,7 @@ def lif_step(nt, dt, J, voltage, refractory_time, series=False, bounded=False, k
     Without XLA, TensorFlow runs each operation of a series as its own
     kernel, so there ``exp`` and ``log`` are faster.
     """
-    bound = dt / nt.tau_rc
-    n_exp = series_terms(J.dtype, lambda n: bound**n / math.factorial(n + 1))
-    n_exp = n_exp if series else None
-    reach = -np.expm1(-bound)  # largest |r|
-    n_log = (
-        series_terms(J.dtype, lambda n: reach**n / ((n + 1) * (1 - reach)))
-        if series and bounded and reach < 0.5
-        else None
-    )
+    n_exp, n_log = lif_series_terms(dt, nt.tau_rc, J.dtype, bounded) if series else (None, None)
     refractory_time = refractory_time - dt
     delta_t = tf.clip_by_value(dt - refractory_time, 0, dt)
     full = tf.cast(np.expm1(-dt / nt.tau_rc), J.dtype)
@@ -247,7 +261,7 @@ class SimNeuronsBuilder(OpBuilder):
         if training and type(op.neurons) in TRAINING_STEPS:
             step = TRAINING_STEPS[type(op.neurons)]
         elif self.lif:
-            series = LIF_SERIES and getattr(ctx, "xla", False)
+            series = LIF_SERIES and ctx.xla
             state.update(series=series, bounded=self.bounded, keep=ctx.keep)
         output, new_state = step(op.neurons, self.dt, J, **state)
         ctx.set(op.output, output)
