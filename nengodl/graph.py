@@ -333,56 +333,86 @@ class SimGraph:
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
-        # tracing a step for the transient analysis also shows the model's errors
-        self._step_traced = DROP_TRANSIENT and not self.has_host_loop_ops
-        self.transient = self._transient_bases() if self._step_traced else set()
+        self._step_fns = {}  # (batch, feed keys, training) -> traced XLA step
         independent = all(
             getattr(obj, "items_independent", True) for kind, _, obj in self.steps
         )
-        carried = [b for b in self.layout.state_bases if b not in self.transient]
-        self.shard = (
-            shard_size(
-                minibatch_size, self._bytes(carried), shard_workers(), len(self.steps),
+        sharding = sharding and independent
+
+        def shard_for(bases):
+            if not sharding:
+                return minibatch_size
+            return shard_size(
+                minibatch_size, self._bytes(bases), shard_workers(), len(self.steps),
                 self._bytes(self.params),
             )
-            if sharding and independent
-            else minibatch_size
-        )
+
+        # tracing a step for the transient analysis also shows the model's errors;
+        # it is traced for the shard size that carrying all state would give,
+        # which is usually the final one, so that the XLA loop reuses the trace
+        self._step_traced = DROP_TRANSIENT and not self.has_host_loop_ops
+        self.transient = set()
+        if self._step_traced:
+            with self.local_batch(shard_for(self.layout.state_bases)):
+                self.transient = self._step_function()[1]
+        self.shard = shard_for([b for b in self.layout.state_bases if b not in self.transient])
 
     def _bytes(self, bases):
         """Bytes of the values of ``bases`` (per minibatch item for state)."""
         return sum(b.size * self.layout.tf_dtype(b).size for b in bases)
 
-    def _transient_bases(self):
-        """State bases that no step's result depends on at the step's start.
+    def _step_function(self, feed_keys=None, training=None):
+        """One step of the XLA loop, traced once per batch size and fed keys.
 
-        Each step sets every element of these (a neuron type's input current
-        and output, say) before anything reads them, so the simulation loop
-        need not carry them from step to step. Found by tracing one step and
-        checking which of its inputs the new state depends on.
+        The loop body calls it, so a step is traced once however many run
+        lengths are compiled. Tracing it also finds the transient state: the
+        state bases that no step's result depends on at the step's start (each
+        step sets every element of them, a neuron type's input current and
+        output, say, before anything reads them), which the simulation loop
+        need not carry from step to step.
+
+        Parameters
+        ----------
+        feed_keys : iterable, optional
+            Keys of the values fed each step (default: the outputs of the
+            operators computed ahead of each run).
+        training : bool, optional
+            Whether spiking neurons are swapped for rates (default: the
+            learning phase of simulations).
+
+        Returns
+        -------
+        function : ConcreteFunction
+            ``function(state, step_feeds, values)`` returns the new state and
+            one row of probe data per probe group (see `_step`); ``values`` as
+            `_param_values` gives them.
+        transient : set
+            The transient state bases.
         """
-        bases = self.layout.state_bases
-        found = set()
+        if feed_keys is None:
+            feed_keys = [k for k, h in self.pre_ops.items() if h.output is not None]
+        if training is None:
+            training = self.learning_phase
+        key = (self.minibatch_size, tuple(sorted(feed_keys)), bool(training))
+        if key not in self._step_fns:
+            bases = self.layout.state_bases
+            found = set()
 
-        def step(state, feeds, values):
-            params = self._bind_values(values)
-            _, new_state, _ = self._step(
-                tf.constant(0), list(state), feeds, [], params, self.learning_phase
+            def step(state, step_feeds, values):
+                params = self._bind_values(values)
+                new_state, rows = self._step(state, step_feeds, params, training)
+                reached = reached_ops(new_state)
+                found.update(b for b, s in zip(bases, state) if s.op not in reached)
+                return new_state, rows
+
+            spec = tf.TensorSpec
+            function = tf.function(step, autograph=False).get_concrete_function(
+                [spec((self.minibatch_size,) + b.shape, self.layout.tf_dtype(b)) for b in bases],
+                {k: spec(self.feed_spec(k).shape[1:], self.feed_spec(k).dtype) for k in key[1]},
+                self._param_values(specs=True),
             )
-            reached = reached_ops(new_state)
-            found.update(b for b, s in zip(bases, state) if s.op not in reached)
-
-        spec = tf.TensorSpec
-        tf.function(step, autograph=False).get_concrete_function(
-            [spec((self.minibatch_size,) + b.shape, self.layout.tf_dtype(b)) for b in bases],
-            {
-                key: spec((1,) + tuple(self.feed_spec(key).shape[1:]), self.feed_spec(key).dtype)
-                for key, host in self.pre_ops.items()
-                if host.output is not None
-            },
-            self._param_values(specs=True),
-        )
-        return found
+            self._step_fns[key] = (function, found)
+        return self._step_fns[key]
 
     @contextlib.contextmanager
     def local_batch(self, size):
@@ -503,12 +533,13 @@ class SimGraph:
         """Numpy dtype of values fed for ``sig``."""
         return self.layout.np_dtype(sig.base)
 
-    def _step(self, i, state, feeds, tas, params, training):
+    def _step(self, state, step_feeds, params, training):
+        """Build one step: the new state and, for each probe group, the
+        ``(minibatch_size, size)`` row of probe data."""
         values = dict(zip(self.layout.state_bases, state))
         for base, (value, mask) in self._pinned_values.items():
             values[base] = tf.where(mask, value, values[base])
         values.update(params)
-        step_feeds = {key: val[i] for key, val in feeds.items()}
         ctx = StepContext(
             self.layout, values, step_feeds, self.dt, self.minibatch_size,
             xla=self._xla, one=self._one,
@@ -525,26 +556,23 @@ class SimGraph:
                 obj.in_loop(ctx)
             elif obj.output is not None:
                 ctx.write(obj.output, step_feeds[key], inc=obj.output_inc)
-        tas = [
-            ta.write(
-                i,
-                tf.concat(
-                    [
-                        tf.reshape(ctx.read(self.probe_sigs[k], batched=True),
-                                   (self.minibatch_size, -1))
-                        for k in group
-                    ],
-                    axis=1,
-                ),
+        rows = [
+            tf.concat(
+                [
+                    tf.reshape(ctx.read(self.probe_sigs[k], batched=True),
+                               (self.minibatch_size, -1))
+                    for k in group
+                ],
+                axis=1,
             )
-            for ta, group in zip(tas, self.probe_groups)
+            for group in self.probe_groups
         ]
         ctx.flush_all()
         new_state = [ctx.values[base] for base in self.layout.state_bases]
         if ctx.side_effects:
             with tf.control_dependencies(ctx.side_effects):
                 new_state = [tf.identity(s) for s in new_state]
-        return i + 1, new_state, tas
+        return new_state, rows
 
     def loop(
         self, n_steps, state, feeds, training=False, max_steps=None, carry_all=True, values=None
@@ -580,8 +608,14 @@ class SimGraph:
         """
         if values is None:  # not XLA: nothing is recomputed, so nothing to keep
             params = self._bind_values(self._param_values(), xla=False)
+
+            def step(state, step_feeds):
+                return self._step(state, step_feeds, params, training)
         else:
-            params = self._bind_values(values)
+            function = self._step_function(feeds, training)[0]
+
+            def step(state, step_feeds):
+                return function(state, step_feeds, values)
         tas = [
             tf.TensorArray(
                 self.layout.tf_dtype(self.probe_sigs[group[0]].base),
@@ -606,8 +640,9 @@ class SimGraph:
                 for k in dropped:  # set before it is read, every step: any value will do
                     full[k] = tf.zeros(given[k].shape, given[k].dtype)
                 full = [full[k] for k in range(len(bases))]
-                i, full, tas = self._step(i, full, feeds, tas, params, training)
-                state = [full[k] for k in carried]
+                full, rows = step(full, {key: val[i] for key, val in feeds.items()})
+                tas = [ta.write(i, row) for ta, row in zip(tas, rows)]
+                i, state = i + 1, [full[k] for k in carried]
             return i, state, tas
 
         parallel = 1 if self.has_host_loop_ops else 10

@@ -16,6 +16,10 @@ contiguous views become slices, others gathers and scatters.
 import numpy as np
 import tensorflow as tf
 
+# overlapping contiguous increments of one signal are added as sums of slices
+# (False: one scatter-add, which XLA runs as a kernel of its own)
+SLICE_SUMS = True
+
 
 def reshape(tensor, shape):
     """`tf.reshape`, skipped when ``tensor`` already has the static ``shape``."""
@@ -373,12 +377,36 @@ def place(flat, vals, group, idx, size, inc):
     return tf.gather(tf.concat([vals, flat], axis=1), source, axis=1)
 
 
+def slice_sums(flat, group, size):
+    """``flat`` with the overlapping contiguous increments of ``group`` added,
+    as a concatenation of sums of slices.
+
+    The signal is cut wherever a write starts or ends; each piece is its slice
+    of ``flat`` plus the slices of the writes that cover it. XLA fuses this
+    into the operations that read the result (a scatter with duplicate indices
+    it runs as a kernel of its own).
+    """
+    cuts = sorted({0, size} | {p.start for p, _, _ in group}
+                  | {p.start + p.size for p, _, _ in group})
+    pieces = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        piece = flat[:, lo:hi]
+        for plan, value, _ in group:
+            if plan.start <= lo and hi <= plan.start + plan.size:
+                full = lo == plan.start and hi == plan.start + plan.size
+                piece = piece + (value if full else value[:, lo - plan.start : hi - plan.start])
+        pieces.append(piece)
+    return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=1)
+
+
 def apply_writes(flat, group, size):
     """Apply a run of sets (disjoint) or incs to ``flat`` (batch, size)."""
     inc = group[0][2]
     idx = np.concatenate([plan_indices(p) for p, _, _ in group])
-    vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)
     unique = len(np.unique(idx)) == len(idx)
+    if not unique and inc and SLICE_SUMS and all(p.indices is None for p, _, _ in group):
+        return slice_sums(flat, group, size)
+    vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)
     if unique and len(idx) == size:
         # the writes cover the whole signal: reorder them into place
         order = np.argsort(idx)

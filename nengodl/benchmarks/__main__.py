@@ -9,6 +9,7 @@ nengodl, and their ratio, then the peak memory of the process.
 import nengodl
 import nengodl.graph
 import nengodl.ops.neurons
+import nengodl.signals
 from nengodl.benchmarks.networks import NETWORKS
 from nengodl.benchmarks.timing import parser, run_table
 
@@ -40,7 +41,13 @@ def main(argv=None):
         "--no-keep", action="store_true",
         help="let XLA recompute values shared by several operations (e.g. the LIF voltage)",
     )
+    p.add_argument(
+        "--no-slice-sums", action="store_true",
+        help="add overlapping increments of a signal with one scatter (not sums of slices)",
+    )
     args = p.parse_args(argv)
+    if args.no_slice_sums:
+        nengodl.signals.SLICE_SUMS = False
     if args.lif_exp_log:
         nengodl.ops.neurons.LIF_SERIES = False
     if args.no_keep:

@@ -1,0 +1,68 @@
+"""Writes into base signals (nengodl.signals) against numpy, and the
+slice-sum switch against nengo.Simulator."""
+
+import nengo
+import numpy as np
+import pytest
+from nengo.builder import Signal
+
+import nengodl
+import nengodl.signals
+from nengodl.benchmarks.networks import integrator
+from nengodl.signals import ViewPlan, apply_writes
+
+
+def numpy_writes(flat, writes):
+    out = flat.copy()
+    for idx, value, inc in writes:
+        if inc:
+            out[:, idx] += value
+        else:
+            out[:, idx] = value
+    return out
+
+
+@pytest.mark.parametrize("slice_sums", [True, False])
+@pytest.mark.parametrize(
+    "views",
+    [
+        [slice(0, 6), slice(0, 6), slice(12, 18)],  # duplicates, contiguous (the integrator's)
+        [slice(2, 9), slice(5, 14), slice(0, 20)],  # partial overlaps and the whole signal
+        [slice(3, 4), slice(3, 4), slice(3, 4)],  # one element three times
+        [slice(0, 10), [9, 1, 4], slice(8, 12)],  # with a gathered view
+    ],
+)
+def test_overlapping_increments_match_numpy(monkeypatch, rng, slice_sums, views):
+    monkeypatch.setattr(nengodl.signals, "SLICE_SUMS", slice_sums)
+    base = Signal(np.zeros(20), name="base")
+    flat = rng.uniform(-1, 1, size=(3, 20))
+    group, writes = [], []
+    for view in views:
+        plan = ViewPlan(base, np.array(view)) if isinstance(view, list) else ViewPlan(base[view])
+        value = rng.uniform(-1, 1, size=(3, plan.size))
+        group.append((plan, value, True))
+        writes.append((np.arange(20)[view], value, True))
+    out = apply_writes(flat, group, 20)
+    np.testing.assert_allclose(out.numpy(), numpy_writes(flat, writes), rtol=1e-12)
+
+
+@pytest.mark.parametrize("slice_sums", [True, False])
+def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice_sums):
+    # the integrator's synapse input gets the stimulus and the recurrent value
+    # added to the same elements: an increment with duplicate indices
+    monkeypatch.setattr(nengodl.signals, "SLICE_SUMS", slice_sums)
+    used = []
+    original = nengodl.signals.slice_sums
+    monkeypatch.setattr(
+        nengodl.signals, "slice_sums", lambda *args: used.append(1) or original(*args)
+    )
+    net = integrator(4, 20, nengo.LIF())
+    with net:
+        probes = [nengo.Probe(ens, synapse=0.01) for ens in net.all_ensembles[:3]]
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(200)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        sim.run_steps(200)
+    assert bool(used) == slice_sums
+    for p in probes + [net.probe]:
+        np.testing.assert_allclose(sim.data[p], ref.data[p], atol=1e-10, rtol=0)
