@@ -327,11 +327,11 @@ class StepContext:
         group = []
         for w in writes:
             if group and (w[2] != group[0][2] or (not w[2] and overlaps(group, w[0]))):
-                flat = apply_writes(flat, group, size)
+                flat = apply_writes(flat, group, size, self.keep)
                 group = []
             group.append(w)
         if group:
-            flat = apply_writes(flat, group, size)
+            flat = apply_writes(flat, group, size, self.keep)
         self._invalidate(base)
         self.values[base] = reshape(flat, (self.minibatch_size,) + base.shape)
 
@@ -382,9 +382,10 @@ def slice_sums(flat, group, size):
     as a concatenation of sums of slices.
 
     The signal is cut wherever a write starts or ends; each piece is its slice
-    of ``flat`` plus the slices of the writes that cover it. XLA fuses this
-    into the operations that read the result (a scatter with duplicate indices
-    it runs as a kernel of its own).
+    of ``flat`` plus the slices of the writes that cover it. XLA fuses the sums
+    with the operations that produce the increments, where a scatter-add
+    (duplicate indices) takes three kernels of its own: zeros, the
+    concatenated increments and the scatter.
     """
     cuts = sorted({0, size} | {p.start for p, _, _ in group}
                   | {p.start + p.size for p, _, _ in group})
@@ -399,13 +400,16 @@ def slice_sums(flat, group, size):
     return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=1)
 
 
-def apply_writes(flat, group, size):
-    """Apply a run of sets (disjoint) or incs to ``flat`` (batch, size)."""
+def apply_writes(flat, group, size, keep=None):
+    """Apply a run of sets (disjoint) or incs to ``flat`` (batch, size);
+    ``keep`` (as `StepContext.keep`) marks values to compute only once."""
     inc = group[0][2]
     idx = np.concatenate([plan_indices(p) for p, _, _ in group])
     unique = len(np.unique(idx)) == len(idx)
     if not unique and inc and SLICE_SUMS and all(p.indices is None for p, _, _ in group):
-        return slice_sums(flat, group, size)
+        # the sums are computed once, not by each of the result's readers
+        total = slice_sums(flat, group, size)
+        return total if keep is None else keep(total)
     vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)
     if unique and len(idx) == size:
         # the writes cover the whole signal: reorder them into place

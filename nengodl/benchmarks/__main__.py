@@ -8,6 +8,7 @@ nengodl, and their ratio, then the peak memory of the process.
 
 import nengodl
 import nengodl.graph
+import nengodl.ops.basic
 import nengodl.ops.neurons
 import nengodl.signals
 from nengodl.benchmarks.networks import NETWORKS
@@ -45,7 +46,13 @@ def main(argv=None):
         "--no-slice-sums", action="store_true",
         help="add overlapping increments of a signal with one scatter (not sums of slices)",
     )
+    p.add_argument(
+        "--no-fold", action="store_true",
+        help="sum long axes in one reduction (not folded in halves first, under XLA)",
+    )
     args = p.parse_args(argv)
+    if args.no_fold:
+        nengodl.ops.basic.FOLD_WIDTH = None
     if args.no_slice_sums:
         nengodl.signals.SLICE_SUMS = False
     if args.lif_exp_log:

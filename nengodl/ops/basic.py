@@ -16,6 +16,37 @@ from nengo.exceptions import BuildError
 from nengodl.ops.registry import OpBuilder, register
 
 
+# under XLA, sums over more elements than this are folded in halves first: XLA
+# on CPUs splits a longer reduction into two kernels of their own, while a
+# short one fuses with the elementwise operations that feed it (None: no folding)
+FOLD_WIDTH = 32
+
+
+def last_axis_sum(ctx, x):
+    """Sum of ``x`` over its last axis (kept, with size 1).
+
+    In the XLA loop, a last axis longer than `FOLD_WIDTH` is first folded: its
+    second half is added to its first half (an odd middle element is kept)
+    until it is short enough, so that the whole product-and-sum is one fused
+    kernel.
+
+    Examples
+    --------
+    >>> import types
+    >>> x = tf.reshape(tf.range(100.0), (1, 100))
+    >>> last_axis_sum(types.SimpleNamespace(xla=True), x).numpy()
+    array([[4950.]], dtype=float32)
+    """
+    width = x.shape[-1]
+    while ctx.xla and FOLD_WIDTH and width > FOLD_WIDTH:
+        half = width // 2
+        rest = width - half  # the kept part, including an odd middle element
+        folded = x[..., :half] + x[..., rest:]
+        x = folded if rest == half else tf.concat([folded, x[..., half:rest]], axis=-1)
+        width = rest
+    return tf.reduce_sum(x, axis=-1, keepdims=True)
+
+
 def align(ctx, sig, ndim):
     """Read ``sig`` and insert axes so that it broadcasts at rank ``ndim``.
 
@@ -154,7 +185,7 @@ class BsrDotIncBuilder(OpBuilder):
         if self.c == 1:  # elementwise: fuses with the producer of x
             prod = batched_a[..., 0] * x
         elif self.r == 1:  # a multiply-reduce: fuses too, with no transposes
-            prod = tf.reduce_sum(batched_a[:, :, 0, :] * x, axis=-1, keepdims=True)
+            prod = last_axis_sum(ctx, batched_a[:, :, 0, :] * x)
         else:
             spec = "bkrc,bkc->bkr" if ctx.is_batched(op.A) else "krc,bkc->bkr"
             prod = tf.einsum(spec, a, x)

@@ -1,5 +1,6 @@
-"""Writes into base signals (nengodl.signals) against numpy, and the
-slice-sum switch against nengo.Simulator."""
+"""Forms chosen so that XLA fuses more of the loop: overlapping increments as
+sums of slices (nengodl.signals) and folded sums (nengodl.ops.basic), against
+numpy and nengo.Simulator with each switch on and off."""
 
 import nengo
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from nengo.builder import Signal
 
 import nengodl
+import nengodl.ops.basic
 import nengodl.signals
 from nengodl.benchmarks.networks import integrator
 from nengodl.signals import ViewPlan, apply_writes
@@ -66,3 +68,32 @@ def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice
     assert bool(used) == slice_sums
     for p in probes + [net.probe]:
         np.testing.assert_allclose(sim.data[p], ref.data[p], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("fold_width", [32, None])
+@pytest.mark.parametrize("jit", [True, False])
+def test_folded_decoding_sums_match_nengo(monkeypatch, fold_width, jit):
+    # 64 neurons fold once; 75 fold twice (75 -> 38 -> 19) with odd middles
+    monkeypatch.setattr(nengodl.ops.basic, "FOLD_WIDTH", fold_width)
+    widths = []
+    original = nengodl.ops.basic.last_axis_sum
+    monkeypatch.setattr(
+        nengodl.ops.basic, "last_axis_sum",
+        lambda ctx, x: widths.append((ctx.xla, x.shape[-1])) or original(ctx, x),
+    )
+    with nengo.Network(seed=1) as net:
+        # ensembles of one size have their decoders merged into one block-sparse product
+        stim = nengo.Node(lambda t: [np.sin(8 * t), np.cos(5 * t), np.sin(3 * t), -t])
+        ens = [nengo.Ensemble(n, 1) for n in (64, 64, 75, 75)]
+        out = nengo.Node(size_in=4)
+        for k, e in enumerate(ens):
+            nengo.Connection(stim[k], e)
+            nengo.Connection(e, out[k], synapse=None)
+        probe = nengo.Probe(out)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(300)
+    with nengodl.Simulator(net, dtype="float64", jit=jit, progress_bar=False) as sim:
+        sim.run_steps(300)
+    assert (jit, 75) in widths and (jit, 64) in widths  # the decoders' sums went through it
+    assert np.abs(ref.data[probe]).max() > 0.5
+    np.testing.assert_allclose(sim.data[probe], ref.data[probe], atol=1e-10, rtol=0)
