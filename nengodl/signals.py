@@ -377,7 +377,7 @@ def place(flat, vals, group, idx, size, inc):
     return tf.gather(tf.concat([vals, flat], axis=1), source, axis=1)
 
 
-def slice_sums(flat, group, size):
+def slice_sums(flat, group, size, keep=None):
     """``flat`` with the overlapping contiguous increments of ``group`` added,
     as a concatenation of sums of slices.
 
@@ -385,18 +385,33 @@ def slice_sums(flat, group, size):
     of ``flat`` plus the slices of the writes that cover it. XLA fuses the sums
     with the operations that produce the increments, where a scatter-add
     (duplicate indices) takes three kernels of its own: zeros, the
-    concatenated increments and the scatter.
+    concatenated increments and the scatter. With ``keep`` (as
+    `StepContext.keep`), the pieces that get increments are computed once,
+    together, rather than by each of the result's readers.
     """
     cuts = sorted({0, size} | {p.start for p, _, _ in group}
                   | {p.start + p.size for p, _, _ in group})
-    pieces = []
+    pieces, summed = [], []
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         piece = flat[:, lo:hi]
         for plan, value, _ in group:
             if plan.start <= lo and hi <= plan.start + plan.size:
                 full = lo == plan.start and hi == plan.start + plan.size
                 piece = piece + (value if full else value[:, lo - plan.start : hi - plan.start])
+                if not summed or summed[-1] != len(pieces):
+                    summed.append(len(pieces))
         pieces.append(piece)
+    if keep is not None:
+        kept = keep(concat([pieces[k] for k in summed]))
+        if len(summed) > 1:
+            kept = tf.split(kept, [pieces[k].shape[1] for k in summed], axis=1)
+        for k, part in zip(summed, kept if len(summed) > 1 else [kept]):
+            pieces[k] = part
+    return concat(pieces)
+
+
+def concat(pieces):
+    """``pieces`` joined along axis 1 (the one piece itself, if only one)."""
     return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=1)
 
 
@@ -407,9 +422,7 @@ def apply_writes(flat, group, size, keep=None):
     idx = np.concatenate([plan_indices(p) for p, _, _ in group])
     unique = len(np.unique(idx)) == len(idx)
     if not unique and inc and SLICE_SUMS and all(p.indices is None for p, _, _ in group):
-        # the sums are computed once, not by each of the result's readers
-        total = slice_sums(flat, group, size)
-        return total if keep is None else keep(total)
+        return slice_sums(flat, group, size, keep)
     vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)
     if unique and len(idx) == size:
         # the writes cover the whole signal: reorder them into place

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import nengodl
-from nengodl.benchmarks import NETWORKS
+from nengodl.benchmarks import NETWORKS, first_result
 from nengodl.benchmarks.__main__ import main
 
 
@@ -31,3 +31,16 @@ def test_command_line_prints_a_row_per_simulator(capsys):
     ]
     assert all(float(r[-1]) > 0 for r in rows)
     assert lines[-1].startswith("peak memory:")
+
+
+def test_first_result_runs_each_simulator_in_fresh_processes(capsys):
+    first_result.main(["--networks", "integrator", "--dimensions", "2", "--neurons-per-d", "8",
+                       "--steps", "20", "--repeats", "1", "--minibatch", "1", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:]]
+    assert [r[:3] for r in rows] == [
+        ["integrator", "1", "nengo"], ["integrator", "1", "nengodl"], ["integrator", "2", "nengodl"]
+    ]
+    assert rows[0][-1] == "1.00"
+    # one process each: median, fastest and slowest are its one time
+    assert all(0 < float(r[3]) == float(r[4]) == float(r[5]) for r in rows)

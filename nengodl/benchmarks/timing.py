@@ -63,7 +63,7 @@ def measure(sim_factories, n_steps, repeats=3):
     return [tuple(r) for r in results]
 
 
-def parser(description, networks):
+def parser(description, networks, repeats=3, repeats_help="warm runs timed per simulator"):
     """The command-line options common to the benchmark scripts."""
     p = argparse.ArgumentParser(description=description)
     default = [n for n in networks if n != "chain"]  # chain is for size checks
@@ -73,7 +73,7 @@ def parser(description, networks):
     p.add_argument("--neuron-type", default="LIF")
     p.add_argument("--minibatch", type=int, nargs="+", default=[1, 64])
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=3, help="warm runs timed per simulator")
+    p.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
     return p
 
 

@@ -1,0 +1,80 @@
+"""Time to first result, each simulator in fresh processes.
+
+``python -m nengodl.benchmarks.first_result`` starts, for each network, a new
+Python process per simulator and run, alternating between nengo.Simulator and
+nengodl: each builds the network, then times constructing the simulator and its
+first run (compilation included), as a script would see it. nengo's processes
+import nengo alone (not TensorFlow), as a nengo script does. It prints the
+median, fastest and slowest of the ``--repeats`` processes and the ratio of
+the medians (below 1.5 is the target).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def child(simulator, network, args):
+    """Time one simulator in this process and print the seconds."""
+    sys.path.insert(0, HERE)  # this folder's modules, without the nengodl package
+    import nengo
+    from networks import NETWORKS
+    from timing import measure
+
+    net = NETWORKS[network](args.dimensions, args.neurons_per_d, getattr(nengo, args.neuron_type)())
+    if simulator == "nengo":
+        factory = lambda: nengo.Simulator(net, progress_bar=False)  # noqa: E731
+    else:
+        import nengodl
+
+        mb = int(simulator)
+        factory = lambda: nengodl.Simulator(  # noqa: E731
+            net, minibatch_size=mb, progress_bar=False
+        )
+    [(_, first, _)] = measure([factory], args.steps, repeats=0)
+    print(first)
+
+
+def main(argv=None):
+    """Run the chosen networks (see ``--help``)."""
+    sys.path.insert(0, HERE)
+    from networks import NETWORKS
+    from timing import parser
+
+    p = parser(__doc__.splitlines()[0], NETWORKS, repeats=5, repeats_help="processes per simulator")
+    p.set_defaults(minibatch=[1])
+    p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # simulator, network
+    args = p.parse_args(argv)
+    if args.child:
+        return child(*args.child, args)
+    options = [
+        f"--dimensions={args.dimensions}", f"--neurons-per-d={args.neurons_per_d}",
+        f"--neuron-type={args.neuron_type}", f"--steps={args.steps}",
+    ]
+    sims = ["nengo"] + [str(mb) for mb in args.minibatch]
+    print(f"{'network':14s} {'mb':>4s} {'sim':8s} {'median s':>9s} {'min s':>7s} "
+          f"{'max s':>7s} {'ratio':>7s}", flush=True)
+    for name in args.networks:
+        times = {sim: [] for sim in sims}
+        for _ in range(args.repeats):
+            for sim in sims:
+                out = subprocess.run(
+                    [sys.executable, os.path.join(HERE, "first_result.py"), "--child", sim, name]
+                    + options,
+                    check=True, capture_output=True, text=True,
+                )
+                times[sim].append(float(out.stdout.split()[-1]))
+        base = statistics.median(times["nengo"])
+        for sim in sims:
+            t = times[sim]
+            label, mb = ("nengo", 1) if sim == "nengo" else ("nengodl", int(sim))
+            print(f"{name:14s} {mb:4d} {label:8s} {statistics.median(t):9.2f} {min(t):7.2f} "
+                  f"{max(t):7.2f} {statistics.median(t) / base:7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
