@@ -22,8 +22,22 @@ SLICE_SUMS = True
 
 
 def reshape(tensor, shape):
-    """`tf.reshape`, skipped when ``tensor`` already has the static ``shape``."""
-    if tensor.shape == tuple(shape):
+    """`tf.reshape`, skipped when ``tensor`` already has the static ``shape``
+    (which may have one -1, as for `tf.reshape`).
+
+    Examples
+    --------
+    >>> x = tf.zeros((2, 3))
+    >>> reshape(x, (-1, 3)) is x, reshape(x, (3, -1)).shape
+    (True, TensorShape([3, 2]))
+    """
+    shape = tuple(int(s) for s in shape)
+    static = tf.TensorShape(getattr(tensor, "shape", None))
+    if static.is_fully_defined() and -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        if known > 0:
+            shape = tuple(static.num_elements() // known if s == -1 else s for s in shape)
+    if static == shape:
         return tensor
     return tf.reshape(tensor, shape)
 
@@ -277,6 +291,9 @@ class StepContext:
         key = (base, id(plan))
         if base in self.pending:
             self._flush(base)
+        if key not in self._reads and plan.full:
+            lead = (self.minibatch_size,) if is_b else ()
+            self._reads[key] = reshape(self.values[base], lead + plan.shape)
         if key not in self._reads:
             lead = (self.minibatch_size,) if is_b else ()
             if base not in self._flat:

@@ -14,6 +14,7 @@ from nengo.builder.operator import (
 from nengo.exceptions import BuildError
 
 from nengodl.ops.registry import OpBuilder, register
+from nengodl.signals import reshape
 
 
 # under XLA, sums over more elements than this are folded in halves first: XLA
@@ -55,7 +56,7 @@ def align(ctx, sig, ndim):
     """
     val = ctx.read(sig)
     if ctx.is_batched(sig) and sig.ndim < ndim:
-        val = tf.reshape(val, (-1,) + (1,) * (ndim - sig.ndim) + sig.shape)
+        val = reshape(val, (-1,) + (1,) * (ndim - sig.ndim) + sig.shape)
     return val
 
 
@@ -109,7 +110,7 @@ class ElementwiseIncBuilder(OpBuilder):
 
 def batched_flat(ctx, sig):
     """Read ``sig`` with a minibatch axis, flattened to ``(batch, size)``."""
-    return tf.reshape(ctx.read(sig, batched=True), (-1, sig.size))
+    return reshape(ctx.read(sig, batched=True), (-1, sig.size))
 
 
 @register(DotInc)
@@ -122,16 +123,16 @@ class DotIncBuilder(OpBuilder):
         if A.ndim == 0 or X.ndim == 0:
             ndim = max(A.ndim, X.ndim)
             prod = align(ctx, A, ndim) * align(ctx, X, ndim)
-            ctx.inc(Y, tf.reshape(prod, (-1,) + Y.shape))
+            ctx.inc(Y, reshape(prod, (-1,) + Y.shape))
             return
         n = A.shape[-1]
         x = batched_flat(ctx, X)
         a = ctx.read(A)
         if ctx.is_batched(A):
-            out = tf.einsum("bmn,bn->bm", tf.reshape(a, (-1, A.size // n, n)), x)
+            out = tf.einsum("bmn,bn->bm", reshape(a, (-1, A.size // n, n)), x)
         else:
-            out = tf.matmul(x, tf.reshape(a, (-1, n)), transpose_b=True)
-        ctx.inc(Y, tf.reshape(out, (-1,) + Y.shape))
+            out = tf.matmul(x, reshape(a, (-1, n)), transpose_b=True)
+        ctx.inc(Y, reshape(out, (-1,) + Y.shape))
 
 
 def sparse_coo(initial_value):
@@ -160,7 +161,7 @@ class SparseDotIncBuilder(OpBuilder):
         data = tf.constant(self.data[:, None], dtype=x.dtype)
         gathered = tf.gather(x, self.cols) * data
         out = tf.math.unsorted_segment_sum(gathered, self.rows, self.shape[0])
-        ctx.inc(op.Y, tf.reshape(tf.transpose(out), (-1,) + op.Y.shape))
+        ctx.inc(op.Y, reshape(tf.transpose(out), (-1,) + op.Y.shape))
 
 
 @register(BsrDotInc)
@@ -177,7 +178,7 @@ class BsrDotIncBuilder(OpBuilder):
 
     def __call__(self, ctx):
         op = self.op
-        x = tf.reshape(batched_flat(ctx, op.X), (-1, op.X.size // self.c, self.c))
+        x = reshape(batched_flat(ctx, op.X), (-1, op.X.size // self.c, self.c))
         if not np.array_equal(self.cols, np.arange(x.shape[1])):
             x = tf.gather(x, self.cols, axis=1)
         a = ctx.read(op.A)
@@ -193,4 +194,4 @@ class BsrDotIncBuilder(OpBuilder):
             prod = tf.transpose(prod, (1, 0, 2))
             prod = tf.math.unsorted_segment_sum(prod, self.rows, self.n_row_blocks)
             prod = tf.transpose(prod, (1, 0, 2))
-        ctx.inc(op.Y, tf.reshape(prod, (-1,) + op.Y.shape))
+        ctx.inc(op.Y, reshape(prod, (-1,) + op.Y.shape))

@@ -8,6 +8,7 @@ import tensorflow as tf
 from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimVoja
 
 from nengodl.ops.registry import OpBuilder, register
+from nengodl.signals import reshape
 
 
 def outer(a, b):
@@ -17,7 +18,7 @@ def outer(a, b):
 
 def batched(ctx, sig, shape=(-1,)):
     """``sig`` with a minibatch axis, reshaped to ``(batch,) + shape``."""
-    return tf.reshape(ctx.read(sig, batched=True), (ctx.minibatch_size,) + tuple(shape))
+    return reshape(ctx.read(sig, batched=True), (ctx.minibatch_size,) + tuple(shape))
 
 
 @register(SimPES)

@@ -11,6 +11,7 @@ import tensorflow as tf
 from nengo.builder.processes import SimProcess
 
 from nengodl.ops.registry import OpBuilder, register
+from nengodl.signals import reshape
 
 
 def filter_matrices(op, dt):
@@ -58,13 +59,13 @@ class LinearFilterBuilder(OpBuilder):
     def __call__(self, ctx):
         B_ = ctx.minibatch_size
         ops = self.ops
-        us = [tf.reshape(ctx.read(op.input, batched=True), (B_, n)) for op, n in zip(ops, self.sizes)]
+        us = [reshape(ctx.read(op.input, batched=True), (B_, n)) for op, n in zip(ops, self.sizes)]
         u = us[0] if len(us) == 1 else tf.concat(us, axis=1)
         if self.n_x == 0:
             y = self.D * u
         else:
             Xs = [
-                tf.reshape(ctx.read(op.state["X"], batched=True), (B_, self.n_x, n))
+                reshape(ctx.read(op.state["X"], batched=True), (B_, self.n_x, n))
                 for op, n in zip(ops, self.sizes)
             ]
             X = Xs[0] if len(Xs) == 1 else tf.concat(Xs, axis=2)
@@ -88,4 +89,4 @@ class LinearFilterBuilder(OpBuilder):
                 ctx.set(op.state["X"], part)
         ys = tf.split(y, self.sizes, axis=1) if len(ops) > 1 else [y]
         for op, part in zip(ops, ys):
-            ctx.write(op.output, tf.reshape(part, (B_,) + op.output.shape), inc=op.mode == "inc")
+            ctx.write(op.output, reshape(part, (B_,) + op.output.shape), inc=op.mode == "inc")

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from nengodl.ops.registry import OpBuilder, register
+from nengodl.signals import reshape
 from nengodl.tensor_node import SimTensorNode, call_tensor_func
 
 
@@ -20,9 +21,9 @@ class TensorNodeBuilder(OpBuilder):
             t = t[0]
         x = None
         if op.input is not None:
-            x = tf.reshape(
+            x = reshape(
                 ctx.read(op.input, batched=True), (ctx.minibatch_size,) + node.shape_in
             )
             x = tf.cast(x, ctx.dtype)
         out = call_tensor_func(node, t, x, ctx.minibatch_size)
-        ctx.set(op.output, tf.reshape(out, (ctx.minibatch_size, node.size_out)))
+        ctx.set(op.output, reshape(out, (ctx.minibatch_size, node.size_out)))

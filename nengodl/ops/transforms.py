@@ -4,6 +4,7 @@ import tensorflow as tf
 from nengo.builder.transforms import ConvInc
 
 from nengodl.ops.registry import OpBuilder, register
+from nengodl.signals import reshape
 
 
 def channels_to_last(x, channels_last, rank):
@@ -33,7 +34,7 @@ class ConvIncBuilder(OpBuilder):
         op = self.op
         conv = op.conv
         rank = conv.dimensions
-        x = tf.reshape(
+        x = reshape(
             ctx.read(op.X, batched=True), (ctx.minibatch_size,) + conv.input_shape.shape
         )
         x = channels_to_last(x, conv.channels_last, rank)
@@ -51,4 +52,4 @@ class ConvIncBuilder(OpBuilder):
         else:
             y = apply(x, w)
         y = channels_to_first(y, conv.channels_last, rank)
-        ctx.inc(op.Y, tf.reshape(y, (ctx.minibatch_size,) + op.Y.shape))
+        ctx.inc(op.Y, reshape(y, (ctx.minibatch_size,) + op.Y.shape))
