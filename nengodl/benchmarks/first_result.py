@@ -18,14 +18,26 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def modules():
+    """This folder's ``networks`` and ``timing`` modules: from the nengodl
+    package, or by path where this file runs as a script (the child processes,
+    where nengo's must not import nengodl or TensorFlow)."""
+    if __package__:
+        from nengodl.benchmarks import networks, timing
+    else:
+        sys.path.insert(0, HERE)
+        import networks
+        import timing
+    return networks, timing
+
+
 def child(simulator, network, args):
     """Time one simulator in this process and print the seconds."""
-    sys.path.insert(0, HERE)  # this folder's modules, without the nengodl package
     import nengo
-    from networks import NETWORKS
-    from timing import measure
 
-    net = NETWORKS[network](args.dimensions, args.neurons_per_d, getattr(nengo, args.neuron_type)())
+    networks, timing = modules()
+    neuron_type = getattr(nengo, args.neuron_type)()
+    net = networks.NETWORKS[network](args.dimensions, args.neurons_per_d, neuron_type)
     if simulator == "nengo":
         factory = lambda: nengo.Simulator(net, progress_bar=False)  # noqa: E731
     else:
@@ -35,16 +47,14 @@ def child(simulator, network, args):
         factory = lambda: nengodl.Simulator(  # noqa: E731
             net, minibatch_size=mb, progress_bar=False
         )
-    [(_, first, _)] = measure([factory], args.steps, repeats=0)
+    [(_, first, _)] = timing.measure([factory], args.steps, repeats=0)
     print(first)
 
 
 def main(argv=None):
     """Run the chosen networks (see ``--help``)."""
-    sys.path.insert(0, HERE)
-    from networks import NETWORKS
-    from timing import parser
-
+    networks, timing = modules()
+    parser, NETWORKS = timing.parser, networks.NETWORKS
     p = parser(__doc__.splitlines()[0], NETWORKS, repeats=5, repeats_help="processes per simulator")
     p.set_defaults(minibatch=[1])
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # simulator, network
