@@ -420,9 +420,9 @@ def slice_sums(flat, group, size, keep=None):
         pieces.append(piece)
     if keep is not None:
         kept = keep(concat([pieces[k] for k in summed]))
-        if len(summed) > 1:
-            kept = tf.split(kept, [pieces[k].shape[1] for k in summed], axis=1)
-        for k, part in zip(summed, kept if len(summed) > 1 else [kept]):
+        sizes = [pieces[k].shape[1] for k in summed]
+        parts = tf.split(kept, sizes, axis=1) if len(summed) > 1 else [kept]
+        for k, part in zip(summed, parts):
             pieces[k] = part
     return concat(pieces)
 
