@@ -17,7 +17,7 @@ from nengo.exceptions import BuildError, ValidationError
 
 from nengodl.host import ErrorBox, HostOp, is_input_op
 from nengodl.ops import find_builder
-from nengodl.signals import SignalLayout, StepContext, flat_indices
+from nengodl.signals import SignalLayout, StepContext, flat_indices, reshape
 
 
 def plan_merges(operators, dg, dt):
@@ -362,7 +362,8 @@ class SimGraph:
         return sum(b.size * self.layout.tf_dtype(b).size for b in bases)
 
     def _step_function(self, feed_keys=None, training=None):
-        """One step of the XLA loop, traced once per batch size and fed keys.
+        """One step of the XLA loop, traced once per batch size, set of fed
+        keys and training flag.
 
         The loop body calls it, so a step is traced once however many run
         lengths are compiled. Tracing it also finds the transient state: the
@@ -559,8 +560,8 @@ class SimGraph:
         rows = [
             tf.concat(
                 [
-                    tf.reshape(ctx.read(self.probe_sigs[k], batched=True),
-                               (self.minibatch_size, -1))
+                    reshape(ctx.read(self.probe_sigs[k], batched=True),
+                            (self.minibatch_size, -1))
                     for k in group
                 ],
                 axis=1,

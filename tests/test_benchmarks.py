@@ -44,3 +44,17 @@ def test_first_result_runs_each_simulator_in_fresh_processes(capsys):
     assert rows[0][-1] == "1.00"
     # one process each: median, fastest and slowest are its one time
     assert all(0 < float(r[3]) == float(r[4]) == float(r[5]) for r in rows)
+
+
+def test_switch_flags_set_their_settings(monkeypatch, capsys):
+    from nengodl.benchmarks.__main__ import SWITCHES
+
+    for _, module, attr, _, _ in SWITCHES:  # restored after the test
+        monkeypatch.setattr(module, attr, getattr(module, attr))
+    main(["--networks", "integrator", "--dimensions", "1", "--neurons-per-d", "4",
+          "--minibatch", "1", "--steps", "5", "--repeats", "1"]
+         + [flag for flag, _, _, _, _ in SWITCHES])
+    assert [getattr(module, attr) for _, module, attr, _, _ in SWITCHES] == [
+        value for _, _, _, value, _ in SWITCHES
+    ]
+    assert "nengodl" in capsys.readouterr().out

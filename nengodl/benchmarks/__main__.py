@@ -15,6 +15,23 @@ from nengodl.benchmarks.networks import NETWORKS
 from nengodl.benchmarks.timing import parser, run_table
 
 
+# graph-optimisation switches: flag, module, setting, value when the flag is given, help
+SWITCHES = [
+    ("--no-shard", nengodl.graph, "SHARD_BYTES", 0,
+     "run each minibatch in one loop (not split into shards run side by side)"),
+    ("--carry-all", nengodl.graph, "DROP_TRANSIENT", False,
+     "carry all state between steps (also what each step sets before reading)"),
+    ("--lif-exp-log", nengodl.ops.neurons, "LIF_SERIES", False,
+     "LIF neurons use exp and log (not the series exact on their ranges)"),
+    ("--no-keep", nengodl.graph, "KEEP_SHARED", False,
+     "let XLA recompute values shared by several operations (e.g. the LIF voltage)"),
+    ("--no-slice-sums", nengodl.signals, "SLICE_SUMS", False,
+     "add overlapping increments of a signal with one scatter (not sums of slices)"),
+    ("--no-fold", nengodl.ops.basic, "FOLD_WIDTH", None,
+     "sum long axes in one reduction (not folded in halves first, under XLA)"),
+]
+
+
 def main(argv=None):
     """Run the benchmarks chosen on the command line (see ``--help``)."""
     p = parser(__doc__.splitlines()[0], NETWORKS)
@@ -23,46 +40,15 @@ def main(argv=None):
     p.add_argument("--no-optimize", action="store_true", help="skip nengo's operator merger")
     p.add_argument("--unroll", type=int, default=1, help="steps per loop iteration")
     p.add_argument(
-        "--no-shard", action="store_true",
-        help="run each minibatch in one loop (not split into shards run side by side)",
-    )
-    p.add_argument(
         "--intra-op-threads", type=int, default=None,
         help="TensorFlow's intra-op thread pool size (1 is fastest at minibatch 1 on CPU)",
     )
-    p.add_argument(
-        "--carry-all", action="store_true",
-        help="carry all state between steps (also what each step sets before reading)",
-    )
-    p.add_argument(
-        "--lif-exp-log", action="store_true",
-        help="LIF neurons use exp and log (not the series exact on their ranges)",
-    )
-    p.add_argument(
-        "--no-keep", action="store_true",
-        help="let XLA recompute values shared by several operations (e.g. the LIF voltage)",
-    )
-    p.add_argument(
-        "--no-slice-sums", action="store_true",
-        help="add overlapping increments of a signal with one scatter (not sums of slices)",
-    )
-    p.add_argument(
-        "--no-fold", action="store_true",
-        help="sum long axes in one reduction (not folded in halves first, under XLA)",
-    )
+    for flag, _, _, _, text in SWITCHES:
+        p.add_argument(flag, action="store_true", help=text)
     args = p.parse_args(argv)
-    if args.no_fold:
-        nengodl.ops.basic.FOLD_WIDTH = None
-    if args.no_slice_sums:
-        nengodl.signals.SLICE_SUMS = False
-    if args.lif_exp_log:
-        nengodl.ops.neurons.LIF_SERIES = False
-    if args.no_keep:
-        nengodl.graph.KEEP_SHARED = False
-    if args.no_shard:
-        nengodl.graph.SHARD_BYTES = 0
-    if args.carry_all:
-        nengodl.graph.DROP_TRANSIENT = False
+    for flag, module, attr, value, _ in SWITCHES:
+        if getattr(args, flag[2:].replace("-", "_")):
+            setattr(module, attr, value)
     if args.intra_op_threads is not None:
         import tensorflow as tf
 
