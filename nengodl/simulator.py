@@ -9,13 +9,12 @@ import nengo
 import numpy as np
 import tensorflow as tf
 from nengo.builder import Model
-from nengo.builder.optimizer import optimize as opmerge_optimize
 from nengo.cache import get_default_decoder_cache
 from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
 from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
-from nengodl import params
+from nengodl import optimizer, params
 from nengodl.config import get_setting, is_trainable, network_chains, trainable_signals
 from nengodl.data import check_input_data, check_run_steps, check_run_time
 from nengodl.distribute import (
@@ -172,7 +171,7 @@ class Simulator:
         self.dg = operator_dependency_graph(self.model.operators)
         if optimize:
             with Stage("Optimization", progress_bar):
-                opmerge_optimize(self.model, self.dg)
+                optimizer.optimize(self.model, self.dg)
         if strategy is not None and is_multi_worker(strategy):
             self._step_order = stable_order(self.model.operators, self.dg)
         else:

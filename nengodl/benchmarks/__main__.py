@@ -10,6 +10,7 @@ import nengodl
 import nengodl.graph
 import nengodl.ops.basic
 import nengodl.ops.neurons
+import nengodl.optimizer
 import nengodl.signals
 from nengodl.benchmarks.networks import NETWORKS
 from nengodl.benchmarks.timing import parser, run_table
@@ -29,6 +30,8 @@ SWITCHES = [
      "add overlapping increments of a signal with one scatter (not sums of slices)"),
     ("--no-fold", nengodl.ops.basic, "FOLD_WIDTH", None,
      "sum long axes in one reduction (not folded in halves first, under XLA)"),
+    ("--nengo-closure", nengodl.optimizer, "FAST_CLOSURE", False,
+     "nengo's optimiser uses nengo's own transitive closure (not frozensets)"),
 ]
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))  # holds the nengodl the parent imported
 
 
 def modules():
@@ -68,6 +69,8 @@ def main(argv=None):
     sims = ["nengo"] + [str(mb) for mb in args.minibatch]
     print(f"{'network':14s} {'mb':>4s} {'sim':8s} {'median s':>9s} {'min s':>7s} "
           f"{'max s':>7s} {'ratio':>7s}", flush=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     for name in args.networks:
         times = {sim: [] for sim in sims}
         for _ in range(args.repeats):
@@ -75,8 +78,12 @@ def main(argv=None):
                 out = subprocess.run(
                     [sys.executable, os.path.join(HERE, "first_result.py"), "--child", sim, name]
                     + options,
-                    check=True, capture_output=True, text=True,
+                    capture_output=True, text=True, env=env,
                 )
+                if out.returncode:
+                    raise RuntimeError(
+                        f"the {sim!r} process for {name!r} failed:\n{out.stderr[-3000:]}"
+                    )
                 times[sim].append(float(out.stdout.split()[-1]))
         base = statistics.median(times["nengo"])
         for sim in sims:

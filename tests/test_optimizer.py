@@ -1,0 +1,86 @@
+"""nengo's optimiser with nengodl's transitive closure: nengo's sets, nengo's output."""
+
+import nengo
+import nengo.builder.optimizer as nengo_optimizer
+import numpy as np
+import pytest
+from nengo.utils.graphs import transitive_closure as nengo_closure
+from nengo.utils.simulator import operator_dependency_graph
+
+import nengodl
+from nengodl import optimizer
+
+
+def random_dag(rng, n, p):
+    """Edges ``i -> j`` for ``i < j`` with probability ``p``, in shuffled vertex order."""
+    names = [f"v{k}" for k in rng.permutation(n)]
+    return {
+        names[i]: {names[j] for j in range(i + 1, n) if rng.rand() < p} for i in range(n)
+    }
+
+
+@pytest.mark.parametrize("n, p", [(1, 0.5), (30, 0.1), (60, 0.3)])
+def test_closure_matches_nengo(n, p):
+    edges = random_dag(np.random.RandomState(n), n, p)
+    ours, theirs = optimizer.transitive_closure(edges), nengo_closure(edges)
+    assert ours.keys() == theirs.keys()
+    assert all(ours[v] == set(theirs[v]) for v in edges)
+    # equal sets are shared, as in nengo
+    by_value = {}
+    assert all(by_value.setdefault(s, s) is s for s in ours.values())
+
+
+def integrator_net():
+    with nengo.Network(seed=3) as net:
+        stim = nengo.Node(np.sin)
+        ens = nengo.networks.EnsembleArray(20, 4)
+        nengo.Connection(stim, ens.input, transform=np.ones((4, 1)), synapse=0.05)
+        nengo.Connection(ens.output, ens.input, synapse=0.1)
+        net.p = nengo.Probe(ens.output, synapse=0.01)
+    return net
+
+
+def test_closure_matches_nengo_on_a_model():
+    model = nengo.builder.Model()
+    model.build(integrator_net())
+    dg = operator_dependency_graph(model.operators)
+    ours, theirs = optimizer.transitive_closure(dg), nengo_closure(dg)
+    assert all(ours[op] == set(theirs[op]) for op in dg)
+
+
+def test_optimize_uses_the_closure_and_restores_nengo(monkeypatch):
+    calls, closure = [], optimizer.transitive_closure
+
+    def spy(edges, topo_sorted=None):
+        calls.append(len(edges))
+        return closure(edges, topo_sorted)
+
+    monkeypatch.setattr(optimizer, "transitive_closure", spy)
+    original = nengo_optimizer.transitive_closure
+    model = nengo.builder.Model()
+    model.build(integrator_net())
+    n_before = len(model.operators)
+    optimizer.optimize(model, operator_dependency_graph(model.operators))
+    assert calls and len(model.operators) < n_before
+    assert nengo_optimizer.transitive_closure is original
+
+    def fail(*args):
+        raise RuntimeError("closure failed")
+
+    monkeypatch.setattr(optimizer, "transitive_closure", fail)
+    model = nengo.builder.Model()
+    model.build(integrator_net())
+    with pytest.raises(RuntimeError, match="closure failed"):
+        optimizer.optimize(model, operator_dependency_graph(model.operators))
+    assert nengo_optimizer.transitive_closure is original
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_optimised_model_runs_as_nengo(fast, monkeypatch):
+    monkeypatch.setattr(optimizer, "FAST_CLOSURE", fast)
+    net = integrator_net()
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(200)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        sim.run_steps(200)
+    np.testing.assert_allclose(sim.data[net.p], ref.data[net.p], atol=1e-10, rtol=0)
