@@ -19,6 +19,15 @@ import tensorflow as tf
 # overlapping contiguous increments of one signal are added as sums of slices
 # (False: one scatter-add, which XLA runs as a kernel of its own)
 SLICE_SUMS = True
+# what XLA recomputes in each reader at little cost: elementwise arithmetic,
+# comparisons and reshaping, in a chain of at most CHEAP_CHAIN operations from
+# the step's inputs (a sum, a matrix product or an exp is worth computing once)
+CHEAP_OPS = frozenset({
+    "AddV2", "Sub", "Mul", "Neg", "Maximum", "Minimum", "Cast", "SelectV2", "Greater",
+    "GreaterEqual", "Less", "LessEqual", "Identity", "Reshape", "StridedSlice", "Slice",
+    "ConcatV2", "SplitV", "Fill", "BroadcastTo", "ExpandDims", "Squeeze",
+})
+CHEAP_CHAIN = 16
 
 
 def reshape(tensor, shape):
@@ -404,7 +413,9 @@ def slice_sums(flat, group, size, keep=None):
     (duplicate indices) takes three kernels of its own: zeros, the
     concatenated increments and the scatter. With ``keep`` (as
     `StepContext.keep`), the pieces that get increments are computed once,
-    together, rather than by each of the result's readers.
+    together, rather than by each of the result's readers, unless every
+    increment is `cheap` to recompute (keeping costs two kernels: the joined
+    pieces and their copy).
     """
     cuts = sorted({0, size} | {p.start for p, _, _ in group}
                   | {p.start + p.size for p, _, _ in group})
@@ -418,13 +429,36 @@ def slice_sums(flat, group, size, keep=None):
                 if not summed or summed[-1] != len(pieces):
                     summed.append(len(pieces))
         pieces.append(piece)
-    if keep is not None:
+    if keep is not None and not all(cheap(value) for _, value, _ in group):
         kept = keep(concat([pieces[k] for k in summed]))
         sizes = [pieces[k].shape[1] for k in summed]
         parts = tf.split(kept, sizes, axis=1) if len(summed) > 1 else [kept]
         for k, part in zip(summed, parts):
             pieces[k] = part
     return concat(pieces)
+
+
+def cheap(tensor):
+    """Whether XLA recomputes the traced ``tensor`` cheaply (see `CHEAP_OPS`).
+
+    Examples
+    --------
+    >>> @tf.function
+    ... def f(x):
+    ...     return cheap(2 * x[:, :3] + 1), cheap(tf.exp(x)), cheap(tf.reduce_sum(x, 1))
+    >>> [bool(c) for c in f(tf.zeros((1, 4)))]
+    [True, False, False]
+    """
+    seen, stack = set(), [tensor.op]
+    while stack:
+        op = stack.pop()
+        if op in seen or op.type in ("Placeholder", "Const"):
+            continue
+        seen.add(op)
+        if op.type not in CHEAP_OPS or len(seen) > CHEAP_CHAIN:
+            return False
+        stack.extend(t.op for t in op.inputs)
+    return True
 
 
 def concat(pieces):

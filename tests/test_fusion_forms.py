@@ -48,6 +48,37 @@ def test_overlapping_increments_match_numpy(monkeypatch, rng, slice_sums, views)
     np.testing.assert_allclose(out.numpy(), numpy_writes(flat, writes), rtol=1e-12)
 
 
+@pytest.mark.parametrize("make", ["cheap", "exp", "sum"])
+def test_slice_sums_keep_only_costly_increments(rng, make):
+    """Increments that XLA recomputes cheaply are not kept (two kernels saved);
+    those made with an exp or a sum are; the sums are right either way."""
+    import tensorflow as tf
+
+    base = Signal(np.zeros(12), name="base")
+    plans = [ViewPlan(base[0:6]), ViewPlan(base[3:9])]
+    flat = rng.uniform(-1, 1, size=(2, 12))
+    raw = [rng.uniform(-1, 1, size=(2, 6)) for _ in plans]
+    form = {
+        "cheap": lambda x: 2 * x + 1,
+        "exp": tf.exp,
+        "sum": lambda x: tf.reduce_sum(x[:, :, None] * tf.ones((1, 1, 3), x.dtype), axis=2),
+    }[make]
+    kept = []
+
+    @tf.function
+    def writes(flat, a, b):
+        group = [(plan, form(v), True) for plan, v in zip(plans, (a, b))]
+        keep = lambda x: kept.append(x) or x  # noqa: E731
+        return nengodl.signals.slice_sums(flat, group, 12, keep)
+
+    out = writes(flat, *raw).numpy()
+    values = [{"cheap": 2 * v + 1, "exp": np.exp(v), "sum": 3 * v}[make] for v in raw]
+    expected = numpy_writes(flat, [(np.arange(0, 6), values[0], True),
+                                   (np.arange(3, 9), values[1], True)])
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert len(kept) == (make != "cheap")
+
+
 @pytest.mark.parametrize("slice_sums", [True, False])
 def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice_sums):
     # the integrator's synapse input gets the stimulus and the recurrent value
