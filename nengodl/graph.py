@@ -17,6 +17,7 @@ from nengo.exceptions import BuildError, ValidationError
 
 from nengodl.host import ErrorBox, HostOp, is_input_op
 from nengodl.ops import find_builder
+from nengodl.ops.basic import TimeUpdateBuilder
 from nengodl.signals import SignalLayout, StepContext, flat_indices, reshape
 
 
@@ -92,6 +93,9 @@ PARAM_CACHE_BYTES = 1024 * 1024
 DROP_TRANSIENT = True
 # under XLA, values that builders mark with `StepContext.keep` are computed once
 KEEP_SHARED = True
+# the XLA loop leaves out the clock (step count, time) where nothing in the loop
+# reads it, and advances it once per call (one kernel fewer in each step)
+CLOCK_OUTSIDE = True
 
 
 def shard_workers():
@@ -272,6 +276,14 @@ class SimGraph:
                 self.steps.append(("host", None, hosts[op]))
                 tf_ops.append(op)
 
+        # the TimeUpdate builder: a step function nothing of which reads the
+        # clock leaves it out, and the loop advances the clock once, at its end
+        self._clock = next(
+            (obj for kind, _, obj in self.steps
+             if kind == "native" and isinstance(obj, TimeUpdateBuilder)),
+            None,
+        )
+
         # input signals that are set ahead of each step (constant Nodes)
         pre_outputs = {id(h.output): key for key, h in self.pre_ops.items() if h.output}
         self.input_keys = {}  # input key -> feed key
@@ -347,6 +359,11 @@ class SimGraph:
                 self._bytes(self.params),
             )
 
+        # the XLA loop's step leaves out the clock where nothing in the loop
+        # reads it; `_run_xla` advances it after each call instead
+        self.clock_outside = (
+            CLOCK_OUTSIDE and self._clock is not None and not self._reads_clock(operators)
+        )
         # tracing a step for the transient analysis also shows the model's errors;
         # it is traced for the shard size that carrying all state would give,
         # which is usually the final one, so that the XLA loop reuses the trace
@@ -397,13 +414,21 @@ class SimGraph:
         key = (self.minibatch_size, tuple(sorted(feed_keys)), bool(training))
         if key not in self._step_fns:
             bases = self.layout.state_bases
+            clock = self._clock_bases() if self._clock is not None else set()
             found = set()
 
             def step(state, step_feeds, values):
                 params = self._bind_values(values)
-                new_state, rows = self._step(state, step_feeds, params, training)
-                reached = reached_ops(new_state)
-                found.update(b for b, s in zip(bases, state) if s.op not in reached)
+                new_state, rows = self._step(
+                    state, step_feeds, params, training, clock=not self.clock_outside
+                )
+                reached = reached_ops(new_state + rows)
+                # the clock is carried (unchanged, when outside the step), so
+                # that its final value is right (`Simulator.signals`) and the
+                # loop without XLA, which advances it every step, can use this
+                found.update(
+                    b for b, s in zip(bases, state) if s.op not in reached and b not in clock
+                )
                 return new_state, rows
 
             spec = tf.TensorSpec
@@ -414,6 +439,27 @@ class SimGraph:
             )
             self._step_fns[key] = (function, found)
         return self._step_fns[key]
+
+    def _clock_bases(self):
+        """The bases of the step count and the time."""
+        return {self._clock.op.step.base, self._clock.op.time.base}
+
+    def _reads_clock(self, operators):
+        """Whether some probe or operator run in the loop (other than the
+        clock's) reads the step count or the time."""
+        clock = self._clock_bases()
+        if any(sig.base in clock for sig in self.probe_sigs):
+            return True
+        pre = {h.op for h in self.pre_ops.values()}
+        for op in operators:
+            if op is self._clock.op or op in pre or isinstance(op, SimProbe):
+                continue
+            builder = find_builder(op)
+            if builder is not None and not builder.reads_time:
+                continue
+            if any(sig.base in clock for sig in op.reads + op.sets + op.incs + op.updates):
+                return True
+        return False
 
     @contextlib.contextmanager
     def local_batch(self, size):
@@ -534,9 +580,10 @@ class SimGraph:
         """Numpy dtype of values fed for ``sig``."""
         return self.layout.np_dtype(sig.base)
 
-    def _step(self, state, step_feeds, params, training):
+    def _step(self, state, step_feeds, params, training, clock=True):
         """Build one step: the new state and, for each probe group, the
-        ``(minibatch_size, size)`` row of probe data."""
+        ``(minibatch_size, size)`` row of probe data (without advancing the
+        clock where not ``clock``)."""
         values = dict(zip(self.layout.state_bases, state))
         for base, (value, mask) in self._pinned_values.items():
             values[base] = tf.where(mask, value, values[base])
@@ -552,7 +599,8 @@ class SimGraph:
                 ctx.set(sig, step_feeds[key])
         for kind, key, obj in self.steps:
             if kind == "native":
-                obj(ctx)
+                if clock or obj is not self._clock:
+                    obj(ctx)
             elif kind == "host":
                 obj.in_loop(ctx)
             elif obj.output is not None:
@@ -664,6 +712,21 @@ class SimGraph:
         for k, value in zip(carried, state):
             final[k] = value
         return final, [ta.stack() for ta in tas]
+
+    def _advance_clock(self, state, n_steps):
+        """``state`` (eager tensors) with the clock ``n_steps`` steps on, as
+        its builder leaves it (for a loop whose step leaves it out:
+        `clock_outside`); computed in numpy, which is faster here than
+        TensorFlow's first eager calls."""
+        state = list(state)
+        bases = self.layout.state_bases
+        k_step = bases.index(self._clock.op.step.base)
+        k_time = bases.index(self._clock.op.time.base)
+        step = state[k_step].numpy() + n_steps
+        state[k_step] = tf.constant(step)
+        time = step.astype(np.float64) * self.dt  # as TimeUpdateBuilder
+        state[k_time] = tf.constant(time.astype(state[k_time].dtype.as_numpy_dtype))
+        return state
 
     def _probe_parts(self, stacked):
         """Yield ``(probe index, signal, group data, offset)`` for each probe."""
@@ -795,6 +858,8 @@ class SimGraph:
             bucket = self._bucket(n)
             chunk = padded(feeds, done, n, bucket)
             state, data = self._call_chunk(tf.constant(n, tf.int32), state, chunk, bucket)
+            if self.clock_outside:
+                state = self._advance_clock(state, n)
             self._compiled.add((bucket, tuple(sorted(feeds))))
             outputs.append([d.numpy()[:n] for d in data])
             done += n

@@ -1,13 +1,17 @@
 """Forms chosen so that XLA fuses more of the loop: overlapping increments as
-sums of slices (nengodl.signals) and folded sums (nengodl.ops.basic), against
-numpy and nengo.Simulator with each switch on and off."""
+sums of slices (nengodl.signals), folded sums (nengodl.ops.basic) and the clock
+advanced outside the loop's step (nengodl.graph), against numpy and
+nengo.Simulator with each switch on and off."""
 
 import nengo
 import numpy as np
 import pytest
 from nengo.builder import Signal
 
+import tensorflow as tf
+
 import nengodl
+import nengodl.graph
 import nengodl.ops.basic
 import nengodl.signals
 from nengodl.benchmarks.networks import integrator
@@ -128,3 +132,38 @@ def test_folded_decoding_sums_match_nengo(monkeypatch, fold_width, jit):
     assert (jit, 75) in widths and (jit, 64) in widths  # the decoders' sums went through it
     assert np.abs(ref.data[probe]).max() > 0.5
     np.testing.assert_allclose(sim.data[probe], ref.data[probe], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("outside", [True, False])
+def test_clock_outside_the_step_matches_nengo(monkeypatch, outside):
+    """Where nothing in the loop reads the time, the step leaves the clock out
+    and each XLA call advances it: probes, the time and the step count are
+    nengo's after runs of several lengths (chunks of 1024 steps included)."""
+    monkeypatch.setattr(nengodl.graph, "CLOCK_OUTSIDE", outside)
+    net = integrator(4, 20, nengo.LIF())
+    with net:
+        stim = nengo.Node(lambda t: np.sin(10 * t))  # computed ahead of each run
+        nengo.Connection(stim, net.all_ensembles[0].neurons, transform=np.ones((20, 1)))
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(1500)
+        clock = ref.signals[ref.model.step], ref.signals[ref.model.time], ref.time
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        assert sim._graph.clock_outside == outside
+        sim.run_steps(1100)
+        sim.step()
+        sim.run_steps(399)
+        np.testing.assert_allclose(sim.data[net.probe], ref.data[net.probe], atol=1e-10, rtol=0)
+        assert clock[0] == 1500
+        assert (sim.signals[sim.model.step], sim.signals[sim.model.time], sim.time) == clock
+
+
+def test_clock_read_in_the_loop_stays_in_the_step():
+    """A TensorNode reads the time in the loop: the step advances the clock."""
+    with nengo.Network(seed=0) as net:
+        node = nengodl.TensorNode(lambda t: tf.reshape(t, (1, 1)) * tf.ones((1, 2), t.dtype),
+                                  shape_in=None, shape_out=(2,), pass_time=True)
+        probe = nengo.Probe(node)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        assert not sim._graph.clock_outside
+        sim.run_steps(30)
+    np.testing.assert_allclose(sim.data[probe][:, 0], 0.001 * np.arange(1, 31), rtol=1e-12)

@@ -30,6 +30,8 @@ SWITCHES = [
      "add overlapping increments of a signal with one scatter (not sums of slices)"),
     ("--no-fold", nengodl.ops.basic, "FOLD_WIDTH", None,
      "sum long axes in one reduction (not folded in halves first, under XLA)"),
+    ("--clock-in-step", nengodl.graph, "CLOCK_OUTSIDE", False,
+     "advance the clock in every step of the XLA loop (not once per call)"),
     ("--nengo-closure", nengodl.optimizer, "FAST_CLOSURE", False,
      "nengo's optimiser uses nengo's own transitive closure (not frozensets)"),
 ]

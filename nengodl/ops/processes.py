@@ -33,6 +33,8 @@ class LinearFilterBuilder(OpBuilder):
     (`merge_key`): their inputs and states are concatenated along the signal axis.
     """
 
+    reads_time = False  # nengo's op reads the time, which a linear filter ignores
+
     @classmethod
     def supports(cls, op):
         return (

@@ -17,6 +17,8 @@ class OpBuilder:
     # whether each minibatch item's result depends on that item alone (so the
     # minibatch can be split into shards simulated apart)
     items_independent = True
+    # whether the builder uses the simulation time where its op reads it
+    reads_time = True
 
     def __init__(self, op, dt):
         self.op = op
