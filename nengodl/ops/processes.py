@@ -72,20 +72,20 @@ class LinearFilterBuilder(OpBuilder):
             ]
             X = Xs[0] if len(Xs) == 1 else tf.concat(Xs, axis=2)
             u3 = u[:, None, :]
-            dtype = u.dtype
-            A = tf.constant(self.A, dtype=dtype)
-            Bm = tf.constant(self.B[:, None], dtype=dtype)
-            C = tf.constant(self.C, dtype=dtype)
             if self.no_d and self.n_x == 1:
                 # nengo's OneX form keeps C folded into the state
                 X = self.A.item() * X + (self.B.item() * self.C.item()) * u3
                 y = X[:, 0]
-            elif self.no_d:
-                X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
-                y = tf.einsum("j,bjm->bm", C, X)
             else:
-                y = tf.einsum("j,bjm->bm", C, X) + self.D * u
-                X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
+                A = tf.constant(self.A, dtype=u.dtype)
+                Bm = tf.constant(self.B[:, None], dtype=u.dtype)
+                C = tf.constant(self.C, dtype=u.dtype)
+                if self.no_d:
+                    X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
+                    y = tf.einsum("j,bjm->bm", C, X)
+                else:
+                    y = tf.einsum("j,bjm->bm", C, X) + self.D * u
+                    X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
             parts = tf.split(X, self.sizes, axis=2) if len(ops) > 1 else [X]
             for op, part in zip(ops, parts):
                 ctx.set(op.state["X"], part)
