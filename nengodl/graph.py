@@ -276,8 +276,8 @@ class SimGraph:
                 self.steps.append(("host", None, hosts[op]))
                 tf_ops.append(op)
 
-        # the TimeUpdate builder: a step function nothing of which reads the
-        # clock leaves it out, and the loop advances the clock once, at its end
+        # the clock's builder (TimeUpdate), which the XLA loop's step may leave
+        # out (see `clock_outside` below)
         self._clock = next(
             (obj for kind, _, obj in self.steps
              if kind == "native" and isinstance(obj, TimeUpdateBuilder)),

@@ -20,7 +20,7 @@ import tensorflow as tf
 # (False: one scatter-add, which XLA runs as a kernel of its own)
 SLICE_SUMS = True
 # what XLA recomputes in each reader at little cost: elementwise arithmetic,
-# comparisons and reshaping, in a chain of at most CHEAP_CHAIN operations from
+# comparisons and reshaping, at most CHEAP_CHAIN operations in all back to
 # the step's inputs (a sum, a matrix product or an exp is worth computing once)
 CHEAP_OPS = frozenset({
     "AddV2", "Sub", "Mul", "Neg", "Maximum", "Minimum", "Cast", "SelectV2", "Greater",
