@@ -18,7 +18,7 @@ from nengo.exceptions import BuildError, ValidationError
 from nengodl.host import ErrorBox, HostOp, is_input_op
 from nengodl.ops import find_builder
 from nengodl.ops.basic import TimeUpdateBuilder
-from nengodl.signals import SignalLayout, StepContext, flat_indices, reshape
+from nengodl.signals import SignalLayout, StepContext, flat_indices, reshape, upstream_ops
 
 
 def plan_merges(operators, dg, dt):
@@ -168,20 +168,6 @@ def written_indices(operators):
             mask = written.setdefault(sig.base, np.zeros(sig.base.size, dtype=bool))
             mask[flat_indices(sig).ravel()] = True
     return written
-
-
-def reached_ops(tensors):
-    """Every TensorFlow operation the values of ``tensors`` depend on."""
-    seen = set()
-    stack = [t.op for t in tensors]
-    while stack:
-        op = stack.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        stack.extend(t.op for t in op.inputs)
-        stack.extend(op.control_inputs)
-    return seen
 
 
 class SimGraph:
@@ -422,7 +408,7 @@ class SimGraph:
                 new_state, rows = self._step(
                     state, step_feeds, params, training, clock=not self.clock_outside
                 )
-                reached = reached_ops(new_state + rows)
+                reached = set(upstream_ops(new_state + rows))
                 # the clock is carried (unchanged, when outside the step), so
                 # that its final value is right (`Simulator.signals`) and the
                 # loop without XLA, which advances it every step, can use this

@@ -300,11 +300,10 @@ class StepContext:
         key = (base, id(plan))
         if base in self.pending:
             self._flush(base)
+        lead = (self.minibatch_size,) if is_b else ()
         if key not in self._reads and plan.full:
-            lead = (self.minibatch_size,) if is_b else ()
             self._reads[key] = reshape(self.values[base], lead + plan.shape)
         if key not in self._reads:
-            lead = (self.minibatch_size,) if is_b else ()
             if base not in self._flat:
                 value = self.values[base]
                 if value.shape.rank != len(lead) + 1:
@@ -449,16 +448,29 @@ def cheap(tensor):
     >>> [bool(c) for c in f(tf.zeros((1, 4)))]
     [True, False, False]
     """
-    seen, stack = set(), [tensor.op]
+    n_ops = 0
+    for op in upstream_ops([tensor]):
+        if op.type in ("Placeholder", "Const"):
+            continue
+        n_ops += 1
+        if op.type not in CHEAP_OPS or n_ops > CHEAP_CHAIN:
+            return False
+    return True
+
+
+def upstream_ops(tensors):
+    """Yield, once each, every TensorFlow operation the values of ``tensors``
+    depend on (through inputs and control inputs)."""
+    seen = set()
+    stack = [t.op for t in tensors]
     while stack:
         op = stack.pop()
-        if op in seen or op.type in ("Placeholder", "Const"):
+        if op in seen:
             continue
         seen.add(op)
-        if op.type not in CHEAP_OPS or len(seen) > CHEAP_CHAIN:
-            return False
+        yield op
         stack.extend(t.op for t in op.inputs)
-    return True
+        stack.extend(op.control_inputs)
 
 
 def concat(pieces):
