@@ -1,6 +1,6 @@
 """Probe data: accumulated over runs, subsampled as nengo does, shown in `sim.data`."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableSequence
 
 import numpy as np
 
@@ -54,6 +54,15 @@ class ProbeRecorder:
     def __contains__(self, probe):
         return probe in self.chunks
 
+    def count(self, probe):
+        """Number of samples recorded for ``probe``."""
+        return sum(chunk.shape[1] for chunk in self.chunks[probe])
+
+    def replace(self, probe, samples):
+        """Replace the recorded samples of ``probe`` (an array ``(batch, n) + shape``)."""
+        self.chunks[probe] = [samples] if samples.shape[1] else []
+        self._cache.pop(probe, None)
+
     def __getitem__(self, probe):
         if probe not in self._cache:
             chunks = self.chunks[probe]
@@ -83,6 +92,7 @@ class SimulationData(Mapping):
         self.params = params
         self.recorder = recorder
         self.sim = sim
+        self.raw = RawData(params, recorder)
 
     def __getitem__(self, key):
         if key in self.recorder:
@@ -105,3 +115,88 @@ class SimulationData(Mapping):
 
     def reset(self):
         """Kept for nengo compatibility; data views are rebuilt on access."""
+
+
+class RawData(Mapping):
+    """`sim.data.raw`, as nengo's: each probe's samples as a list-like.
+
+    ``raw[probe]`` is a `ProbeSamples`: one array per recorded sample, which can
+    be read, sliced and deleted (``del sim.data.raw[probe][:]`` forgets the
+    samples recorded so far; later steps keep recording). Other keys give the
+    built parameters, as ``sim.data`` does before training.
+    """
+
+    def __init__(self, params, recorder):
+        self.params = params
+        self.recorder = recorder
+
+    def __getitem__(self, key):
+        if key in self.recorder:
+            return ProbeSamples(self.recorder, key)
+        return self.params[key]
+
+    def __iter__(self):
+        return iter(self.params)
+
+    def __len__(self):
+        return len(self.params)
+
+
+class ProbeSamples(MutableSequence):
+    """The samples of one probe, as the list nengo keeps in ``sim.data.raw``.
+
+    Each item is one sample: the probed signal's shape, with a leading
+    minibatch axis when the simulator has a minibatch. Changes (deleting,
+    inserting samples) change the probe's data in ``sim.data``.
+    """
+
+    def __init__(self, recorder, probe):
+        self.recorder = recorder
+        self.probe = probe
+
+    def _items(self):
+        """``(n_samples,) + item shape``."""
+        data = self.recorder[self.probe]
+        return data if self.recorder.minibatch_size is None else np.moveaxis(data, 1, 0)
+
+    def _store(self, items):
+        rec = self.recorder
+        shape = rec.shapes[self.probe]
+        if rec.minibatch_size is not None:
+            shape = (rec.minibatch_size,) + shape
+        items = [np.broadcast_to(np.asarray(item, dtype=rec.dtypes[self.probe]), shape)
+                 for item in items]
+        data = np.stack(items) if items else np.zeros((0,) + shape, rec.dtypes[self.probe])
+        rec.replace(self.probe, data[None] if rec.minibatch_size is None
+                    else np.moveaxis(data, 0, 1))
+
+    def __len__(self):
+        return self.recorder.count(self.probe)
+
+    def __getitem__(self, index):
+        items = self._items()
+        if isinstance(index, slice):
+            return list(items[index])
+        return items[index]
+
+    def __setitem__(self, index, value):
+        items = list(self._items())
+        items[index] = value
+        self._store(items)
+
+    def __delitem__(self, index):
+        if isinstance(index, slice) and index == slice(None):
+            self._store([])
+            return
+        items = list(self._items())
+        del items[index]
+        self._store(items)
+
+    def insert(self, index, value):
+        """Insert a sample (the probed signal's shape) before ``index``."""
+        items = list(self._items())
+        items.insert(index, np.asarray(value))
+        self._store(items)
+
+    def __repr__(self):
+        return f"ProbeSamples({self.probe!r}, {len(self)} samples)"

@@ -88,7 +88,8 @@ class LinearFilterBuilder(OpBuilder):
                     X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
             parts = tf.split(X, self.sizes, axis=2) if len(ops) > 1 else [X]
             for op, part in zip(ops, parts):
-                ctx.set(op.state["X"], part)
+                # the state is (n_x,) + the input's shape (2-D for a weights probe)
+                ctx.set(op.state["X"], reshape(part, (B_,) + op.state["X"].shape))
         ys = tf.split(y, self.sizes, axis=1) if len(ops) > 1 else [y]
         for op, part in zip(ops, ys):
             ctx.write(op.output, reshape(part, (B_,) + op.output.shape), inc=op.mode == "inc")
