@@ -32,6 +32,7 @@ class ProbeRecorder:
         self.dt = dt
         self.minibatch_size = minibatch_size
         self.chunks = {p: [] for p in self.probes}
+        self.periods = [1 if p.sample_every is None else p.sample_every / dt for p in self.probes]
         self._cache = {}
 
     def append(self, first_step, outputs):
@@ -44,6 +45,14 @@ class ProbeRecorder:
             # signal's dtype when the data are read
             self.chunks[probe].append(np.moveaxis(out, 0, 1))
             self._cache.pop(probe, None)
+
+    def append_step(self, first_step, values):
+        """Add the value of each probe's signal after one step (no minibatch axis)."""
+        step = first_step + 1
+        for probe, period, value in zip(self.probes, self.periods, values):
+            if step % period < 1:
+                self.chunks[probe].append(value.reshape((1, 1) + value.shape))
+                self._cache.pop(probe, None)
 
     def clear(self):
         """Forget all recorded data."""

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.builder import Model
 from nengo.cache import get_default_decoder_cache
-from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
+from nengo.exceptions import ReadonlyError, SimulationError, SimulatorClosed, ValidationError
 from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
@@ -24,6 +24,7 @@ from nengodl.graph import SimGraph
 from nengodl.keras_api import KerasAPI
 from nengodl.probes import ProbeRecorder, SimulationData
 from nengodl.progress import Stage
+from nengodl.runtime.numpy_step import NumpyStepper
 from nengodl.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Simulator:
     ):
         self.closed = True  # until construction succeeds
         self._dist = None
+        self._stepper = None
         self.progress_bar = progress_bar
         self.optimize = optimize
         self.device = device
@@ -218,6 +220,8 @@ class Simulator:
             minibatch_size,
         )
         self.data = SimulationData(self.model.params, self._recorder, self)
+        if self._dist is None and NumpyStepper.usable(self._graph, self._step_order):
+            self._stepper = NumpyStepper(self._graph, self._step_order, self._graph.probe_sigs)
 
         if seed is None:
             if network is not None and network.seed is not None:
@@ -319,6 +323,35 @@ class Simulator:
         if self.device is not None:
             return "cpu" in self.device.lower()
         return not tf.config.list_logical_devices("GPU")
+
+    @property
+    def _state(self):
+        """The state tensors (taken back from the numpy stepper if it holds the
+        current values; it then loads them and the parameters again at its next
+        step, so whatever the caller changes is seen)."""
+        if self._stepper is not None and self._stepper.active:
+            self._tensors = self._stepper.unload(self._tensors)
+        return self._tensors
+
+    @_state.setter
+    def _state(self, tensors):
+        if self._stepper is not None:
+            self._stepper.active = False
+        self._tensors = tensors
+
+    def _numpy_step(self):
+        """One step through the numpy stepper; False where it cannot run this model."""
+        stepper = self._stepper
+        if not stepper.active:
+            try:
+                stepper.load(self._tensors)
+            except (NotImplementedError, SimulationError):
+                self._stepper = None  # an operator without a numpy step function
+                return False
+        values = stepper.step()
+        self._recorder.append_step(self._n_steps, values)
+        self._n_steps += 1
+        return True
 
     # --- nengo's simulator API -----------------------------------------------
 
@@ -598,6 +631,8 @@ class Simulator:
         if self.closed:
             raise SimulatorClosed("Simulator cannot run because it is closed.")
         n_steps = check_run_steps(n_steps)
+        if n_steps == 1 and not data and self._stepper is not None and self._numpy_step():
+            return  # a single step costs less in numpy than a call of the compiled loop
         feeds = check_input_data(data, self._input_nodes, n_steps, self._batch)
         if n_steps == 0:
             return
@@ -616,6 +651,9 @@ class Simulator:
         for key in list(feeds):
             sig_key = self._graph.input_keys.get(key, key)
             feeds[sig_key] = feeds.pop(key)
+        for key, sig in self._graph.const_inputs.items():
+            if key not in feeds:  # a Node given data in an earlier run is itself again
+                feeds[key] = np.broadcast_to(sig.initial_value, (n_steps, self._batch) + sig.shape)
         feeds = {
             k: np.asarray(v, dtype=self._graph.feed_dtype(self._feed_sig(k)))
             for k, v in feeds.items()
@@ -794,6 +832,7 @@ class Simulator:
         >>> trained, restored
         (0.6875, 2.0)
         """
+        self._state  # noqa: B018 (the stepper reloads the parameters at its next step)
         params.load_params(self, path, include_state=include_state)
 
     def get_nengo_params(self, objs, as_dict=False):
@@ -861,6 +900,7 @@ class Simulator:
             raise SimulatorClosed("Simulator cannot train or evaluate: it is closed.")
         if self._trainer is None:
             self._trainer = Trainer(self)
+        self._state  # noqa: B018 (training may change parameters the stepper holds)
         return self._trainer
 
     def train(self, data, optimizer, objective=None, n_epochs=1, shuffle=True,
@@ -1004,6 +1044,7 @@ class Simulator:
     def _keras(self):
         if self._keras_api is None:
             self._keras_api = KerasAPI(self)
+        self._state  # noqa: B018 (training may change parameters the stepper holds)
         return self._keras_api
 
     def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
