@@ -80,6 +80,11 @@ def warn_host_fallback(op):
 
 
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
+# every call of the XLA loop runs a chunk of one size (fewer steps where the run
+# ends sooner; the loop's trip count is an input), so that one compilation
+# serves runs of any length; the chunk is shortened where its probe buffers
+# would take more than PROBE_BUFFER_BYTES
+PROBE_BUFFER_BYTES = 64 * 2**20
 XLA_MAX_STEPS = 600  # larger loop bodies run without XLA
 # On a CPU, a minibatch is split into shards, each simulated by its own XLA
 # loop and run side by side. A shard holds about SHARD_BYTES of state (so it
@@ -199,8 +204,8 @@ class SimGraph:
         The operator dependency graph (op -> ops that depend on it); when given,
         independent operators of one kind are merged (see `plan_merges`).
     unroll : int
-        Steps per iteration of the time loop; leftover steps run in a second,
-        single-step loop.
+        Steps per iteration of the time loop without XLA; leftover steps run in
+        a second, single-step loop. The XLA-compiled loop is not unrolled.
     sharding : bool
         Whether the XLA loop may split the minibatch into shards that run side
         by side (see `shard_size`); for CPUs, where it keeps each shard's state
@@ -331,6 +336,7 @@ class SimGraph:
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
+        self.chunk = self.chunk_steps()
         self._step_fns = {}  # (batch, feed keys, training) -> traced XLA step
         independent = all(
             getattr(obj, "items_independent", True) for kind, _, obj in self.steps
@@ -511,8 +517,7 @@ class SimGraph:
     def trace(self, feed_keys=None):
         """Trace the loop for runs of any length, so that errors in the model's
         TensorFlow code show at construction (for the XLA loop, once a step has
-        been traced, nothing more is done: each run length's bucket is traced
-        when first run).
+        been traced, nothing more is done: the loop is traced when first run).
 
         Parameters
         ----------
@@ -529,16 +534,16 @@ class SimGraph:
         feed_specs = {k: self.feed_spec(k) for k in feed_keys}
         if self.jit and self._step_traced:
             # the transient-state analysis traced a step, which is what shows
-            # errors in the model's TensorFlow code; the XLA loop is traced for
-            # each run length's bucket when first run
+            # errors in the model's TensorFlow code; the XLA loop is traced
+            # when first run
             return None
         if self.jit:
             feed_specs = {
-                k: tf.TensorSpec((16,) + tuple(v.shape[1:]), v.dtype)
+                k: tf.TensorSpec((self.chunk,) + tuple(v.shape[1:]), v.dtype)
                 for k, v in feed_specs.items()
             }
             return self._call_chunk(
-                tf.TensorSpec([], tf.int32), state_specs, feed_specs, 16, specs=True
+                tf.TensorSpec([], tf.int32), state_specs, feed_specs, self.chunk, specs=True
             )
         return self._run_fn.get_concrete_function(
             tf.TensorSpec([], tf.int32), state_specs, feed_specs
@@ -610,7 +615,8 @@ class SimGraph:
         return new_state, rows
 
     def loop(
-        self, n_steps, state, feeds, training=False, max_steps=None, carry_all=True, values=None
+        self, n_steps, state, feeds, training=False, max_steps=None, carry_all=True, values=None,
+        unroll=None,
     ):
         """Build the simulation loop (call inside a `tf.function`).
 
@@ -633,6 +639,9 @@ class SimGraph:
             Values of the parameter and pinned variables and the runtime 1 (as
             `_param_values` gives them; for the XLA loop); by default the
             variables are read here.
+        unroll : int, optional
+            Steps per loop iteration (default: the simulator's
+            ``unroll_simulation``, or 1 for the XLA loop).
 
         Returns
         -------
@@ -682,13 +691,18 @@ class SimGraph:
 
         parallel = 1 if self.has_host_loop_ops else 10
         i, state = tf.constant(0), [given[k] for k in carried]
-        if self.unroll > 1:
+        # XLA compiles the loop body as a whole: unrolling it only makes the
+        # program (and the memory and time XLA needs for it) k times larger,
+        # faster than linearly, without making the loop any faster
+        if unroll is None:
+            unroll = self.unroll if values is None else 1
+        if unroll > 1:
             i, state, tas = tf.while_loop(
-                lambda i, *_: i + self.unroll <= n_steps,
-                lambda *args: body(*args, unroll=self.unroll),
+                lambda i, *_: i + unroll <= n_steps,
+                lambda *args: body(*args, unroll=unroll),
                 (i, state, tas),
                 parallel_iterations=parallel,
-                maximum_iterations=None if max_steps is None else max_steps // self.unroll,
+                maximum_iterations=None if max_steps is None else max_steps // unroll,
             )
         _, state, tas = tf.while_loop(
             lambda i, *_: i < n_steps, body, (i, state, tas), parallel_iterations=parallel,
@@ -791,17 +805,19 @@ class SimGraph:
         state, data = self._run_fn(tf.constant(n_steps, dtype=tf.int32), state, feeds)
         return state, self.split_probe_data([d.numpy() for d in data])
 
-    @staticmethod
-    def _bucket(n):
-        """Padded step count of an XLA call running ``n <= XLA_CHUNK`` steps."""
-        return max(16, 1 << (n - 1).bit_length())
+    def chunk_steps(self):
+        """Steps of every call of the XLA loop: `XLA_CHUNK`, or the largest
+        power of two (at least 16) whose probe buffers fit in
+        `PROBE_BUFFER_BYTES`."""
+        row = self.minibatch_size * sum(
+            sig.size * self.layout.tf_dtype(sig.base).size for sig in self.probe_sigs
+        )
+        fit = max(16, PROBE_BUFFER_BYTES // max(row, 1))
+        return min(XLA_CHUNK, 1 << (int(fit).bit_length() - 1))
 
     def _buckets(self, n_steps):
         """Padded step counts of the XLA calls that run ``n_steps`` steps."""
-        sizes = [XLA_CHUNK] * (n_steps // XLA_CHUNK)
-        if n_steps % XLA_CHUNK:
-            sizes.append(self._bucket(n_steps % XLA_CHUNK))
-        return sorted(set(sizes))
+        return [self.chunk]
 
     def uncompiled(self, n_steps, feeds):
         """The XLA step buckets a run of ``n_steps`` with ``feeds`` would compile."""
@@ -831,17 +847,17 @@ class SimGraph:
             self._compiled.add((bucket, keys))
 
     def _run_xla(self, n_steps, state, feeds):
-        """Run through the XLA-compiled loop, in chunks of at most `XLA_CHUNK` steps.
+        """Run through the XLA-compiled loop, in chunks of `chunk` steps.
 
-        XLA needs static shapes: each call gets feeds padded to a power-of-two
-        bucket of steps (so few sizes are ever compiled) and records probes into
-        buffers of that size.
+        XLA needs static shapes: each call gets feeds padded to the chunk's
+        steps and records probes into buffers of that size; the number of steps
+        it runs is an input, so one compiled loop serves every run length.
         """
         outputs = []
         done = 0
+        bucket = self.chunk
         while done < n_steps:
-            n = min(n_steps - done, XLA_CHUNK)
-            bucket = self._bucket(n)
+            n = min(n_steps - done, bucket)
             chunk = padded(feeds, done, n, bucket)
             state, data = self._call_chunk(tf.constant(n, tf.int32), state, chunk, bucket)
             if self.clock_outside:

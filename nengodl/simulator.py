@@ -61,8 +61,10 @@ class Simulator:
     unroll_simulation : int
         Simulation steps per iteration of the time loop (1: not unrolled).
         Unrolling cuts loop overhead when the loop runs without XLA (a model
-        whose loop calls Python code, or ``jit=False``); with XLA it slows the
-        loop down (see docs/performance.md).
+        whose loop calls Python code, or ``jit=False``); the XLA-compiled loop
+        is not unrolled (XLA's compile time and memory would grow faster than
+        ``unroll_simulation``, and the loop would get slower; see
+        docs/performance.md). Output does not depend on it.
     minibatch_size : int, optional
         Number of simulations run in parallel. If None, probe data has no
         minibatch axis, as in nengo.

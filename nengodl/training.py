@@ -240,7 +240,11 @@ class Trainer:
     def _outputs(self, n_steps, feeds, training, initial, max_steps=None):
         state = [tf.constant(v) for v in initial]
         training = training or self.graph.learning_phase  # configure_settings(learning_phase=True)
-        _, stacked = self.graph.loop(n_steps, state, feeds, training=training, max_steps=max_steps)
+        # the epoch may be XLA-compiled, whose loop is not unrolled (see `SimGraph.loop`)
+        unroll = 1 if self.graph.jit else None
+        _, stacked = self.graph.loop(
+            n_steps, state, feeds, training=training, max_steps=max_steps, unroll=unroll
+        )
         return self.graph.probe_tensors(stacked)
 
     def _losses(self, outputs, targets, objective):

@@ -133,10 +133,10 @@ def test_progress_bar_output(seed_net, capsys):
         out = capsys.readouterr().out
         for stage in ["Build", "Optimization", "Construction", "Compilation", "Simulation"]:
             assert f"{stage} finished in 0:00:" in out
-        sim.run_steps(7)  # the same 16-step XLA loop: nothing to compile
-        assert "Compilation" not in capsys.readouterr().out
-        sim.run_steps(20)  # a 32-step loop is compiled
-        assert "Compilation finished" in capsys.readouterr().out
+        for n in [7, 20, 1500]:  # one compiled loop serves every run length
+            sim.run_steps(n)
+            out = capsys.readouterr().out
+            assert "Compilation" not in out and "Simulation finished" in out
     with nengodl.Simulator(seed_net, progress_bar=False) as sim:
         sim.run_steps(5)
     assert capsys.readouterr().out == ""

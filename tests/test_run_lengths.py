@@ -177,3 +177,18 @@ def test_closed_simulator_does_not_step():
     with pytest.raises(nengo.exceptions.SimulatorClosed):
         sim.step()
     assert sim.n_steps == 1
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_unroll_factors_give_identical_output(jit):
+    net = mixed_net()
+    outputs = []
+    for unroll in [1, 10, 25]:
+        with nengodl.Simulator(
+            net, dtype="float64", progress_bar=False, jit=jit, unroll_simulation=unroll
+        ) as sim:
+            run_lengths(sim, [57, 3])  # leftovers of each unroll factor
+        outputs.append([sim.data[p] for p in net.probed])
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other):
+            np.testing.assert_array_equal(a, b)
