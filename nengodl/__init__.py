@@ -6,22 +6,22 @@ to a model with `TensorNode` and `Layer`.
 """
 
 from nengodl import obj
-from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
 from nengodl.config import configure_settings
 from nengodl.converter import Converter
+from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
 from nengodl.simulator import Simulator
 from nengodl.tensor_node import Layer, TensorNode
 from nengodl.version import __version__
 
 __all__ = [
     "Converter",
+    "Layer",
     "LeakyReLU",
+    "Simulator",
     "SoftLIFRate",
     "SpikingLeakyReLU",
-    "Layer",
-    "Simulator",
     "TensorNode",
+    "__version__",
     "configure_settings",
     "obj",
-    "__version__",
 ]

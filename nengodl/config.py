@@ -44,9 +44,7 @@ def configure_settings(**kwargs):
     config = nengo.Network.context[-1].config
     for name, value in kwargs.items():
         if name not in SETTINGS:
-            raise ConfigError(
-                f"Unknown setting '{name}'; expected one of {sorted(SETTINGS)}"
-            )
+            raise ConfigError(f"Unknown setting '{name}'; expected one of {sorted(SETTINGS)}")
         if name == "trainable":
             for cls in TRAINABLE_TYPES:
                 if cls not in config.params:
@@ -61,9 +59,7 @@ def configure_settings(**kwargs):
             if nengo.Network not in config.params:
                 config.configures(nengo.Network)
             if name not in config[nengo.Network]._extra_params:
-                config[nengo.Network].set_param(
-                    name, Parameter(name, default=None, optional=True)
-                )
+                config[nengo.Network].set_param(name, Parameter(name, default=None, optional=True))
             setattr(config[nengo.Network], name, value)
 
 
@@ -150,9 +146,7 @@ def trainable_signals(model, network):
             if is_trainable(chains, obj) and sig_dict.get("encoders") is not None:
                 sigs.append(sig_dict["encoders"])
             neuron_setting = object_setting(chains, obj.neurons)
-            train_bias = (
-                is_trainable(chains, obj) if neuron_setting is None else neuron_setting
-            )
+            train_bias = is_trainable(chains, obj) if neuron_setting is None else neuron_setting
             bias = model.sig[obj.neurons].get("bias")
             if train_bias and bias is not None:
                 sigs.append(bias)

@@ -178,9 +178,7 @@ class Converter:
         synapse=None,
     ):
         if not isinstance(model, keras.Model):
-            raise ConversionError(
-                f"model must be a keras.Model (got {type(model).__name__})"
-            )
+            raise ConversionError(f"model must be a keras.Model (got {type(model).__name__})")
         try:
             model_inputs, model_outputs = model.inputs, model.outputs
         except (AttributeError, ValueError):
@@ -237,8 +235,7 @@ class Converter:
                 swaps[keras.activations.get(key)] = value
             except (ValueError, TypeError):
                 raise ConversionError(
-                    f"swap_activations key {key!r} is not a Keras activation or "
-                    "nengo neuron type"
+                    f"swap_activations key {key!r} is not a Keras activation or nengo neuron type"
                 ) from None
         return swaps
 
@@ -284,13 +281,13 @@ class Converter:
         rule = RULES.get(type(layer))
         reason = f"no native conversion for {type(layer).__name__}"
         if rule is not None:
-            if layer.weights and id(layer) in self._converted:
-                if not self.split_shared_weights:
-                    raise ConversionError(
-                        f"{describe(layer)} is called more than once with shared "
-                        "weights; set split_shared_weights=True to give each call "
-                        "its own copy (they then train independently)"
-                    )
+            shared = layer.weights and id(layer) in self._converted
+            if shared and not self.split_shared_weights:
+                raise ConversionError(
+                    f"{describe(layer)} is called more than once with shared "
+                    "weights; set split_shared_weights=True to give each call "
+                    "its own copy (they then train independently)"
+                )
             self._converted.add(id(layer))
             try:
                 return rule(self, layer, in_ports, out_shapes)
@@ -303,8 +300,7 @@ class Converter:
             )
         if not self.allow_fallback:
             raise ConversionError(
-                f"{describe(layer)}: {reason} (set allow_fallback=True to run it "
-                "in a TensorNode)"
+                f"{describe(layer)}: {reason} (set allow_fallback=True to run it in a TensorNode)"
             )
         warnings.warn(f"{describe(layer)}: {reason}; running it in a TensorNode")
         func = CallOperation(layer, node, [p.shape for p in in_ports])
@@ -426,8 +422,7 @@ class Converter:
         scale = 1 if scale is None else scale
         if not np.isscalar(scale) or not scale > 0:
             raise ConversionError(
-                f"{describe(layer)}: scale_firing_rates must be a positive number "
-                f"(got {scale!r})"
+                f"{describe(layer)}: scale_firing_rates must be a positive number (got {scale!r})"
             )
         return float(scale)
 
@@ -485,9 +480,7 @@ class Converter:
         keras_inputs = list(self.inputs)
         if inputs is None:
             rng = np.random.RandomState(0)
-            inputs = [
-                rng.uniform(-1, 1, size=(2,) + tuple(t.shape[1:])) for t in keras_inputs
-            ]
+            inputs = [rng.uniform(-1, 1, size=(2,) + tuple(t.shape[1:])) for t in keras_inputs]
         if not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
         inputs = [np.asarray(x, dtype=np.float32) for x in inputs]
@@ -495,9 +488,7 @@ class Converter:
         if not isinstance(expected, (list, tuple)):
             expected = [expected]
         batch = len(inputs[0])
-        data = {
-            self.inputs[t]: x.reshape(batch, 1, -1) for t, x in zip(keras_inputs, inputs)
-        }
+        data = {self.inputs[t]: x.reshape(batch, 1, -1) for t, x in zip(keras_inputs, inputs)}
         previous = get_setting(self.net, "learning_phase")
         with self.net:
             configure_settings(learning_phase=bool(training))

@@ -52,9 +52,7 @@ def size(shape):
 def check_channels_last(layer):
     fmt = getattr(layer, "data_format", "channels_last")
     if fmt != "channels_last":
-        raise Unsupported(
-            f"data_format={fmt!r} (only 'channels_last' is supported natively)"
-        )
+        raise Unsupported(f"data_format={fmt!r} (only 'channels_last' is supported natively)")
 
 
 def check_padding(layer, allowed=("valid", "same")):

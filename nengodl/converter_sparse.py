@@ -78,9 +78,7 @@ def window_pairs(in_shape, kernel, strides, padding, dilation=None):
         out_shape = (in_shape - 1) // strides + 1
     elif padding == "same":
         out_shape = -(-in_shape // strides)
-        before = np.array(
-            [same_padding(*a) for a in zip(in_shape, kernel, strides, dilation)]
-        )
+        before = np.array([same_padding(*a) for a in zip(in_shape, kernel, strides, dilation)])
     else:
         out_shape = (in_shape - span) // strides + 1
         before = np.zeros(nd, dtype=int)
@@ -200,9 +198,7 @@ def zero_pad(in_shape, pads):
     >>> shape, t.init.indices.tolist()
     ((3, 1), [[1, 0], [2, 1]])
     """
-    out_shape = tuple(s + a + b for s, (a, b) in zip(in_shape[:-1], pads)) + (
-        in_shape[-1],
-    )
+    out_shape = tuple(s + a + b for s, (a, b) in zip(in_shape[:-1], pads)) + (in_shape[-1],)
     idx = np.zeros(out_shape, dtype=np.int64) - 1
     inner = tuple(slice(a, a + s) for s, (a, _) in zip(in_shape[:-1], pads))
     idx[inner] = np.arange(int(np.prod(in_shape))).reshape(in_shape)
@@ -235,6 +231,4 @@ def concat_positions(shapes, axis):
 
 def selection(positions, size_out):
     """Sparse matrix putting input element ``j`` at output ``positions[j]``."""
-    return sparse(
-        (size_out, len(positions)), positions, np.arange(len(positions)), 1.0
-    )
+    return sparse((size_out, len(positions)), positions, np.arange(len(positions)), 1.0)

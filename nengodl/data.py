@@ -9,9 +9,7 @@ from nengo.exceptions import ValidationError
 
 def check_run_steps(n_steps):
     """Validate a number of steps, returning it as an int."""
-    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(
-        n_steps, (int, np.integer)
-    ):
+    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, (int, np.integer)):
         if isinstance(n_steps, (float, np.floating)) and float(n_steps).is_integer():
             n_steps = int(n_steps)
         else:

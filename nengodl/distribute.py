@@ -164,7 +164,9 @@ class DistributedRunner:
         self.replicas = strategy.num_replicas_in_sync
         self.local = check_batch(strategy, sim.minibatch_size)
         if self.graph.has_host_loop_ops:
-            names = sorted({type(obj.op).__name__ for kind, _, obj in self.graph.steps if kind == "host"})
+            names = sorted(
+                {type(obj.op).__name__ for kind, _, obj in self.graph.steps if kind == "host"}
+            )
             raise ValidationError(
                 "a distribution strategy needs every operator inside the loop to run in "
                 f"TensorFlow; these run through Python: {', '.join(names)}",
@@ -217,7 +219,9 @@ class DistributedRunner:
             targets = [replica_slice(t, n, 0) for t in targets]
             if kind != "grads":
                 outputs = self._replica_outputs(trainer, n_steps, feeds, training)
-                losses = None if kind == "outputs" else trainer._losses(outputs, targets, objective)
+                losses = (
+                    None if kind == "outputs" else trainer._losses(outputs, targets, objective)
+                )
                 return losses, outputs, None
             with tf.GradientTape() as tape:
                 outputs = self._replica_outputs(trainer, n_steps, feeds, training)
@@ -267,7 +271,8 @@ class DistributedRunner:
     def check_optimizer(self, optimizer, variables):
         """Raise unless ``optimizer`` can update mirrored variables; build its state."""
         local = [
-            getattr(v, "path", v.name) for v in variables
+            getattr(v, "path", v.name)
+            for v in variables
             if not isinstance(
                 v if isinstance(v, tf.Variable) else getattr(v, "value", v),
                 tf.distribute.DistributedValues,
@@ -352,9 +357,7 @@ class DistributedRunner:
             # global replica 0 lives on the chief (worker 0)
             keep = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
             own = [tf.where(keep, v, tf.zeros_like(v)) for v in values]
-            return tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.SUM, own
-            )
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, own)
 
         with self.strategy.scope():
             out = self.strategy.run(replica, args=(values,))

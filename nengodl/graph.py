@@ -213,7 +213,13 @@ class SimGraph:
     """
 
     def __init__(
-        self, model, operators, input_sigs, dtype, minibatch_size, trainable_sigs=(),
+        self,
+        model,
+        operators,
+        input_sigs,
+        dtype,
+        minibatch_size,
+        trainable_sigs=(),
         jit=False,
         lif_smoothing=None,
         learning_phase=False,
@@ -270,8 +276,11 @@ class SimGraph:
         # the clock's builder (TimeUpdate), which the XLA loop's step may leave
         # out (see `clock_outside` below)
         self._clock = next(
-            (obj for kind, _, obj in self.steps
-             if kind == "native" and isinstance(obj, TimeUpdateBuilder)),
+            (
+                obj
+                for kind, _, obj in self.steps
+                if kind == "native" and isinstance(obj, TimeUpdateBuilder)
+            ),
             None,
         )
 
@@ -304,7 +313,9 @@ class SimGraph:
             idx = flat_indices(sig).ravel()
             if base in self.layout.param_bases:
                 target = masks
-            elif self.layout.is_state(base) and not written.get(base, np.zeros(0, bool))[idx].any():
+            elif (
+                self.layout.is_state(base) and not written.get(base, np.zeros(0, bool))[idx].any()
+            ):
                 # a parameter merged into a state signal by nengo's optimiser: its
                 # elements are never written, so they are pinned to a variable
                 target = pinned_masks
@@ -330,24 +341,23 @@ class SimGraph:
         self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
         # XLA compile time grows quickly with the size of the loop body; very large
         # graphs (e.g. thousands of unmerged probes) compile faster than they'd gain
-        self.jit = (
-            bool(jit) and not self.has_host_loop_ops and len(self.steps) <= XLA_MAX_STEPS
-        )
+        self.jit = bool(jit) and not self.has_host_loop_ops and len(self.steps) <= XLA_MAX_STEPS
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
         self.chunk = self.chunk_steps()
         self._step_fns = {}  # (batch, feed keys, training) -> traced XLA step
-        independent = all(
-            getattr(obj, "items_independent", True) for kind, _, obj in self.steps
-        )
+        independent = all(getattr(obj, "items_independent", True) for kind, _, obj in self.steps)
         sharding = sharding and independent
 
         def shard_for(bases):
             if not sharding:
                 return minibatch_size
             return shard_size(
-                minibatch_size, self._bytes(bases), shard_workers(), len(self.steps),
+                minibatch_size,
+                self._bytes(bases),
+                shard_workers(),
+                len(self.steps),
                 self._bytes(self.params),
             )
 
@@ -580,8 +590,13 @@ class SimGraph:
             values[base] = tf.where(mask, value, values[base])
         values.update(params)
         ctx = StepContext(
-            self.layout, values, step_feeds, self.dt, self.minibatch_size,
-            xla=self._xla, one=self._one,
+            self.layout,
+            values,
+            step_feeds,
+            self.dt,
+            self.minibatch_size,
+            xla=self._xla,
+            one=self._one,
         )
         ctx.training = training
         ctx.lif_smoothing = self.lif_smoothing
@@ -599,8 +614,7 @@ class SimGraph:
         rows = [
             tf.concat(
                 [
-                    reshape(ctx.read(self.probe_sigs[k], batched=True),
-                            (self.minibatch_size, -1))
+                    reshape(ctx.read(self.probe_sigs[k], batched=True), (self.minibatch_size, -1))
                     for k in group
                 ],
                 axis=1,
@@ -615,7 +629,14 @@ class SimGraph:
         return new_state, rows
 
     def loop(
-        self, n_steps, state, feeds, training=False, max_steps=None, carry_all=True, values=None,
+        self,
+        n_steps,
+        state,
+        feeds,
+        training=False,
+        max_steps=None,
+        carry_all=True,
+        values=None,
         unroll=None,
     ):
         """Build the simulation loop (call inside a `tf.function`).
@@ -660,6 +681,7 @@ class SimGraph:
 
             def step(state, step_feeds):
                 return function(state, step_feeds, values)
+
         tas = [
             tf.TensorArray(
                 self.layout.tf_dtype(self.probe_sigs[group[0]].base),
@@ -705,7 +727,10 @@ class SimGraph:
                 maximum_iterations=None if max_steps is None else max_steps // unroll,
             )
         _, state, tas = tf.while_loop(
-            lambda i, *_: i < n_steps, body, (i, state, tas), parallel_iterations=parallel,
+            lambda i, *_: i < n_steps,
+            body,
+            (i, state, tas),
+            parallel_iterations=parallel,
             maximum_iterations=max_steps,  # a static bound, which XLA's gradients need
         )
         final = list(given)
@@ -750,8 +775,13 @@ class SimGraph:
 
     def _run_jit(self, n_steps, state, feeds, max_steps, values):
         return self.loop(
-            n_steps, state, feeds, training=self.learning_phase, max_steps=max_steps,
-            carry_all=False, values=values,
+            n_steps,
+            state,
+            feeds,
+            training=self.learning_phase,
+            max_steps=max_steps,
+            carry_all=False,
+            values=values,
         )
 
     def _run_shards(self, n_steps, state, feeds, max_steps):
@@ -764,8 +794,11 @@ class SimGraph:
         with self.local_batch(self.shard):
             results = [
                 self._jit_fn(
-                    n_steps, list(states[j]), {key: v[j] for key, v in feeds.items()},
-                    max_steps, values,
+                    n_steps,
+                    list(states[j]),
+                    {key: v[j] for key, v in feeds.items()},
+                    max_steps,
+                    values,
                 )
                 for j in range(k)
             ]
@@ -841,8 +874,9 @@ class SimGraph:
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
                 self.jit = False
                 reason = str(e).strip().splitlines()[0][:200]
-                warnings.warn(f"XLA cannot compile this model's loop ({reason}); "
-                              "it runs without XLA")
+                warnings.warn(
+                    f"XLA cannot compile this model's loop ({reason}); it runs without XLA"
+                )
                 return
             self._compiled.add((bucket, keys))
 

@@ -152,8 +152,9 @@ class HostOp:
                 if not self.written:
                     return [np.int64(0)]
                 return [
-                    np.stack([self.sigdicts[b][base] for b in range(self.minibatch_size)])
-                    .astype(dt, copy=False)
+                    np.stack([self.sigdicts[b][base] for b in range(self.minibatch_size)]).astype(
+                        dt, copy=False
+                    )
                     for base, dt in zip(self.written, np_dtypes)
                 ]
             except Exception as e:
@@ -162,9 +163,7 @@ class HostOp:
                 raise
 
         inputs = [ctx.base_value(b) for b in in_bases]
-        outputs = tf.numpy_function(
-            host_step, inputs, out_dtypes, stateful=True, name="host_op"
-        )
+        outputs = tf.numpy_function(host_step, inputs, out_dtypes, stateful=True, name="host_op")
         if not self.written:
             ctx.side_effects.extend(outputs)
             return

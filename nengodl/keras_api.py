@@ -6,18 +6,16 @@ shaped ``(batch_size, n_steps, size)``. Losses follow Keras' ``f(y_true, y_pred)
 convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 """
 
-from collections.abc import Mapping
-
 import shutil
 import warnings
+from collections.abc import Mapping
 
 import keras
-import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
 
-from nengodl.distribute import optimizer_variables
 from nengodl import params
+from nengodl.distribute import optimizer_variables
 from nengodl.progress import Stage
 from nengodl.training import TrainingData, check_optimizer, random_state
 
@@ -150,7 +148,7 @@ def _resolve_keys(sim, value, kind, as_array=True):
 
 
 def _as_loss(loss):
-    if isinstance(loss, str) or isinstance(loss, keras.losses.Loss):
+    if isinstance(loss, (str, keras.losses.Loss)):
         return keras.losses.get(loss) if isinstance(loss, str) else loss
     if callable(loss):
         return loss
@@ -240,7 +238,8 @@ class KerasAPI:
         by_probe = dict(zip(self.sim._graph.probes, outputs))
         for p, ms in metrics.items():
             for m in ms:
-                name = f"{prefix}{probe_name(self.sim, p)}_{getattr(m, 'name', getattr(m, '__name__', 'metric'))}"
+                metric = getattr(m, "name", getattr(m, "__name__", "metric"))
+                name = f"{prefix}{probe_name(self.sim, p)}_{metric}"
                 y_pred = by_probe[p]
                 y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
                 if isinstance(m, keras.metrics.Metric):
@@ -272,20 +271,36 @@ class KerasAPI:
             logs[f"{prefix}{probe_name(self.sim, p)}_loss"] = float(v)
         for k, vals in metric_vals.items():
             v = vals[-1]
-            logs[k] = float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
+            logs[k] = (
+                float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
+            )
         return logs
 
-    def fit(self, x=None, y=None, epochs=1, validation_data=None, callbacks=None,
-            shuffle=True, initial_epoch=0, n_steps=None, stateful=False, verbose=1,
-            seed=None, batch_size=None):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        epochs=1,
+        validation_data=None,
+        callbacks=None,
+        shuffle=True,
+        initial_epoch=0,
+        n_steps=None,
+        stateful=False,
+        verbose=1,
+        seed=None,
+        batch_size=None,
+    ):
         """See `Simulator.fit`."""
         self._check_compiled("fit")
         if self.compiled["optimizer"] is None:
-            raise ValidationError("compile() was given no optimizer; fit needs one", attr="optimizer")
+            raise ValidationError(
+                "compile() was given no optimizer; fit needs one", attr="optimizer"
+            )
         if stateful:
             raise ValidationError(
-                "stateful=True is not supported: each minibatch starts from the "
-                "initial state", attr="stateful"
+                "stateful=True is not supported: each minibatch starts from the initial state",
+                attr="stateful",
             )
         tdata = self._data(x, y, n_steps)
         objective = self._objective(tdata.targets)
@@ -298,8 +313,12 @@ class KerasAPI:
             val = self._data(vx, vy, n_steps)
         self.model.stop_training = False
         cbs = keras.callbacks.CallbackList(
-            callbacks, add_history=True, model=self.model, epochs=epochs,
-            steps=tdata.n_batches, verbose=verbose,
+            callbacks,
+            add_history=True,
+            model=self.model,
+            epochs=epochs,
+            steps=tdata.n_batches,
+            verbose=verbose,
         )
         rng = random_state(seed) if shuffle else None
         seeds = random_state(seed)
@@ -307,10 +326,13 @@ class KerasAPI:
         initial_epoch = self._resume(initial_epoch, tdata, rng, seeds)
         logs = {}
         last = [float("nan")]
-        with Stage("Training", verbose and self.sim.progress_bar,
-                   max_value=(epochs - initial_epoch) * tdata.n_batches,
-                   suffix=lambda: f"loss: {last[0]:.4g}",
-                   variables=("epoch", "loss")) as stage:
+        with Stage(
+            "Training",
+            verbose and self.sim.progress_bar,
+            max_value=(epochs - initial_epoch) * tdata.n_batches,
+            suffix=lambda: f"loss: {last[0]:.4g}",
+            variables=("epoch", "loss"),
+        ) as stage:
             done = 0
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
@@ -321,7 +343,9 @@ class KerasAPI:
                             m.reset_state()
                 for b, (inputs, targets) in enumerate(tdata.batches(rng)):
                     cbs.on_train_batch_begin(b)
-                    values, outputs = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
+                    values, outputs = step(
+                        inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1)
+                    )
                     totals.append(float(np.sum(values)))
                     per_probe.append(values)
                     for k, v in self._metric_logs(metrics, outputs, targets).items():
@@ -334,9 +358,21 @@ class KerasAPI:
                     logs[f"{probe_name(self.sim, p)}_loss"] = float(v)
                 for k, vals in metric_vals.items():
                     v = vals[-1]
-                    logs[k] = float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
+                    logs[k] = (
+                        float(v.result())
+                        if isinstance(v, keras.metrics.Metric)
+                        else float(np.mean(vals))
+                    )
                 if val is not None:
-                    logs.update(self._run_eval(val, self._objective(val.targets), self._metrics(list(val.targets)), seed, prefix="val_"))
+                    logs.update(
+                        self._run_eval(
+                            val,
+                            self._objective(val.targets),
+                            self._metrics(list(val.targets)),
+                            seed,
+                            prefix="val_",
+                        )
+                    )
                 last[0] = logs["loss"]
                 cbs.on_epoch_end(epoch, logs)
                 if self.model.stop_training:
@@ -364,27 +400,31 @@ class KerasAPI:
                     seeds.randint(2**31 - 1)
         return start
 
-    def evaluate(self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None,
-                 batch_size=None):
+    def evaluate(
+        self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None, batch_size=None
+    ):
         """See `Simulator.evaluate`."""
         self._check_compiled("evaluate")
         tdata = self._data(x, y, n_steps)
         if not tdata.targets:
             raise ValidationError("evaluate needs targets (y)", attr="y")
         return self._run_eval(
-            tdata, self._objective(tdata.targets), self._metrics(list(tdata.targets)),
-            seed, progress=verbose and self.sim.progress_bar,
+            tdata,
+            self._objective(tdata.targets),
+            self._metrics(list(tdata.targets)),
+            seed,
+            progress=verbose and self.sim.progress_bar,
         )
 
-    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None,
-                batch_size=None):
+    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
         """See `Simulator.predict`."""
         tdata = self._data(x, None, n_steps)
         step = self.sim._get_trainer().predict_step()
         seeds = random_state(seed)
         chunks = []
-        with Stage("Prediction", verbose and self.sim.progress_bar,
-                   max_value=tdata.n_batches) as stage:
+        with Stage(
+            "Prediction", verbose and self.sim.progress_bar, max_value=tdata.n_batches
+        ) as stage:
             for inputs, _ in tdata.batches():
                 outs = step(inputs, tdata.n_steps, seeds.randint(2**31 - 1))
                 chunks.append([o.numpy() for o in outs])
@@ -401,8 +441,8 @@ class TrainingDataNoInputs:
     def __init__(self, batch_size, n_steps, minibatch_size):
         if batch_size % minibatch_size:
             raise ValidationError(
-                f"batch size {batch_size} is not a multiple of minibatch_size "
-                f"({minibatch_size})", attr="x"
+                f"batch size {batch_size} is not a multiple of minibatch_size ({minibatch_size})",
+                attr="x",
             )
         self.batch_size, self.n_steps = batch_size, int(n_steps)
         self.minibatch_size = minibatch_size

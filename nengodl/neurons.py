@@ -147,7 +147,7 @@ class SpikingLeakyReLU(LeakyReLU):
     array([ 64., -32.])
     """
 
-    state = {"voltage": Uniform(low=0, high=1)}
+    state = {"voltage": Uniform(low=0, high=1)}  # noqa: RUF012 (nengo's NeuronType.state)
     spiking = True
 
     def rates(self, x, gain, bias):

@@ -122,16 +122,19 @@ def get_nengo_params(sim, objs, as_dict=False):
             )
         elif isinstance(obj, nengo.Connection):
             weights = trained_connection(sim, obj, sim.model.params[obj]).weights
-            if isinstance(obj.pre_obj, nengo.Ensemble) and not isinstance(
-                obj.pre_obj.neuron_type, nengo.Direct
-            ) and not obj.solver.weights:
+            if (
+                isinstance(obj.pre_obj, nengo.Ensemble)
+                and not isinstance(obj.pre_obj.neuron_type, nengo.Direct)
+                and not obj.solver.weights
+            ):
                 size = weights.shape[0]
                 out.append(
                     dict(
                         solver=NoSolver(weights.T, weights=False),
                         function=lambda x, size=size: np.zeros(size),
                         transform=nengo.transforms.Dense((size, size), np.eye(size))
-                        if size > 1 else 1,
+                        if size > 1
+                        else 1,
                     )
                 )
             else:
@@ -209,8 +212,7 @@ def variable_layout(sim, variables):
     for key, sig in signal_keys(sim):
         parts.setdefault(sig.base, []).append(f"{key}@{int(flat_indices(sig).ravel()[0])}")
     return ";".join(
-        ",".join(parts.get(bases.get(id(var)), [tuple(var.shape).__repr__()]))
-        for var in variables
+        ",".join(parts.get(bases.get(id(var)), [tuple(var.shape).__repr__()])) for var in variables
     )
 
 
@@ -343,7 +345,8 @@ def load_params(sim, path, include_state=False):
     for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
         state[base] = entry(f"state_{k}", state[base].shape)
     keras_values = [  # every entry is checked before anything changes
-        (var, entry(f"keras_{k}", tuple(var.shape))) for k, var in enumerate(sim._extra_variables())
+        (var, entry(f"keras_{k}", tuple(var.shape)))
+        for k, var in enumerate(sim._extra_variables())
     ]
     for base, var in variables.items():
         var.assign(values[base].reshape(var.shape).astype(np.asarray(var.numpy()).dtype))

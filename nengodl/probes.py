@@ -173,11 +173,14 @@ class ProbeSamples(MutableSequence):
         shape = rec.shapes[self.probe]
         if rec.minibatch_size is not None:
             shape = (rec.minibatch_size,) + shape
-        items = [np.broadcast_to(np.asarray(item, dtype=rec.dtypes[self.probe]), shape)
-                 for item in items]
+        items = [
+            np.broadcast_to(np.asarray(item, dtype=rec.dtypes[self.probe]), shape)
+            for item in items
+        ]
         data = np.stack(items) if items else np.zeros((0,) + shape, rec.dtypes[self.probe])
-        rec.replace(self.probe, data[None] if rec.minibatch_size is None
-                    else np.moveaxis(data, 0, 1))
+        rec.replace(
+            self.probe, data[None] if rec.minibatch_size is None else np.moveaxis(data, 0, 1)
+        )
 
     def __len__(self):
         return self.recorder.count(self.probe)

@@ -4,6 +4,7 @@ A `Stage` shows a bar while it runs (elapsed time, and ETA when the amount of
 work is known) and prints ``"<Name> finished in H:MM:SS"`` when it ends.
 """
 
+import contextlib
 import datetime
 import sys
 import time
@@ -19,7 +20,7 @@ def interactive():
 
 def format_duration(seconds):
     """``H:MM:SS`` for a number of seconds."""
-    return str(datetime.timedelta(seconds=int(round(seconds))))
+    return str(datetime.timedelta(seconds=round(seconds)))
 
 
 class Stage:
@@ -59,8 +60,12 @@ class Stage:
             self.nengo_bar.update(self.nengo_progress)
         elif self.enabled and interactive():
             if self.max_value is None:
-                widgets = [f"| {self.name} ", progressbar.AnimatedMarker(), " | ",
-                           progressbar.Timer(format="%(elapsed)s")]
+                widgets = [
+                    f"| {self.name} ",
+                    progressbar.AnimatedMarker(),
+                    " | ",
+                    progressbar.Timer(format="%(elapsed)s"),
+                ]
                 max_value = progressbar.UnknownLength
             else:
                 widgets = [f"{self.name} ", progressbar.Percentage(), " "]
@@ -69,8 +74,11 @@ class Stage:
                 widgets += [progressbar.Bar(), " ", progressbar.ETA()]
                 max_value = self.max_value
             self.bar = progressbar.ProgressBar(
-                widgets=widgets, max_value=max_value, fd=sys.stdout,
-                redirect_stdout=False, line_breaks=False,
+                widgets=widgets,
+                max_value=max_value,
+                fd=sys.stdout,
+                redirect_stdout=False,
+                line_breaks=False,
             )
             self.bar.start()
         return self
@@ -91,10 +99,8 @@ class Stage:
             self.nengo_progress.__exit__(exc_type, exc, tb)
             self.nengo_bar.update(self.nengo_progress)
         if self.bar is not None:
-            try:
+            with contextlib.suppress(Exception):  # display only
                 self.bar.finish(end="\r", dirty=True)
-            except Exception:  # pragma: no cover - display only
-                pass
             sys.stdout.write("\r\x1b[K" if sys.stdout.isatty() else "\n")
         if self.enabled and self.nengo_bar is None:
             if exc_type is None:

@@ -13,6 +13,8 @@ A view is described by the flat element indices it covers in its base;
 contiguous views become slices, others gathers and scatters.
 """
 
+import itertools
+
 import numpy as np
 import tensorflow as tf
 
@@ -22,11 +24,32 @@ SLICE_SUMS = True
 # what XLA recomputes in each reader at little cost: elementwise arithmetic,
 # comparisons and reshaping, at most CHEAP_CHAIN operations in all back to
 # the step's inputs (a sum, a matrix product or an exp is worth computing once)
-CHEAP_OPS = frozenset({
-    "AddV2", "Sub", "Mul", "Neg", "Maximum", "Minimum", "Cast", "SelectV2", "Greater",
-    "GreaterEqual", "Less", "LessEqual", "Identity", "Reshape", "StridedSlice", "Slice",
-    "ConcatV2", "SplitV", "Fill", "BroadcastTo", "ExpandDims", "Squeeze",
-})
+CHEAP_OPS = frozenset(
+    {
+        "AddV2",
+        "Sub",
+        "Mul",
+        "Neg",
+        "Maximum",
+        "Minimum",
+        "Cast",
+        "SelectV2",
+        "Greater",
+        "GreaterEqual",
+        "Less",
+        "LessEqual",
+        "Identity",
+        "Reshape",
+        "StridedSlice",
+        "Slice",
+        "ConcatV2",
+        "SplitV",
+        "Fill",
+        "BroadcastTo",
+        "ExpandDims",
+        "Squeeze",
+    }
+)
 CHEAP_CHAIN = 16
 
 
@@ -100,9 +123,7 @@ class ViewPlan:
         self.start = None
         self.indices = None
         base_size = int(np.prod(self.base.shape, dtype=np.int64))
-        if self.size > 0 and np.array_equal(
-            flat, np.arange(flat[0], flat[0] + self.size)
-        ):
+        if self.size > 0 and np.array_equal(flat, np.arange(flat[0], flat[0] + self.size)):
             self.start = int(flat[0])
             self.full = self.start == 0 and self.size == base_size
         elif self.size == 0:
@@ -326,9 +347,7 @@ class StepContext:
         if value.shape != (self.minibatch_size,) + plan.shape:
             value = tf.broadcast_to(value, (self.minibatch_size,) + plan.shape)
         if plan.full and not inc:
-            self.set_base_value(
-                base, reshape(value, (self.minibatch_size,) + base.shape)
-            )
+            self.set_base_value(base, reshape(value, (self.minibatch_size,) + base.shape))
             return
         self._invalidate(base)
         self.pending.setdefault(base, []).append(
@@ -416,10 +435,11 @@ def slice_sums(flat, group, size, keep=None):
     increment is `cheap` to recompute (keeping costs two kernels: the joined
     pieces and their copy).
     """
-    cuts = sorted({0, size} | {p.start for p, _, _ in group}
-                  | {p.start + p.size for p, _, _ in group})
+    cuts = sorted(
+        {0, size} | {p.start for p, _, _ in group} | {p.start + p.size for p, _, _ in group}
+    )
     pieces, summed = [], []
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
+    for lo, hi in itertools.pairwise(cuts):
         piece = flat[:, lo:hi]
         for plan, value, _ in group:
             if plan.start <= lo and hi <= plan.start + plan.size:

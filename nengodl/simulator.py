@@ -18,7 +18,11 @@ from nengodl import optimizer, params
 from nengodl.config import get_setting, is_trainable, network_chains, trainable_signals
 from nengodl.data import check_input_data, check_run_steps, check_run_time
 from nengodl.distribute import (
-    DistributedRunner, check_batch, is_multi_worker, resolve_strategy, stable_order,
+    DistributedRunner,
+    check_batch,
+    is_multi_worker,
+    resolve_strategy,
+    stable_order,
 )
 from nengodl.graph import SimGraph
 from nengodl.keras_api import KerasAPI
@@ -156,9 +160,7 @@ class Simulator:
         except TypeError:
             self.dtype = None
         if self.dtype not in (tf.float32, tf.float64):
-            raise ValidationError(
-                f"Must be 'float32' or 'float64' (got {dtype!r})", attr="dtype"
-            )
+            raise ValidationError(f"Must be 'float32' or 'float64' (got {dtype!r})", attr="dtype")
 
         if model is None:
             self.model = Model(
@@ -258,15 +260,9 @@ class Simulator:
 
     def __getstate__(self):
         graph = self._graph
-        state = {
-            base: np.asarray(val)
-            for base, val in zip(graph.layout.state_bases, self._state)
-        }
+        state = {base: np.asarray(val) for base, val in zip(graph.layout.state_bases, self._state)}
         host = [
-            [
-                {b: np.array(sd[b]) for b in h.bases if not b.readonly}
-                for sd in h.sigdicts
-            ]
+            [{b: np.array(sd[b]) for b in h.bases if not b.readonly} for sd in h.sigdicts]
             for h in graph.host_ops
         ]
         return {
@@ -298,9 +294,7 @@ class Simulator:
             dtype=state["dtype"],
         )
         graph = self._graph
-        self._state = [
-            tf.constant(state["state"][base]) for base in graph.layout.state_bases
-        ]
+        self._state = [tf.constant(state["state"][base]) for base in graph.layout.state_bases]
         for h, items in zip(graph.host_ops, state["host"]):
             for sd, values in zip(h.sigdicts, items):
                 for base, val in values.items():
@@ -500,8 +494,9 @@ class Simulator:
         """
         self._recorder.clear()
 
-    def reset(self, seed=None, *, include_probes=True, include_trainable=False,
-              include_processes=True):
+    def reset(
+        self, seed=None, *, include_probes=True, include_trainable=False, include_processes=True
+    ):
         """Reset the simulator state (time, signals, probe data).
 
         Parameters
@@ -669,7 +664,7 @@ class Simulator:
             try:
                 with self._device_scope():
                     state, outputs = runner.run(n_steps, self._state, feeds)
-            except tf.errors.OpError as e:
+            except tf.errors.OpError:
                 err = self._graph.errors.pop()
                 if err is not None:
                     raise err from None
@@ -738,25 +733,23 @@ class Simulator:
         if dt is not None:
             if sample_every is not None:
                 raise ValidationError(
-                    "Cannot specify both `dt` and `sample_every`. "
-                    "Use `sample_every` only.",
+                    "Cannot specify both `dt` and `sample_every`. Use `sample_every` only.",
                     attr="dt",
                     obj=self,
                 )
-            warnings.warn(
-                "`dt` is deprecated. Use `sample_every` instead.", DeprecationWarning
-            )
+            warnings.warn("`dt` is deprecated. Use `sample_every` instead.", DeprecationWarning)
             sample_every = dt
         period = 1 if sample_every is None else sample_every / self.dt
         steps = np.arange(1, self.n_steps + 1)
         return self.dt * steps[steps % period < 1]
 
-
     # --- training and evaluation ---------------------------------------------
 
     def _keras_nodes(self):
         """TensorNodes of the model whose function is a Keras layer."""
-        nodes = [getattr(getattr(obj, "op", None), "node", None) for _, _, obj in self._graph.steps]
+        nodes = [
+            getattr(getattr(obj, "op", None), "node", None) for _, _, obj in self._graph.steps
+        ]
         return [n for n in nodes if n is not None and n.is_keras]
 
     def _extra_trainable(self):
@@ -905,8 +898,16 @@ class Simulator:
         self._state  # noqa: B018 (training may change parameters the stepper holds)
         return self._trainer
 
-    def train(self, data, optimizer, objective=None, n_epochs=1, shuffle=True,
-              progress_bar=None, seed=None):
+    def train(
+        self,
+        data,
+        optimizer,
+        objective=None,
+        n_epochs=1,
+        shuffle=True,
+        progress_bar=None,
+        seed=None,
+    ):
         """Optimise the model's parameters with deep-learning methods.
 
         Spiking neurons run as their rate counterparts while training. Every
@@ -958,7 +959,11 @@ class Simulator:
         True
         """
         return self._get_trainer().train(
-            data, optimizer, objective=objective, n_epochs=n_epochs, shuffle=shuffle,
+            data,
+            optimizer,
+            objective=objective,
+            n_epochs=n_epochs,
+            shuffle=shuffle,
             progress_bar=self.progress_bar if progress_bar is None else progress_bar,
             seed=seed,
         )
@@ -998,11 +1003,11 @@ class Simulator:
         2.25
         """
         return self._get_trainer().loss(
-            data, objective=objective,
+            data,
+            objective=objective,
             progress_bar=self.progress_bar if progress_bar is None else progress_bar,
             seed=seed,
         )
-
 
     def check_gradients(self, data, objective=None, atol=None):
         """Check analytic gradients against finite differences on one minibatch.
@@ -1080,9 +1085,21 @@ class Simulator:
         """
         self._keras().compile(optimizer, loss, metrics, loss_weights)
 
-    def fit(self, x=None, y=None, epochs=1, validation_data=None, callbacks=None,
-            shuffle=True, initial_epoch=0, n_steps=None, stateful=False, verbose=1,
-            seed=None, batch_size=None):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        epochs=1,
+        validation_data=None,
+        callbacks=None,
+        shuffle=True,
+        initial_epoch=0,
+        n_steps=None,
+        stateful=False,
+        verbose=1,
+        seed=None,
+        batch_size=None,
+    ):
         """Train with the compiled optimizer and losses (Keras ``Model.fit``).
 
         Parameters
@@ -1140,13 +1157,23 @@ class Simulator:
         [4.0, 1.0, 0.25]
         """
         return self._keras().fit(
-            x, y, epochs=epochs, validation_data=validation_data, callbacks=callbacks,
-            shuffle=shuffle, initial_epoch=initial_epoch, n_steps=n_steps,
-            stateful=stateful, verbose=verbose, seed=seed, batch_size=batch_size,
+            x,
+            y,
+            epochs=epochs,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            shuffle=shuffle,
+            initial_epoch=initial_epoch,
+            n_steps=n_steps,
+            stateful=stateful,
+            verbose=verbose,
+            seed=seed,
+            batch_size=batch_size,
         )
 
-    def evaluate(self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None,
-                 batch_size=None):
+    def evaluate(
+        self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None, batch_size=None
+    ):
         """Compute the compiled losses and metrics (spiking neurons stay spiking).
 
         Parameters
@@ -1186,11 +1213,17 @@ class Simulator:
         >>> sorted(result), result["loss"]
         (['loss', 'probe_0_loss', 'probe_0_mean_absolute_error'], 4.0)
         """
-        return self._keras().evaluate(x, y, n_steps=n_steps, callbacks=callbacks,
-                                      verbose=verbose, seed=seed, batch_size=batch_size)
+        return self._keras().evaluate(
+            x,
+            y,
+            n_steps=n_steps,
+            callbacks=callbacks,
+            verbose=verbose,
+            seed=seed,
+            batch_size=batch_size,
+        )
 
-    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None,
-                batch_size=None):
+    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
         """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
 
         Parameters
@@ -1228,8 +1261,14 @@ class Simulator:
         >>> out[p].shape, float(out[p][0, 0, 0])
         ((4, 3, 1), 2.0)
         """
-        return self._keras().predict(x, n_steps=n_steps, stateful=stateful,
-                                     verbose=verbose, seed=seed, batch_size=batch_size)
+        return self._keras().predict(
+            x,
+            n_steps=n_steps,
+            stateful=stateful,
+            verbose=verbose,
+            seed=seed,
+            batch_size=batch_size,
+        )
 
     def predict_on_batch(self, x=None, n_steps=None):
         """`predict` for exactly one minibatch of inputs.

@@ -119,7 +119,9 @@ class TensorNode(nengo.Node):
         return isinstance(self.tensor_func, keras.layers.Layer)
 
     def __repr__(self):
-        return f"<TensorNode {self.label or ''} shape_in={self.shape_in} shape_out={self.shape_out}>"
+        return (
+            f"<TensorNode {self.label or ''} shape_in={self.shape_in} shape_out={self.shape_out}>"
+        )
 
 
 def call_tensor_func(node, t, x, batch=None):
@@ -151,8 +153,7 @@ def call_tensor_func(node, t, x, batch=None):
         out = node.tensor_func(*args)
     except Exception as e:
         raise SimulationError(
-            f"{node}: tensor_func failed on input shape {in_shape}: "
-            f"{type(e).__name__}: {e}"
+            f"{node}: tensor_func failed on input shape {in_shape}: {type(e).__name__}: {e}"
         ) from e
     if not (tf.is_tensor(out) or isinstance(out, np.ndarray)):
         raise SimulationError(
@@ -297,9 +298,7 @@ class Layer:
         else:
             if shape_in is None:
                 shape_in = (size_in,)
-            obj = TensorNode(
-                self.layer_func, shape_in=shape_in, pass_time=False, **layer_args
-            )
+            obj = TensorNode(self.layer_func, shape_in=shape_in, pass_time=False, **layer_args)
         conn = nengo.Connection(input, obj, transform=transform, synapse=synapse)
         return (obj, conn) if return_conn else obj
 

@@ -29,6 +29,7 @@ def check_optimizer(optimizer):
         attr="optimizer",
     )
 
+
 def create_optimizer_variables(optimizer, variables):
     """Create ``optimizer``'s slot variables for ``variables`` up front, so that a
     compiled function can apply gradients from its first call."""
@@ -73,8 +74,7 @@ def check_finite(losses, grads):
         )
     if not all(np.isfinite(g.numpy()).all() for g in grads):
         raise SimulationError(
-            "training gradients became non-finite; parameters are left at "
-            "their last finite values"
+            "training gradients became non-finite; parameters are left at their last finite values"
         )
 
 
@@ -185,7 +185,9 @@ def resolve_objective(objective, targets):
         )
     for probe, fn in objective.items():
         if not isinstance(probe, nengo.Probe):
-            raise ValidationError(f"objective keys must be Probes (got {probe!r})", attr="objective")
+            raise ValidationError(
+                f"objective keys must be Probes (got {probe!r})", attr="objective"
+            )
         if probe not in targets and getattr(fn, "needs_targets", True):
             raise ValidationError(
                 f"{probe} is in the objective but has no target in data", attr="objective"
@@ -216,15 +218,15 @@ class Trainer:
         feeds = {}
         for node, arr in inputs.items():
             key = graph.input_keys[sim._input_nodes[node]]
-            feeds[key] = np.swapaxes(arr, 0, 1).astype(graph.feed_dtype(sim.model.sig[node]["out"]))
+            feeds[key] = np.swapaxes(arr, 0, 1).astype(
+                graph.feed_dtype(sim.model.sig[node]["out"])
+            )
         if self._train_hosts is None:
             self._train_hosts = {
                 k: HostOp(h.op, graph.dt, graph.minibatch_size, graph.errors)
                 for k, h in graph.pre_ops.items()
             }
-        needed = {
-            k: h for k, h in self._train_hosts.items() if k not in feeds and h.output
-        }
+        needed = {k: h for k, h in self._train_hosts.items() if k not in feeds and h.output}
         if needed:
             seeds = random_state(seed).randint(2**31 - 1, size=graph.minibatch_size)
             for item, s in enumerate(seeds):
@@ -316,19 +318,21 @@ class Trainer:
         check_optimizer(optimizer)
         if get_inference_only(self.sim):
             raise ValidationError(
-                "this network is configured with inference_only=True: it cannot be "
-                "trained", attr="inference_only"
+                "this network is configured with inference_only=True: it cannot be trained",
+                attr="inference_only",
             )
         pairs = self.variables()
         if not pairs:
             raise ValidationError(
-                "nothing to train: no trainable parameters (check the `trainable` "
-                "settings)", attr="trainable"
+                "nothing to train: no trainable parameters (check the `trainable` settings)",
+                attr="trainable",
             )
         variables = [v for v, _ in pairs]
         masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
         if self.sim._dist is not None:
-            return self.sim._dist.train_step(self, optimizer, objective, variables, masks, training)
+            return self.sim._dist.train_step(
+                self, optimizer, objective, variables, masks, training
+            )
         grads_fn = self._function("grads", objective, variables, training)
         apply_fn = self._apply_fn(optimizer, variables)
 
@@ -375,8 +379,16 @@ class Trainer:
 
     # --- the seed's API --------------------------------------------------------
 
-    def train(self, data, optimizer, objective=None, n_epochs=1, shuffle=True,
-              progress_bar=True, seed=None):
+    def train(
+        self,
+        data,
+        optimizer,
+        objective=None,
+        n_epochs=1,
+        shuffle=True,
+        progress_bar=True,
+        seed=None,
+    ):
         """See `Simulator.train`."""
         check_optimizer(optimizer)
         tdata = TrainingData(self.sim, data)
@@ -389,9 +401,13 @@ class Trainer:
         if self.sim._dist is None:
             create_optimizer_variables(optimizer, [v for v, _ in self.variables()])
             epoch_fn = self._epoch_function(optimizer, objective, tdata)
-        with Stage("Training", progress_bar, max_value=n_epochs * tdata.n_batches,
-                   suffix=lambda: f"loss: {last[0]:.4g}",
-                   variables=("epoch", "loss")) as stage:
+        with Stage(
+            "Training",
+            progress_bar,
+            max_value=n_epochs * tdata.n_batches,
+            suffix=lambda: f"loss: {last[0]:.4g}",
+            variables=("epoch", "loss"),
+        ) as stage:
             done = 0
             for epoch in range(n_epochs):
                 losses = []
@@ -437,11 +453,16 @@ class Trainer:
             def body(b, losses, stop):
                 with tf.GradientTape() as tape:
                     outputs = self._outputs(
-                        tf.constant(n_steps), {k: v[b] for k, v in feeds.items()}, True,
-                        initial, max_steps=n_steps,
+                        tf.constant(n_steps),
+                        {k: v[b] for k, v in feeds.items()},
+                        True,
+                        initial,
+                        max_steps=n_steps,
                     )
                     total = tf.reduce_sum(
-                        self._losses(outputs, [None if t is None else t[b] for t in targets], objective)
+                        self._losses(
+                            outputs, [None if t is None else t[b] for t in targets], objective
+                        )
                     )
                 grads = masked_gradients(tape.gradient(total, variables), masks, variables)
                 finite = tf.reduce_all(
@@ -453,8 +474,9 @@ class Trainer:
                     optimizer.apply_gradients(zip(grads, variables))
                     return tf.constant(True)
 
-                tf.cond(tf.logical_and(finite, tf.logical_not(stop)), apply,
-                        lambda: tf.constant(False))
+                tf.cond(
+                    tf.logical_and(finite, tf.logical_not(stop)), apply, lambda: tf.constant(False)
+                )
                 return b + 1, losses.write(b, total), tf.logical_or(stop, tf.logical_not(finite))
 
             _, losses, stop = tf.while_loop(

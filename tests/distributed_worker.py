@@ -68,15 +68,21 @@ def main(mode, out, backup=None):
     with scope:
         # multi-worker simulators do not merge operators: the reference does not
         # either, so that both do the same arithmetic
-        sim = nengodl.Simulator(net, minibatch_size=MINIBATCH, seed=0, progress_bar=False,
-                                optimize=False)
+        sim = nengodl.Simulator(
+            net, minibatch_size=MINIBATCH, seed=0, progress_bar=False, optimize=False
+        )
         # SGD with momentum: optimizer state that a resumed run must restore
         keras_opt = keras.optimizers.SGD(0.1, momentum=0.9)
     with sim:
         if mode == "train":
             losses = [
-                sim.train(data, tf.compat.v1.train.RMSPropOptimizer(0.01), n_epochs=1,
-                          shuffle=True, seed=epoch)
+                sim.train(
+                    data,
+                    tf.compat.v1.train.RMSPropOptimizer(0.01),
+                    n_epochs=1,
+                    shuffle=True,
+                    seed=epoch,
+                )
                 for epoch in range(EPOCHS)
             ]
         else:
@@ -84,16 +90,27 @@ def main(mode, out, backup=None):
             callbacks = [Report()]
             if backup is not None:
                 callbacks.insert(0, keras.callbacks.BackupAndRestore(backup))
-            history = sim.fit(data[net.inpt], data[net.probe], epochs=EPOCHS,
-                              callbacks=callbacks, seed=0, verbose=0)
+            history = sim.fit(
+                data[net.inpt],
+                data[net.probe],
+                epochs=EPOCHS,
+                callbacks=callbacks,
+                seed=0,
+                verbose=0,
+            )
             losses = history.history["loss"]
             print("epochs run", json.dumps(history.epoch), flush=True)
         sim.compile(loss="mse")
         final = sim.evaluate(data[net.inpt], data[net.probe], verbose=0)["loss"]
         encoders = [sim.data[e].scaled_encoders for e in net.all_ensembles]
         biases = [sim.data[e].bias for e in net.all_ensembles]
-    np.savez(out, losses=np.array(losses), final=final, encoders=np.array(encoders),
-             biases=np.array(biases))
+    np.savez(
+        out,
+        losses=np.array(losses),
+        final=final,
+        encoders=np.array(encoders),
+        biases=np.array(biases),
+    )
 
 
 if __name__ == "__main__":

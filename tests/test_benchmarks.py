@@ -22,24 +22,56 @@ def test_network_matches_nengo(name):
 
 
 def test_command_line_prints_a_row_per_simulator(capsys):
-    main(["--networks", "integrator", "--dimensions", "2", "--neurons-per-d", "8",
-          "--minibatch", "1", "3", "--steps", "20"])
+    main(
+        [
+            "--networks",
+            "integrator",
+            "--dimensions",
+            "2",
+            "--neurons-per-d",
+            "8",
+            "--minibatch",
+            "1",
+            "3",
+            "--steps",
+            "20",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[1:-1]]
     assert [r[:3] for r in rows] == [
-        ["integrator", "1", "nengo"], ["integrator", "1", "nengodl"], ["integrator", "3", "nengodl"]
+        ["integrator", "1", "nengo"],
+        ["integrator", "1", "nengodl"],
+        ["integrator", "3", "nengodl"],
     ]
     assert all(float(r[-1]) > 0 for r in rows)
     assert lines[-1].startswith("peak memory:")
 
 
 def test_first_result_runs_each_simulator_in_fresh_processes(capsys):
-    first_result.main(["--networks", "integrator", "--dimensions", "2", "--neurons-per-d", "8",
-                       "--steps", "20", "--repeats", "1", "--minibatch", "1", "2"])
+    first_result.main(
+        [
+            "--networks",
+            "integrator",
+            "--dimensions",
+            "2",
+            "--neurons-per-d",
+            "8",
+            "--steps",
+            "20",
+            "--repeats",
+            "1",
+            "--minibatch",
+            "1",
+            "2",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[1:]]
     assert [r[:3] for r in rows] == [
-        ["integrator", "1", "nengo"], ["integrator", "1", "nengodl"], ["integrator", "2", "nengodl"]
+        ["integrator", "1", "nengo"],
+        ["integrator", "1", "nengodl"],
+        ["integrator", "2", "nengodl"],
     ]
     assert rows[0][-1] == "1.00"
     # one process each: median, fastest and slowest are its one time
@@ -51,9 +83,23 @@ def test_switch_flags_set_their_settings(monkeypatch, capsys):
 
     for _, module, attr, _, _ in SWITCHES:  # restored after the test
         monkeypatch.setattr(module, attr, getattr(module, attr))
-    main(["--networks", "integrator", "--dimensions", "1", "--neurons-per-d", "4",
-          "--minibatch", "1", "--steps", "5", "--repeats", "1"]
-         + [flag for flag, _, _, _, _ in SWITCHES])
+    main(
+        [
+            "--networks",
+            "integrator",
+            "--dimensions",
+            "1",
+            "--neurons-per-d",
+            "4",
+            "--minibatch",
+            "1",
+            "--steps",
+            "5",
+            "--repeats",
+            "1",
+        ]
+        + [flag for flag, _, _, _, _ in SWITCHES]
+    )
     assert [getattr(module, attr) for _, module, attr, _, _ in SWITCHES] == [
         value for _, _, _, value, _ in SWITCHES
     ]

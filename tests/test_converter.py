@@ -288,9 +288,7 @@ def test_spiking_with_scale_and_synapse_approaches_rates():
         p = conv.outputs[model.outputs[0]]
         conv.net.seed = 0  # the neurons' initial voltages (else the error varies by ~0.02)
         data = {conv.inputs[model.inputs[0]]: np.tile(x[:, None], (1, 300, 1))}
-        with nengodl.Simulator(
-            conv.net, minibatch_size=2, progress_bar=False, seed=0
-        ) as sim:
+        with nengodl.Simulator(conv.net, minibatch_size=2, progress_bar=False, seed=0) as sim:
             out = sim.predict_on_batch(data)
         errors.append(np.abs(out[p][:, -100:].mean(axis=1) - expected).max())
     # 1 Hz-scale spikes are far too few in 0.3 s; 100x the rate matches the rates

@@ -18,10 +18,10 @@ import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import seed_network
 from nengo.exceptions import ValidationError
 
 import nengodl
-from conftest import seed_network
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -93,8 +93,9 @@ def test_train_matches_one_device(strategy):
         with sim:
             before = ensemble_params(sim, net)
             losses = [sim.train(data, keras_opt, n_epochs=3, seed=1)]
-            losses.append(sim.train(data, tf.compat.v1.train.RMSPropOptimizer(0.01),
-                                    n_epochs=2, seed=2))
+            losses.append(
+                sim.train(data, tf.compat.v1.train.RMSPropOptimizer(0.01), n_epochs=2, seed=2)
+            )
             losses.append(sim.loss(data, seed=3))
             results.append((losses, ensemble_params(sim, net)))
     (ref_losses, ref_params), (losses, params) = results
@@ -113,8 +114,11 @@ def test_fit_evaluate_predict_match_one_device(strategy):
     for strat in (None, strategy):
         sim = make_sim(net, strat, minibatch_size=8)
         with strategy.scope() if strat else tf.name_scope("one_device"):
-            sim.compile(keras.optimizers.Adam(0.01), loss={net.direct_p: "mse"},
-                        metrics={net.direct_p: ["mae"]})
+            sim.compile(
+                keras.optimizers.Adam(0.01),
+                loss={net.direct_p: "mse"},
+                metrics={net.direct_p: ["mae"]},
+            )
         with sim:
             hist = sim.fit({net.inpt: x}, {net.direct_p: y}, epochs=2, seed=0, verbose=0)
             ev = sim.evaluate({net.inpt: x}, {net.direct_p: y}, verbose=0)
@@ -144,8 +148,9 @@ def test_params_move_between_strategy_and_one_device(strategy, tmp_path):
         assert ref.n_steps == 5
         for p, r in zip(ensemble_params(ref, net), trained):
             np.testing.assert_allclose(p, r, atol=1e-7)
-        np.testing.assert_allclose(ref.predict({net.inpt: x}, verbose=0)[net.direct_p], out,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            ref.predict({net.inpt: x}, verbose=0)[net.direct_p], out, atol=1e-6
+        )
         ref.save_params(str(tmp_path / "one"))
     with make_sim(net, strategy, minibatch_size=4) as sim:
         sim.load_params(str(tmp_path / "one"))
@@ -183,8 +188,14 @@ def test_backup_and_restore_resumes_fit(strategy, tmp_path, use_strategy):
             sim.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss={net.direct_p: "mse"})
         with sim:
             try:
-                hist = sim.fit({net.inpt: x}, {net.direct_p: y}, epochs=5,
-                               callbacks=callbacks, seed=0, verbose=0)
+                hist = sim.fit(
+                    {net.inpt: x},
+                    {net.direct_p: y},
+                    epochs=5,
+                    callbacks=callbacks,
+                    seed=0,
+                    verbose=0,
+                )
             except KeyboardInterrupt:
                 return None, None
             return hist.epoch, ensemble_params(sim, net)
@@ -203,7 +214,9 @@ def test_backup_and_restore_resumes_fit(strategy, tmp_path, use_strategy):
 
 def test_bad_input_gives_clear_errors(strategy):
     net = trainable_net()
-    with pytest.raises(ValidationError, match=r"minibatch_size \(3\) must be a multiple.*replicas.*\(2\)"):
+    with pytest.raises(
+        ValidationError, match=r"minibatch_size \(3\) must be a multiple.*replicas.*\(2\)"
+    ):
         make_sim(net, strategy, minibatch_size=3)
     with pytest.raises(ValidationError, match=r"minibatch_size \(None\)"):
         make_sim(net, strategy)
@@ -225,8 +238,9 @@ def test_keras_layer_in_tensor_node_trains_like_one_device(strategy):
     results = []
     for strat in (None, strategy):
         with strategy.scope() if strat else tf.name_scope("one_device"):
-            layer = keras.layers.Dense(1, use_bias=False,
-                                       kernel_initializer=keras.initializers.Constant(0.3))
+            layer = keras.layers.Dense(
+                1, use_bias=False, kernel_initializer=keras.initializers.Constant(0.3)
+            )
             with nengo.Network(seed=0) as net:
                 inp = nengo.Node(np.zeros(2))
                 p = nengo.Probe(nengodl.Layer(layer)(inp))
@@ -266,11 +280,20 @@ def start_workers(mode, tmp_path, tag, backup=False):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
-            [os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        args = [sys.executable, os.path.join(HERE, "distributed_worker.py"), mode,
-                str(tmp_path / f"{tag}{index}.npz")]
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
+        )
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        )
+        args = [
+            sys.executable,
+            os.path.join(HERE, "distributed_worker.py"),
+            mode,
+            str(tmp_path / f"{tag}{index}.npz"),
+        ]
         if backup:
             args.append(str(tmp_path / f"backup{index}"))  # each worker its own directory
         log = open(tmp_path / f"{tag}{index}.log", "w")

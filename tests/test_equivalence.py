@@ -31,7 +31,9 @@ def test_seed_network_matches_nengo(seed_net, dtype):
     tol = TOL[dtype]
     np.testing.assert_allclose(sim.data[seed_net.inpt_p], ref.data[seed_net.inpt_p], atol=tol)
     np.testing.assert_allclose(
-        sim.data[seed_net.outpt_p], ref.data[seed_net.outpt_p], atol=tol if dtype == "float64" else 1e-3
+        sim.data[seed_net.outpt_p],
+        ref.data[seed_net.outpt_p],
+        atol=tol if dtype == "float64" else 1e-3,
     )
     if dtype == "float64":
         np.testing.assert_array_equal(sim.data[seed_net.spikes_p], ref.data[seed_net.spikes_p])
@@ -239,9 +241,10 @@ def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes, dro
     monkeypatch.setattr(nengodl.graph, "OP_BYTES", 0)
     monkeypatch.setattr(nengodl.graph, "shard_workers", lambda: 2)
     n_items, steps = 4, (30, 20)
-    inputs = np.sin(np.linspace(0, 3, sum(steps)))[None, :, None] * np.linspace(
-        -1, 1, n_items
-    )[:, None, None]
+    inputs = (
+        np.sin(np.linspace(0, 3, sum(steps)))[None, :, None]
+        * np.linspace(-1, 1, n_items)[:, None, None]
+    )
 
     def network(node_output):
         with nengo.Network(seed=3) as net:
@@ -253,13 +256,16 @@ def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes, dro
             nengo.Connection(b, conn.learning_rule)
             nengo.Connection(net.inp, conn.learning_rule, transform=-1)
             net.ps = [
-                nengo.Probe(b, synapse=0.01), nengo.Probe(a.neurons, "voltage"),
+                nengo.Probe(b, synapse=0.01),
+                nengo.Probe(a.neurons, "voltage"),
                 nengo.Probe(conn, "weights"),
             ]
         return net
 
     net = network(np.zeros(1))
-    with nengodl.Simulator(net, minibatch_size=n_items, dtype="float64", progress_bar=False) as sim:
+    with nengodl.Simulator(
+        net, minibatch_size=n_items, dtype="float64", progress_bar=False
+    ) as sim:
         assert sim._graph.shard == (1 if shard_bytes else n_items)
         # the neurons' input current is set before it is read, every step
         names = [b.name for b in sim._graph.transient]
@@ -269,7 +275,7 @@ def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes, dro
             sim.run_steps(n, data={net.inp: inputs[:, done : done + n]})
             done += n
     for item in range(n_items):
-        ref_net = network(lambda t, x=inputs[item, :, 0]: x[int(round(t / 0.001)) - 1])
+        ref_net = network(lambda t, x=inputs[item, :, 0]: x[round(t / 0.001) - 1])
         with nengo.Simulator(ref_net, progress_bar=False) as ref:
             ref.run_steps(sum(steps))
         for p, ref_p in zip(net.ps, ref_net.ps):

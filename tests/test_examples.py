@@ -21,20 +21,31 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(EXAMPLES, "*.ipynb")))
 # figures each of these notebooks must save (other notebooks: at least one)
 EXPECTED_PLOTS = {
     "from-nengo": [
-        "from-nengo-1-nengo", "from-nengo-1-nengodl", "from-nengo-2-minibatch",
-        "from-nengo-3-data", "from-nengo-3-data-minibatch", "from-nengo-4-no-synapses",
-        "from-nengo-4-trained", "from-nengo-5-tensornode",
+        "from-nengo-1-nengo",
+        "from-nengo-1-nengodl",
+        "from-nengo-2-minibatch",
+        "from-nengo-3-data",
+        "from-nengo-3-data-minibatch",
+        "from-nengo-4-no-synapses",
+        "from-nengo-4-trained",
+        "from-nengo-5-tensornode",
     ],
     "from-tensorflow": [
-        "from-tensorflow-1-data", "from-tensorflow-2-loss", "from-tensorflow-3-spiking",
+        "from-tensorflow-1-data",
+        "from-tensorflow-2-loss",
+        "from-tensorflow-3-spiking",
         "from-tensorflow-4-decision",
     ],
     "spiking-digits": [
-        "spiking-digits-1-data", "spiking-digits-2-loss", "spiking-digits-3-output",
+        "spiking-digits-1-data",
+        "spiking-digits-2-loss",
+        "spiking-digits-3-output",
         "spiking-digits-4-accuracy",
     ],
     "trained-memory": [
-        "trained-memory-1-loss", "trained-memory-2-traces", "trained-memory-3-held",
+        "trained-memory-1-loss",
+        "trained-memory-2-traces",
+        "trained-memory-3-held",
     ],
 }
 

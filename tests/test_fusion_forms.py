@@ -6,9 +6,8 @@ nengo.Simulator with each switch on and off."""
 import nengo
 import numpy as np
 import pytest
-from nengo.builder import Signal
-
 import tensorflow as tf
+from nengo.builder import Signal
 
 import nengodl
 import nengodl.graph
@@ -72,13 +71,14 @@ def test_slice_sums_keep_only_costly_increments(rng, make):
     @tf.function
     def writes(flat, a, b):
         group = [(plan, form(v), True) for plan, v in zip(plans, (a, b))]
-        keep = lambda x: kept.append(x) or x  # noqa: E731
+        keep = lambda x: kept.append(x) or x
         return nengodl.signals.slice_sums(flat, group, 12, keep)
 
     out = writes(flat, *raw).numpy()
     values = [{"cheap": 2 * v + 1, "exp": np.exp(v), "sum": 3 * v}[make] for v in raw]
-    expected = numpy_writes(flat, [(np.arange(0, 6), values[0], True),
-                                   (np.arange(3, 9), values[1], True)])
+    expected = numpy_writes(
+        flat, [(np.arange(0, 6), values[0], True), (np.arange(3, 9), values[1], True)]
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-12)
     assert len(kept) == (make != "cheap")
 
@@ -113,7 +113,8 @@ def test_folded_decoding_sums_match_nengo(monkeypatch, fold_width, jit):
     widths = []
     original = nengodl.ops.basic.last_axis_sum
     monkeypatch.setattr(
-        nengodl.ops.basic, "last_axis_sum",
+        nengodl.ops.basic,
+        "last_axis_sum",
         lambda ctx, x: widths.append((ctx.xla, x.shape[-1])) or original(ctx, x),
     )
     with nengo.Network(seed=1) as net:
@@ -160,8 +161,12 @@ def test_clock_outside_the_step_matches_nengo(monkeypatch, outside):
 def test_clock_read_in_the_loop_stays_in_the_step():
     """A TensorNode reads the time in the loop: the step advances the clock."""
     with nengo.Network(seed=0) as net:
-        node = nengodl.TensorNode(lambda t: tf.reshape(t, (1, 1)) * tf.ones((1, 2), t.dtype),
-                                  shape_in=None, shape_out=(2,), pass_time=True)
+        node = nengodl.TensorNode(
+            lambda t: tf.reshape(t, (1, 1)) * tf.ones((1, 2), t.dtype),
+            shape_in=None,
+            shape_out=(2,),
+            pass_time=True,
+        )
         probe = nengo.Probe(node)
     with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
         assert not sim._graph.clock_outside

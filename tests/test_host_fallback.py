@@ -35,7 +35,9 @@ def test_learning_rules_match_nengo_per_item(rule):
             nengo.Connection(stim, post, learning_rule_type=rule)
         elif isinstance(rule, (nengo.BCM, nengo.Oja)):
             conn = nengo.Connection(
-                pre.neurons, post.neurons, transform=np.full((30, 30), 1e-3),
+                pre.neurons,
+                post.neurons,
+                transform=np.full((30, 30), 1e-3),
                 learning_rule_type=rule,
             )
         else:
@@ -83,8 +85,14 @@ def test_host_neuron_types_match_nengo(neuron_type):
     "kwargs",
     [
         dict(n_filters=4, input_shape=(5, 5, 2), kernel_size=(3, 3)),
-        dict(n_filters=3, input_shape=(2, 6, 5), kernel_size=(3, 2), channels_last=False,
-             strides=(2, 1), padding="same"),
+        dict(
+            n_filters=3,
+            input_shape=(2, 6, 5),
+            kernel_size=(3, 2),
+            channels_last=False,
+            strides=(2, 1),
+            padding="same",
+        ),
         dict(n_filters=2, input_shape=(7, 3), kernel_size=(3,), strides=(2,)),
         dict(n_filters=4, input_shape=(6, 6, 4), kernel_size=(3, 3), groups=2),
         dict(n_filters=2, input_shape=(4, 4, 3), kernel_size=(3, 3), transpose=True),

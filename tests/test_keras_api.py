@@ -35,7 +35,10 @@ def test_fit_evaluate_predict_round_trip(tmp_path):
         assert set(before) == {"loss", "out_loss", "out_mean_absolute_error"}
         ckpt = tmp_path / "best"
         hist = sim.fit(
-            {"inp": x}, {"out": y}, epochs=100, validation_data=(x, y),
+            {"inp": x},
+            {"out": y},
+            epochs=100,
+            validation_data=(x, y),
             callbacks=[
                 keras.callbacks.EarlyStopping(monitor="loss", patience=2, min_delta=1e-7),
                 keras.callbacks.ModelCheckpoint(str(ckpt) + ".weights.h5", save_weights_only=True),
@@ -86,8 +89,10 @@ def test_sparse_categorical_targets_are_class_indices():
         out = nengodl.Layer(keras.layers.Dense(3))(inp)
         p = nengo.Probe(out)
     with nengodl.Simulator(net, minibatch_size=16, progress_bar=False) as sim:
-        sim.compile(keras.optimizers.Adam(0.05),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        sim.compile(
+            keras.optimizers.Adam(0.05),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         before = sim.evaluate({inp: x}, {p: labels})["loss"]
         sim.fit({inp: x}, {p: labels}, epochs=30, verbose=0)
         after = sim.evaluate({inp: x}, {p: labels})["loss"]
@@ -101,5 +106,6 @@ def test_sparse_categorical_targets_are_class_indices():
         logits = sim.predict({inp: x})[p]
         np.testing.assert_allclose(
             sim.evaluate({inp: x}, {p: labels})["loss"],
-            float(ref(labels.reshape(-1, 1), logits.reshape(-1, 3))), rtol=1e-4,
+            float(ref(labels.reshape(-1, 1), logits.reshape(-1, 3))),
+            rtol=1e-4,
         )

@@ -57,12 +57,14 @@ def test_lif_state_matches_nengo(neuron_type, jit, fast, monkeypatch):
             200, 2, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(100, 400)
         )
         nengo.Connection(stim, ens)
-        probes = [nengo.Probe(ens.neurons, attr) for attr in ("output", "voltage",
-                                                              "refractory_time")]
+        probes = [
+            nengo.Probe(ens.neurons, attr) for attr in ("output", "voltage", "refractory_time")
+        ]
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run(0.3)
-    with nengodl.Simulator(net, progress_bar=False, dtype="float64", jit=jit,
-                           minibatch_size=2) as sim:
+    with nengodl.Simulator(
+        net, progress_bar=False, dtype="float64", jit=jit, minibatch_size=2
+    ) as sim:
         sim.run(0.3)
     spikes = ref.data[probes[0]] > 0
     assert spikes.sum() > 1000  # many spikes, and refractory periods ending mid-step

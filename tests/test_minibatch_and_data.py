@@ -45,7 +45,7 @@ def test_data_overrides_input_node_like_a_nengo_node(output):
         sim.run_steps(n, data={net.inp: ramps[:, ::-1]})
     for i in range(2):
         seq = np.concatenate([ramps[i], ramps[i, ::-1]])
-        ref_net = ramp_network(lambda t, seq=seq: seq[int(round(t / dt)) - 1])
+        ref_net = ramp_network(lambda t, seq=seq: seq[round(t / dt) - 1])
         with nengo.Simulator(ref_net, progress_bar=False) as ref:
             ref.run_steps(2 * n)
         np.testing.assert_allclose(sim.data[net.p_in][i], ref.data[ref_net.p_in], atol=1e-12)

@@ -14,9 +14,7 @@ from nengodl import optimizer
 def random_dag(rng, n, p):
     """Edges ``i -> j`` for ``i < j`` with probability ``p``, in shuffled vertex order."""
     names = [f"v{k}" for k in rng.permutation(n)]
-    return {
-        names[i]: {names[j] for j in range(i + 1, n) if rng.rand() < p} for i in range(n)
-    }
+    return {names[i]: {names[j] for j in range(i + 1, n) if rng.rand() < p} for i in range(n)}
 
 
 @pytest.mark.parametrize("n, p", [(1, 0.5), (30, 0.1), (60, 0.3)])

@@ -68,7 +68,9 @@ def test_raw_read_clear_and_keep_recording_as_nengo():
         got = gui_loop(sim, net.voltage)
         assert len(sim.data.raw[net.voltage]) == 1  # step 19 was recorded after the last clear
         # data[] shows what raw holds; the other probe kept all its samples
-        np.testing.assert_array_equal(sim.data[net.voltage], np.array(sim.data.raw[net.voltage][:]))
+        np.testing.assert_array_equal(
+            sim.data[net.voltage], np.array(sim.data.raw[net.voltage][:])
+        )
         np.testing.assert_allclose(sim.data[net.decoded], ref_decoded, atol=1e-10)
         assert sim.data.raw[net.voltage][0].shape == (5,)
         assert sim.data.raw[net.decoded.target].encoders.shape == (5, 1)  # built params

@@ -23,8 +23,9 @@ def mixed_net():
         b = nengo.Ensemble(20, 1, neuron_type=nengo.LIFRate())
         nengo.Connection(stim, a)
         nengo.Connection(white, a[0])
-        conn = nengo.Connection(a, b, function=lambda x: x[0] * x[1],
-                                learning_rule_type=nengo.PES(learning_rate=1e-3))
+        conn = nengo.Connection(
+            a, b, function=lambda x: x[0] * x[1], learning_rule_type=nengo.PES(learning_rate=1e-3)
+        )
         nengo.Connection(b, conn.learning_rule)
         net.probed = [
             nengo.Probe(b, synapse=0.01),

@@ -108,7 +108,9 @@ def bad_tensor_nodes():
     with nengo.Network() as net:
         inp = nengo.Node([1.0, 2.0])
         bad = nengodl.TensorNode(
-            lambda t, x: tf.concat([x, x], axis=1), shape_in=(2,), shape_out=(2,),
+            lambda t, x: tf.concat([x, x], axis=1),
+            shape_in=(2,),
+            shape_out=(2,),
             label="doubler",
         )
         nengo.Connection(inp, bad)
@@ -152,8 +154,12 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
                 sim.run_steps(3)
                 assert sim._graph.jit
             before = sim.loss(data, progress_bar=False)
-            sim.train(data, tf.compat.v1.train.GradientDescentOptimizer(1e-3), n_epochs=5,
-                      progress_bar=False)
+            sim.train(
+                data,
+                tf.compat.v1.train.GradientDescentOptimizer(1e-3),
+                n_epochs=5,
+                progress_bar=False,
+            )
             assert sim.loss(data, progress_bar=False) < before
             sim.run_steps(1)
             results.append(sim.data[p])

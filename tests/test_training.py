@@ -68,7 +68,7 @@ def test_gradient_matches_finite_differences():
         graph = sim._graph
         variables = [v for v, _ in graph.trainable]
         before = [v.numpy().copy() for v in variables]
-        loss0 = sim.loss(data, progress_bar=False)
+        assert np.isfinite(sim.loss(data, progress_bar=False))  # the loss before training
         sim.train(data, keras.optimizers.SGD(lr), n_epochs=1, shuffle=False)
         grads = [(b - v.numpy()) / lr for v, b in zip(variables, before)]
         for v, b in zip(variables, before):
@@ -128,7 +128,9 @@ def test_rate_swap_training_improves_spiking_model_and_freezes_others(seed_net):
         assert len(conns) >= 2
         for sig, d in zip(weight_sigs, decoders):  # the simulator's own values
             np.testing.assert_array_equal(signal_value(sim, sig), d)
-        assert not np.allclose(sim.data[seed_net.square].bias, sim.model.params[seed_net.square].bias)
+        assert not np.allclose(
+            sim.data[seed_net.square].bias, sim.model.params[seed_net.square].bias
+        )
     assert after < 0.9 * before
 
 
@@ -187,16 +189,43 @@ def test_bad_training_input_gives_clear_errors(seed_net):
         cases = [
             (dict(data={seed_net.inpt: x, seed_net.outpt_p: x}, optimizer="sgd"), "optimizer"),
             (dict(data={seed_net.inpt: x}, optimizer=opt), "no Probe targets"),
-            (dict(data={seed_net.inpt: x, seed_net.outpt_p: x}, optimizer=opt,
-                  objective={p2: nengodl.obj.mse}), "no target"),
-            (dict(data={seed_net.inpt: x, seed_net.outpt_p: np.zeros((4, 2, 1))},
-                  optimizer=opt), "same batch size and number of steps"),
-            (dict(data={seed_net.inpt: np.zeros((3, 1, 1)), seed_net.outpt_p: np.zeros((3, 1, 1))},
-                  optimizer=opt), "multiple of"),
-            (dict(data={nengo.Node(0, add_to_container=False): x, seed_net.outpt_p: x},
-                  optimizer=opt), "not an input Node"),
-            (dict(data={seed_net.inpt: x, seed_net.outpt_p: np.zeros((4, 1, 3))},
-                  optimizer=opt), r"expected \(batch_size, n_steps, 1\)"),
+            (
+                dict(
+                    data={seed_net.inpt: x, seed_net.outpt_p: x},
+                    optimizer=opt,
+                    objective={p2: nengodl.obj.mse},
+                ),
+                "no target",
+            ),
+            (
+                dict(
+                    data={seed_net.inpt: x, seed_net.outpt_p: np.zeros((4, 2, 1))}, optimizer=opt
+                ),
+                "same batch size and number of steps",
+            ),
+            (
+                dict(
+                    data={
+                        seed_net.inpt: np.zeros((3, 1, 1)),
+                        seed_net.outpt_p: np.zeros((3, 1, 1)),
+                    },
+                    optimizer=opt,
+                ),
+                "multiple of",
+            ),
+            (
+                dict(
+                    data={nengo.Node(0, add_to_container=False): x, seed_net.outpt_p: x},
+                    optimizer=opt,
+                ),
+                "not an input Node",
+            ),
+            (
+                dict(
+                    data={seed_net.inpt: x, seed_net.outpt_p: np.zeros((4, 1, 3))}, optimizer=opt
+                ),
+                r"expected \(batch_size, n_steps, 1\)",
+            ),
         ]
         for kwargs, match in cases:
             with pytest.raises(ValidationError, match=match):
@@ -285,8 +314,12 @@ def test_tensorboard_callback_writes_logs(tmp_path):
     x = np.random.RandomState(0).randn(8, 1, 3)
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
         sim.compile(keras.optimizers.SGD(0.01), loss="mse")
-        sim.fit({net.inp: x}, {net.p: x[..., :2]}, epochs=2,
-                callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path))])
+        sim.fit(
+            {net.inp: x},
+            {net.p: x[..., :2]},
+            epochs=2,
+            callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path))],
+        )
     assert any(tmp_path.rglob("*tfevents*"))
 
 

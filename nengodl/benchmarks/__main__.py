@@ -15,25 +15,64 @@ import nengodl.signals
 from nengodl.benchmarks.networks import NETWORKS
 from nengodl.benchmarks.timing import parser, run_table
 
-
 # graph-optimisation switches: flag, module, setting, value when the flag is given, help
 SWITCHES = [
-    ("--no-shard", nengodl.graph, "SHARD_BYTES", 0,
-     "run each minibatch in one loop (not split into shards run side by side)"),
-    ("--carry-all", nengodl.graph, "DROP_TRANSIENT", False,
-     "carry all state between steps (also what each step sets before reading)"),
-    ("--lif-exp-log", nengodl.ops.neurons, "LIF_SERIES", False,
-     "LIF neurons use exp and log (not the series exact on their ranges)"),
-    ("--no-keep", nengodl.graph, "KEEP_SHARED", False,
-     "let XLA recompute values shared by several operations (e.g. the LIF voltage)"),
-    ("--no-slice-sums", nengodl.signals, "SLICE_SUMS", False,
-     "add overlapping increments of a signal with one scatter (not sums of slices)"),
-    ("--no-fold", nengodl.ops.basic, "FOLD_WIDTH", None,
-     "sum long axes in one reduction (not folded in halves first, under XLA)"),
-    ("--clock-in-step", nengodl.graph, "CLOCK_OUTSIDE", False,
-     "advance the clock in every step of the XLA loop (not once per call)"),
-    ("--nengo-closure", nengodl.optimizer, "FAST_CLOSURE", False,
-     "nengo's optimiser uses nengo's own transitive closure (not frozensets)"),
+    (
+        "--no-shard",
+        nengodl.graph,
+        "SHARD_BYTES",
+        0,
+        "run each minibatch in one loop (not split into shards run side by side)",
+    ),
+    (
+        "--carry-all",
+        nengodl.graph,
+        "DROP_TRANSIENT",
+        False,
+        "carry all state between steps (also what each step sets before reading)",
+    ),
+    (
+        "--lif-exp-log",
+        nengodl.ops.neurons,
+        "LIF_SERIES",
+        False,
+        "LIF neurons use exp and log (not the series exact on their ranges)",
+    ),
+    (
+        "--no-keep",
+        nengodl.graph,
+        "KEEP_SHARED",
+        False,
+        "let XLA recompute values shared by several operations (e.g. the LIF voltage)",
+    ),
+    (
+        "--no-slice-sums",
+        nengodl.signals,
+        "SLICE_SUMS",
+        False,
+        "add overlapping increments of a signal with one scatter (not sums of slices)",
+    ),
+    (
+        "--no-fold",
+        nengodl.ops.basic,
+        "FOLD_WIDTH",
+        None,
+        "sum long axes in one reduction (not folded in halves first, under XLA)",
+    ),
+    (
+        "--clock-in-step",
+        nengodl.graph,
+        "CLOCK_OUTSIDE",
+        False,
+        "advance the clock in every step of the XLA loop (not once per call)",
+    ),
+    (
+        "--nengo-closure",
+        nengodl.optimizer,
+        "FAST_CLOSURE",
+        False,
+        "nengo's optimiser uses nengo's own transitive closure (not frozensets)",
+    ),
 ]
 
 
@@ -45,7 +84,9 @@ def main(argv=None):
     p.add_argument("--no-optimize", action="store_true", help="skip nengo's operator merger")
     p.add_argument("--unroll", type=int, default=1, help="steps per loop iteration")
     p.add_argument(
-        "--intra-op-threads", type=int, default=None,
+        "--intra-op-threads",
+        type=int,
+        default=None,
         help="TensorFlow's intra-op thread pool size (1 is fastest at minibatch 1 on CPU)",
     )
     for flag, _, _, _, text in SWITCHES:

@@ -40,14 +40,12 @@ def child(simulator, network, args):
     neuron_type = getattr(nengo, args.neuron_type)()
     net = networks.NETWORKS[network](args.dimensions, args.neurons_per_d, neuron_type)
     if simulator == "nengo":
-        factory = lambda: nengo.Simulator(net, progress_bar=False)  # noqa: E731
+        factory = lambda: nengo.Simulator(net, progress_bar=False)
     else:
         import nengodl
 
         mb = int(simulator)
-        factory = lambda: nengodl.Simulator(  # noqa: E731
-            net, minibatch_size=mb, progress_bar=False
-        )
+        factory = lambda: nengodl.Simulator(net, minibatch_size=mb, progress_bar=False)
     [(_, first, _)] = timing.measure([factory], args.steps, repeats=0)
     print(first)
 
@@ -56,19 +54,26 @@ def main(argv=None):
     """Run the chosen networks (see ``--help``)."""
     networks, timing = modules()
     parser, NETWORKS = timing.parser, networks.NETWORKS
-    p = parser(__doc__.splitlines()[0], NETWORKS, repeats=5, repeats_help="processes per simulator")
+    p = parser(
+        __doc__.splitlines()[0], NETWORKS, repeats=5, repeats_help="processes per simulator"
+    )
     p.set_defaults(minibatch=[1])
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # simulator, network
     args = p.parse_args(argv)
     if args.child:
         return child(*args.child, args)
     options = [
-        f"--dimensions={args.dimensions}", f"--neurons-per-d={args.neurons_per_d}",
-        f"--neuron-type={args.neuron_type}", f"--steps={args.steps}",
+        f"--dimensions={args.dimensions}",
+        f"--neurons-per-d={args.neurons_per_d}",
+        f"--neuron-type={args.neuron_type}",
+        f"--steps={args.steps}",
     ]
     sims = ["nengo"] + [str(mb) for mb in args.minibatch]
-    print(f"{'network':14s} {'mb':>4s} {'sim':8s} {'median s':>9s} {'min s':>7s} "
-          f"{'max s':>7s} {'ratio':>7s}", flush=True)
+    print(
+        f"{'network':14s} {'mb':>4s} {'sim':8s} {'median s':>9s} {'min s':>7s} "
+        f"{'max s':>7s} {'ratio':>7s}",
+        flush=True,
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     for name in args.networks:
@@ -78,7 +83,9 @@ def main(argv=None):
                 out = subprocess.run(
                     [sys.executable, os.path.join(HERE, "first_result.py"), "--child", sim, name]
                     + options,
-                    capture_output=True, text=True, env=env,
+                    capture_output=True,
+                    text=True,
+                    env=env,
                 )
                 if out.returncode:
                     raise RuntimeError(
@@ -89,8 +96,11 @@ def main(argv=None):
         for sim in sims:
             t = times[sim]
             label, mb = ("nengo", 1) if sim == "nengo" else ("nengodl", int(sim))
-            print(f"{name:14s} {mb:4d} {label:8s} {statistics.median(t):9.2f} {min(t):7.2f} "
-                  f"{max(t):7.2f} {statistics.median(t) / base:7.2f}", flush=True)
+            print(
+                f"{name:14s} {mb:4d} {label:8s} {statistics.median(t):9.2f} {min(t):7.2f} "
+                f"{max(t):7.2f} {statistics.median(t) / base:7.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,7 @@ def pes(dimensions, neurons_per_d, neuron_type):
         err = nengo.Node(size_in=dimensions)
         nengo.Connection(inp, pre.input)
         conns = [
-            nengo.Connection(
-                ens, post[i], function=lambda x: 0, learning_rule_type=nengo.PES()
-            )
+            nengo.Connection(ens, post[i], function=lambda x: 0, learning_rule_type=nengo.PES())
             for i, ens in enumerate(pre.ea_ensembles)
         ]
         nengo.Connection(post, err)
@@ -71,8 +69,7 @@ def random_network(dimensions, neurons_per_d, neuron_type, fan_in=2):
     with nengo.Network(seed=0) as net:
         inp = nengo.Node(0.5)
         ensembles = [
-            nengo.Ensemble(neurons_per_d, 1, neuron_type=neuron_type)
-            for _ in range(dimensions)
+            nengo.Ensemble(neurons_per_d, 1, neuron_type=neuron_type) for _ in range(dimensions)
         ]
         for ens in ensembles:
             nengo.Connection(inp, ens)
@@ -102,17 +99,19 @@ def lmu(dimensions, neurons_per_d, neuron_type, order=6, theta=0.1):
         memory = nengo.Node(size_in=dimensions * order)
         hidden = nengo.Ensemble(n_hidden, 1, neuron_type=neuron_type)
         nengo.Connection(inp, u, synapse=None)
-        nengo.Connection(u, memory, transform=np.kron(np.eye(dimensions), Bbar[:, None]),
-                         synapse=None)
-        nengo.Connection(memory, memory, transform=np.kron(np.eye(dimensions), Abar),
-                         synapse=0)
         nengo.Connection(
-            memory, hidden.neurons,
+            u, memory, transform=np.kron(np.eye(dimensions), Bbar[:, None]), synapse=None
+        )
+        nengo.Connection(memory, memory, transform=np.kron(np.eye(dimensions), Abar), synapse=0)
+        nengo.Connection(
+            memory,
+            hidden.neurons,
             transform=rng.randn(n_hidden, dimensions * order) / np.sqrt(dimensions * order),
             synapse=None,
         )
         nengo.Connection(
-            hidden.neurons, u,
+            hidden.neurons,
+            u,
             transform=rng.randn(dimensions, n_hidden) * 1e-3 / np.sqrt(n_hidden),
             synapse=0.005,
         )
@@ -127,18 +126,30 @@ def convnet(dimensions, neurons_per_d, neuron_type, image_size=28):
     filters = max(4, dimensions // 8)
     with nengo.Network(seed=0) as net:
         image = nengo.Node(rng.uniform(0, 1, image_size * image_size))
-        conv1 = nengo.Convolution(filters, (image_size, image_size, 1), kernel_size=(3, 3),
-                                  init=nengo.dists.Uniform(-0.5, 0.5))
+        conv1 = nengo.Convolution(
+            filters,
+            (image_size, image_size, 1),
+            kernel_size=(3, 3),
+            init=nengo.dists.Uniform(-0.5, 0.5),
+        )
         layer1 = nengo.Ensemble(conv1.output_shape.size, 1, neuron_type=neuron_type)
         nengo.Connection(image, layer1.neurons, transform=conv1)
-        conv2 = nengo.Convolution(filters, conv1.output_shape.shape, kernel_size=(3, 3),
-                                  strides=(2, 2), init=nengo.dists.Uniform(-0.1, 0.1))
+        conv2 = nengo.Convolution(
+            filters,
+            conv1.output_shape.shape,
+            kernel_size=(3, 3),
+            strides=(2, 2),
+            init=nengo.dists.Uniform(-0.1, 0.1),
+        )
         layer2 = nengo.Ensemble(conv2.output_shape.size, 1, neuron_type=neuron_type)
         nengo.Connection(layer1.neurons, layer2.neurons, transform=conv2, synapse=0.005)
         out = nengo.Node(size_in=10)
-        nengo.Connection(layer2.neurons, out,
-                         transform=rng.randn(10, conv2.output_shape.size) * 1e-3,
-                         synapse=0.005)
+        nengo.Connection(
+            layer2.neurons,
+            out,
+            transform=rng.randn(10, conv2.output_shape.size) * 1e-3,
+            synapse=0.005,
+        )
         net.probe = nengo.Probe(out, synapse=0.01)
     return net
 
@@ -151,8 +162,13 @@ def chain(dimensions, neurons_per_d, neuron_type):
     with nengo.Network(seed=0) as net:
         inp = nengo.Node(0.5)
         ensembles = [
-            nengo.Ensemble(neurons_per_d, 1, neuron_type=neuron_type,
-                           n_eval_points=1, eval_points=np.zeros((1, 1)))
+            nengo.Ensemble(
+                neurons_per_d,
+                1,
+                neuron_type=neuron_type,
+                n_eval_points=1,
+                eval_points=np.zeros((1, 1)),
+            )
             for _ in range(dimensions)
         ]
         nengo.Connection(inp, ensembles[0])
@@ -174,4 +190,3 @@ NETWORKS = {
     "convnet": convnet,
     "chain": chain,
 }
-

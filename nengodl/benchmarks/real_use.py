@@ -175,8 +175,11 @@ def main(argv=None):
     print(f"{'30 sims MiB':12s} {ref:10.1f} {got:10.1f} {'':>7s}  <= 30 MiB", flush=True)
     seconds, peak = child("unrolled")
     shown = "killed" if seconds is None else f"{seconds:.1f} s"
-    print(f"{'unroll 25':12s} {'-':>10s} {shown:>10s} {'':>7s}  peak {peak:.0f} MiB "
-          "(target < 500 MiB, seconds)", flush=True)
+    print(
+        f"{'unroll 25':12s} {'-':>10s} {shown:>10s} {'':>7s}  peak {peak:.0f} MiB "
+        "(target < 500 MiB, seconds)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -59,12 +59,18 @@ def main(argv=None):
             sim.fit({inpt: train[inpt]}, {probe: train[probe]}, epochs=args.epochs, verbose=0)
         else:
             start = time.perf_counter()
-            sim.train(train, tf.compat.v1.train.RMSPropOptimizer(0.01),
-                      objective={probe: backend.obj.mse}, n_epochs=args.epochs,
-                      progress_bar=False)
+            sim.train(
+                train,
+                tf.compat.v1.train.RMSPropOptimizer(0.01),
+                objective={probe: backend.obj.mse},
+                n_epochs=args.epochs,
+                progress_bar=False,
+            )
         elapsed = time.perf_counter() - start
-    print(f"{'nengo_dl' if args.nengo_dl else 'nengodl'}: {args.epochs} epochs of "
-          f"{len(train[inpt])} examples in {elapsed:.2f} s")
+    print(
+        f"{'nengo_dl' if args.nengo_dl else 'nengodl'}: {args.epochs} epochs of "
+        f"{len(train[inpt])} examples in {elapsed:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -93,19 +93,27 @@ def run_table(args, networks, label, make_sim):
         ``make_sim(net, minibatch_size)`` returns a new simulator.
     """
     neuron_type = getattr(nengo, args.neuron_type)()
-    print(f"{'network':14s} {'mb':>4s} {'sim':8s} {'build s':>8s} {'first s':>8s} "
-          f"{'item-steps/s':>13s} {'ratio':>7s}", flush=True)
+    print(
+        f"{'network':14s} {'mb':>4s} {'sim':8s} {'build s':>8s} {'first s':>8s} "
+        f"{'item-steps/s':>13s} {'ratio':>7s}",
+        flush=True,
+    )
     for name in args.networks:
         net = networks[name](args.dimensions, args.neurons_per_d, neuron_type)
-        factories = [lambda: nengo.Simulator(net, progress_bar=False)]
-        factories += [lambda mb=mb: make_sim(net, mb) for mb in args.minibatch]
+        factories = [lambda net=net: nengo.Simulator(net, progress_bar=False)]
+        factories += [lambda mb=mb, net=net: make_sim(net, mb) for mb in args.minibatch]
         (_, first, run), *tested = measure(factories, args.steps, args.repeats)
         nengo_rate = args.steps / run
-        print(f"{name:14s} {1:4d} {'nengo':8s} {'':>8s} {first:8.2f} {nengo_rate:13.0f} "
-              f"{1.0:7.2f}", flush=True)
+        print(
+            f"{name:14s} {1:4d} {'nengo':8s} {'':>8s} {first:8.2f} {nengo_rate:13.0f} {1.0:7.2f}",
+            flush=True,
+        )
         for mb, (build, first, run) in zip(args.minibatch, tested):
             rate = mb * args.steps / run
-            print(f"{name:14s} {mb:4d} {label:8s} {build:8.2f} {first:8.2f} {rate:13.0f} "
-                  f"{rate / nengo_rate:7.2f}", flush=True)
+            print(
+                f"{name:14s} {mb:4d} {label:8s} {build:8.2f} {first:8.2f} {rate:13.0f} "
+                f"{rate / nengo_rate:7.2f}",
+                flush=True,
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory: {peak:.0f} MiB")

@@ -16,7 +16,6 @@ from nengo.exceptions import BuildError
 from nengodl.ops.registry import OpBuilder, register
 from nengodl.signals import reshape
 
-
 # under XLA, sums over more elements than this are folded in halves first: XLA
 # on CPUs splits a longer reduction into two kernels of their own, while a
 # short one fuses with the elementwise operations that feed it (None: no folding)

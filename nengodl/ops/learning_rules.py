@@ -41,7 +41,9 @@ class BCMBuilder(OpBuilder):
         op = self.op
         post = batched(ctx, op.post_filtered)
         theta = batched(ctx, op.theta)
-        delta = outer(op.learning_rate * self.dt * post * (post - theta), batched(ctx, op.pre_filtered))
+        delta = outer(
+            op.learning_rate * self.dt * post * (post - theta), batched(ctx, op.pre_filtered)
+        )
         ctx.set(op.delta, delta)
 
 
@@ -70,7 +72,9 @@ class VojaBuilder(OpBuilder):
         encoders = batched(ctx, op.scaled_encoders, op.delta.shape)
         signal = batched(ctx, op.learning_signal, (1, 1))
         scale = tf.constant(op.scale[:, None], dtype=post.dtype)
-        delta = alpha * signal * (
-            scale * outer(post, batched(ctx, op.pre_decoded)) - post[:, :, None] * encoders
+        delta = (
+            alpha
+            * signal
+            * (scale * outer(post, batched(ctx, op.pre_decoded)) - post[:, :, None] * encoders)
         )
         ctx.set(op.delta, delta)

@@ -21,9 +21,7 @@ class TensorNodeBuilder(OpBuilder):
             t = t[0]
         x = None
         if op.input is not None:
-            x = reshape(
-                ctx.read(op.input, batched=True), (ctx.minibatch_size,) + node.shape_in
-            )
+            x = reshape(ctx.read(op.input, batched=True), (ctx.minibatch_size,) + node.shape_in)
             x = tf.cast(x, ctx.dtype)
         out = call_tensor_func(node, t, x, ctx.minibatch_size)
         ctx.set(op.output, reshape(out, (ctx.minibatch_size, node.size_out)))

@@ -34,9 +34,7 @@ class ConvIncBuilder(OpBuilder):
         op = self.op
         conv = op.conv
         rank = conv.dimensions
-        x = reshape(
-            ctx.read(op.X, batched=True), (ctx.minibatch_size,) + conv.input_shape.shape
-        )
+        x = reshape(ctx.read(op.X, batched=True), (ctx.minibatch_size,) + conv.input_shape.shape)
         x = channels_to_last(x, conv.channels_last, rank)
         w = ctx.read(op.W)
 
@@ -46,9 +44,7 @@ class ConvIncBuilder(OpBuilder):
             )
 
         if ctx.is_batched(op.W):
-            y = tf.concat(
-                [apply(x[i : i + 1], w[i]) for i in range(ctx.minibatch_size)], axis=0
-            )
+            y = tf.concat([apply(x[i : i + 1], w[i]) for i in range(ctx.minibatch_size)], axis=0)
         else:
             y = apply(x, w)
         y = channels_to_first(y, conv.channels_last, rank)

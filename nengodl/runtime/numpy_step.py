@@ -20,7 +20,6 @@ import numpy as np
 import tensorflow as tf
 from nengo.builder.probe import SimProbe
 from nengo.builder.signal import SignalDict
-from nengo.exceptions import SimulationError
 
 from nengodl.tensor_node import SimTensorNode
 
