@@ -753,6 +753,22 @@ class SimGraph:
         state[k_time] = tf.constant(time.astype(state[k_time].dtype.as_numpy_dtype))
         return state
 
+    def restore_constants(self, state, feeds):
+        """``state`` with the constant inputs that ``feeds`` overrode set back
+        to their constant values (a run's data holds for that run only)."""
+        keys = [k for k in feeds if k in self.const_inputs]
+        if not keys:
+            return state
+        state = list(state)
+        bases = self.layout.state_bases
+        for key in keys:
+            sig = self.const_inputs[key]
+            k = bases.index(sig.base)
+            value = np.array(state[k]).reshape(self.minibatch_size, -1)
+            value[:, flat_indices(sig).ravel()] = np.ravel(sig.initial_value)
+            state[k] = tf.constant(value.reshape(tuple(state[k].shape)))
+        return state
+
     def _probe_parts(self, stacked):
         """Yield ``(probe index, signal, group data, offset)`` for each probe."""
         for data, group in zip(stacked, self.probe_groups):

@@ -648,9 +648,6 @@ class Simulator:
         for key in list(feeds):
             sig_key = self._graph.input_keys.get(key, key)
             feeds[sig_key] = feeds.pop(key)
-        for key, sig in self._graph.const_inputs.items():
-            if key not in feeds:  # a Node given data in an earlier run is itself again
-                feeds[key] = np.broadcast_to(sig.initial_value, (n_steps, self._batch) + sig.shape)
         feeds = {
             k: np.asarray(v, dtype=self._graph.feed_dtype(self._feed_sig(k)))
             for k, v in feeds.items()
@@ -669,7 +666,8 @@ class Simulator:
                 if err is not None:
                     raise err from None
                 raise
-            self._state = state
+            # a constant Node given data in this run is itself again in the next
+            self._state = self._graph.restore_constants(state, feeds)
             self._recorder.append(self._n_steps, outputs)
             self._n_steps += n_steps
             stage.update(n_steps)
