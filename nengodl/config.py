@@ -12,7 +12,14 @@ from nengo.exceptions import ConfigError
 from nengo.params import Parameter
 
 TRAINABLE_TYPES = (nengo.Ensemble, Neurons, nengo.Connection, nengo.Node, nengo.Network)
-SETTINGS = {"trainable", "lif_smoothing", "inference_only", "dtype", "learning_phase"}
+SETTINGS = {
+    "trainable",
+    "lif_smoothing",
+    "inference_only",
+    "dtype",
+    "learning_phase",
+    "check_finite",
+}
 
 
 def configure_settings(**kwargs):
@@ -31,6 +38,9 @@ def configure_settings(**kwargs):
         Default floating point type of simulators of this network.
     learning_phase : bool
         Run ``sim.run`` in training mode too (spiking neurons as rate neurons).
+    check_finite : bool
+        Refuse NaN and infinite values in ``data=`` and training data (default
+        True; False saves one pass over large inputs).
 
     Examples
     --------

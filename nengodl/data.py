@@ -36,7 +36,41 @@ def check_run_time(time_in_seconds):
     return t
 
 
-def check_input_data(data, input_nodes, n_steps, minibatch_size):
+def check_count(value, attr, minimum=0):
+    """Validate a whole number (of epochs, steps...) ``>= minimum``, returning it as an int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValidationError(f"Must be an integer (got {value!r})", attr=attr)
+    if value < minimum:
+        raise ValidationError(f"Must be at least {minimum} (got {value})", attr=attr)
+    return int(value)
+
+
+def check_seed(seed):
+    """Validate a seed (None or an integer in ``[0, 2**32)``), returning it."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValidationError(f"Must be an integer or None (got {seed!r})", attr="seed")
+    if not 0 <= seed < 2**32:
+        raise ValidationError(f"Must be in [0, 2**32) (got {seed})", attr="seed")
+    return int(seed)
+
+
+def check_finite_data(arr, obj):
+    """Refuse NaN and infinite values in the data for ``obj`` (nengo refuses a Node
+    whose function returns them; they would stay in the simulation's state)."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValidationError(
+            f"Data for {obj} contains non-finite values (the first at index {bad}: "
+            f"{arr[bad]}); inputs must be finite (configure_settings("
+            "check_finite=False) skips this check)",
+            attr="data",
+            obj=obj if isinstance(obj, nengo.Node) else None,
+        )
+
+
+def check_input_data(data, input_nodes, n_steps, minibatch_size, finite=True):
     """Validate ``data`` and arrange it for feeding.
 
     Parameters
@@ -49,6 +83,8 @@ def check_input_data(data, input_nodes, n_steps, minibatch_size):
         Number of steps of the run.
     minibatch_size : int
         Number of minibatch items (1 when the simulator has none).
+    finite : bool
+        Refuse NaN and infinite values (see `check_finite_data`).
 
     Returns
     -------
@@ -100,5 +136,7 @@ def check_input_data(data, input_nodes, n_steps, minibatch_size):
                 attr="data",
                 obj=node,
             )
+        if finite:
+            check_finite_data(arr, node)
         feeds[input_nodes[node]] = np.swapaxes(arr, 0, 1)
     return feeds

@@ -15,6 +15,7 @@ import numpy as np
 from nengo.exceptions import ValidationError
 
 from nengodl import params
+from nengodl.data import check_count
 from nengodl.distribute import optimizer_variables
 from nengodl.progress import Stage
 from nengodl.training import TrainingData, check_optimizer, random_state
@@ -293,6 +294,8 @@ class KerasAPI:
     ):
         """See `Simulator.fit`."""
         self._check_compiled("fit")
+        epochs = check_count(epochs, "epochs")
+        initial_epoch = check_count(initial_epoch, "initial_epoch")
         if self.compiled["optimizer"] is None:
             raise ValidationError(
                 "compile() was given no optimizer; fit needs one", attr="optimizer"

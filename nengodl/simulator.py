@@ -16,7 +16,12 @@ from nengo.utils.simulator import operator_dependency_graph
 
 from nengodl import optimizer, params
 from nengodl.config import get_setting, is_trainable, network_chains, trainable_signals
-from nengodl.data import check_input_data, check_run_steps, check_run_time
+from nengodl.data import (
+    check_input_data,
+    check_run_steps,
+    check_run_time,
+    check_seed,
+)
 from nengodl.distribute import (
     DistributedRunner,
     check_batch,
@@ -34,6 +39,27 @@ from nengodl.training import Trainer
 logger = logging.getLogger(__name__)
 
 MAXINT = np.iinfo(np.int32).max
+
+
+def check_device(device):
+    """Refuse a device string that names no device TensorFlow can see."""
+    if device is None:
+        return
+    try:
+        spec = tf.DeviceSpec.from_string(device)
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"Not a device string ({e})", attr="device") from None
+    names = [d.name for d in tf.config.list_logical_devices()]
+    for name in names:
+        have = tf.DeviceSpec.from_string(name)
+        if spec.device_type and spec.device_type.upper() != (have.device_type or "").upper():
+            continue
+        if spec.device_index is not None and spec.device_index != have.device_index:
+            continue
+        return
+    raise ValidationError(
+        f"No device {device!r} here; the devices TensorFlow sees are {names}", attr="device"
+    )
 
 
 def item_seeds(seed, minibatch_size):
@@ -124,6 +150,21 @@ class Simulator:
         self.closed = True  # until construction succeeds
         self._dist = None
         self._stepper = None
+        if network is not None and not isinstance(network, nengo.Network):
+            raise ValidationError(
+                f"Must be a nengo.Network (got {type(network).__name__} {network!r}); "
+                "put the objects to simulate in a network",
+                attr="network",
+            )
+        if model is None:
+            try:
+                dt_ok = float(dt) > 0 and np.isfinite(float(dt))
+            except (TypeError, ValueError):
+                dt_ok = False
+            if not dt_ok:
+                raise ValidationError(f"Must be a positive number (got {dt!r})", attr="dt")
+        seed = check_seed(seed)
+        check_device(device)
         self.progress_bar = progress_bar
         self.optimize = optimize
         self.device = device
@@ -195,6 +236,7 @@ class Simulator:
 
         self.network = network
         toplevel = network if network is not None else self.model.toplevel
+        self.check_finite = bool(get_setting(toplevel, "check_finite", True))
         self._trainable_chains = network_chains(toplevel) if toplevel is not None else {}
         trainable = trainable_signals(self.model, toplevel)
         self._trainable_sigs = set(trainable)
@@ -525,6 +567,7 @@ class Simulator:
         """
         if self.closed:
             raise SimulatorClosed("Cannot reset closed Simulator.")
+        seed = check_seed(seed)  # before anything changes
         if seed is not None:
             self.seed = seed
         self._state = self._graph.initial_state()
@@ -630,7 +673,9 @@ class Simulator:
         n_steps = check_run_steps(n_steps)
         if n_steps == 1 and not data and self._stepper is not None and self._numpy_step():
             return  # a single step costs less in numpy than a call of the compiled loop
-        feeds = check_input_data(data, self._input_nodes, n_steps, self._batch)
+        feeds = check_input_data(
+            data, self._input_nodes, n_steps, self._batch, finite=self.check_finite
+        )
         if n_steps == 0:
             return
         if progress_bar is None:

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import SimulationError, ValidationError
 
+from nengodl.data import check_count, check_finite_data
 from nengodl.host import HostOp
 from nengodl.objectives import mse
 from nengodl.progress import Stage
@@ -132,6 +133,8 @@ class TrainingData:
                     f"(batch_size, n_steps, {size})",
                     attr="data",
                 )
+            if sim.check_finite:
+                check_finite_data(arr, obj)
             shapes[obj] = arr.shape[:2]
         if len(set(shapes.values())) > 1:
             listing = ", ".join(f"{k}: {v}" for k, v in shapes.items())
@@ -391,6 +394,7 @@ class Trainer:
     ):
         """See `Simulator.train`."""
         check_optimizer(optimizer)
+        n_epochs = check_count(n_epochs, "n_epochs")
         tdata = TrainingData(self.sim, data)
         objective = resolve_objective(objective, tdata.targets)
         step = self.train_step(optimizer, objective)
