@@ -109,6 +109,15 @@ def leaky_relu(cv, layer, ins, out_shapes):
     return [cv.apply_activation(layer, act, ins[0], out_shapes[0])]
 
 
+def check_out_shape(layer, out_shape, out_shapes):
+    """Fall back (`Unsupported`) where the native conversion's output shape is not Keras's."""
+    if tuple(out_shape) != tuple(out_shapes[0]):
+        raise Unsupported(
+            f"the native conversion of {layer.name} gives shape {tuple(out_shape)}, "
+            f"Keras {tuple(out_shapes[0])}"
+        )
+
+
 def check_plain(layer):
     if getattr(layer, "lora_enabled", False):
         raise Unsupported("LoRA-enabled layers are not supported natively")
@@ -155,7 +164,7 @@ def convolution(cv, layer, ins, out_shapes):
             tuple(layer.dilation_rate),
             layer.groups,
         )
-    assert tuple(out_shape) == tuple(out_shapes[0]), (out_shape, out_shapes)
+    check_out_shape(layer, out_shape, out_shapes)
     n_locs = size(out_shape[:-1])
     bias = np.tile(to_numpy(layer.bias), n_locs) if layer.use_bias else None
     return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], bias)]
@@ -192,7 +201,7 @@ def pooling(cv, layer, ins, out_shapes):
     out_shape, transform = sp.avg_pool(
         ins[0].shape, tuple(layer.pool_size), tuple(layer.strides), layer.padding
     )
-    assert tuple(out_shape) == tuple(out_shapes[0]), (out_shape, out_shapes)
+    check_out_shape(layer, out_shape, out_shapes)
     return [cv.linear_layer(layer, ins[0], transform, out_shape, None, activation=None)]
 
 
@@ -236,7 +245,7 @@ def zero_padding(cv, layer, ins, out_shapes):
     if isinstance(layer, keras.layers.ZeroPadding1D):
         pads = [pads]
     out_shape, transform = sp.zero_pad(ins[0].shape, [tuple(p) for p in pads])
-    assert tuple(out_shape) == tuple(out_shapes[0]), (out_shape, out_shapes)
+    check_out_shape(layer, out_shape, out_shapes)
     return [cv.linear_layer(layer, ins[0], transform, out_shape, None, activation=None)]
 
 

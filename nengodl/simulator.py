@@ -150,6 +150,8 @@ class Simulator:
         self.closed = True  # until construction succeeds
         self._dist = None
         self._stepper = None
+        self.unroll_simulation = unroll_simulation
+        self.jit = jit
         if network is not None and not isinstance(network, nengo.Network):
             raise ValidationError(
                 f"Must be a nengo.Network (got {type(network).__name__} {network!r}); "
@@ -316,6 +318,11 @@ class Simulator:
             "device": self.device,
             "minibatch_size": self._minibatch_size,
             "dtype": self.dtype.name,
+            "jit": self.jit,
+            "unroll_simulation": self.unroll_simulation,
+            "distributed": self._dist is not None,
+            "params": [np.array(v.numpy()) for v in graph.all_variables()],
+            "trained": self._trained,
             "closed": self.closed,
             "n_steps": self._n_steps,
             "state": state,
@@ -334,8 +341,19 @@ class Simulator:
             device=state["device"],
             minibatch_size=state["minibatch_size"],
             dtype=state["dtype"],
+            jit=state.get("jit", True),
+            unroll_simulation=state.get("unroll_simulation", 1),
         )
+        if state.get("distributed") and self._dist is None:
+            warnings.warn(
+                "this simulator was pickled with a distribution strategy, which cannot be "
+                "pickled; it runs without one (unpickle it inside `strategy.scope()` to "
+                "use one)"
+            )
         graph = self._graph
+        for var, value in zip(graph.all_variables(), state.get("params", [])):
+            var.assign(value)
+        self._trained = state.get("trained", False)
         self._state = [tf.constant(state["state"][base]) for base in graph.layout.state_bases]
         for h, items in zip(graph.host_ops, state["host"]):
             for sd, values in zip(h.sigdicts, items):
