@@ -276,6 +276,8 @@ class Simulator:
                 seed = network.seed + 1
             else:
                 seed = np.random.randint(MAXINT)
+        # the Keras layers' weights as built, for reset(include_trainable=True)
+        self._initial_extra = [np.array(v.numpy()) for v in self._extra_variables()]
         self.closed = False
         self._trained = False
         self._trainer = None
@@ -567,7 +569,8 @@ class Simulator:
         include_probes : bool
             Clear the recorded probe data (NengoDL 3 keyword).
         include_trainable : bool
-            Also return trained parameters to their built values (NengoDL 3 keyword).
+            Also return trained parameters (Keras layers' weights in TensorNodes
+            included) to their built values (NengoDL 3 keyword).
         include_processes : bool
             Restart input processes and Node functions from the new seed.
 
@@ -596,6 +599,8 @@ class Simulator:
                 var.assign(self._graph.layout.initial_value(base))
             for base, (var, _) in self._graph.pinned.items():
                 var.assign(self._graph.layout.initial_value(base))
+            for var, value in zip(self._extra_variables(), self._initial_extra):
+                var.assign(value)
             self._trained = False
         self._n_steps = 0
         if include_probes:

@@ -77,6 +77,9 @@ def test_keras_layer_weights_train_inside_nengo_model(tmp_path):
         layer.kernel.assign(w0)
         sim.load_params(tmp_path / "k")
         np.testing.assert_array_equal(layer.kernel.numpy(), trained)
+        sim.reset(include_trainable=True)  # back to the layer's weights as built
+        np.testing.assert_array_equal(layer.kernel.numpy(), w0)
+        assert float(sim.data[conn].weights) == 1.0
 
 
 def test_sparse_categorical_targets_are_class_indices():
