@@ -106,6 +106,13 @@ def check_input_data(data, input_nodes, n_steps, minibatch_size, finite=True):
                 attr="data",
             )
         if node not in input_nodes:
+            if getattr(node, "tensor_func", None) is not None:
+                raise ValidationError(
+                    f"{node} is a TensorNode: its output is its tensor_func's; give data "
+                    "to a nengo.Node (or give the TensorNode an input)",
+                    attr="data",
+                    obj=node,
+                )
             if node.size_in > 0:
                 raise ValidationError(
                     f"{node} takes input (size_in={node.size_in}); only Nodes with "

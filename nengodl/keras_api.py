@@ -232,6 +232,13 @@ class KerasAPI:
         if not data and n_steps is not None:
             # no inputs or targets: one minibatch of n_steps with the nodes' own output
             return TrainingDataNoInputs(self.sim._batch, n_steps, self.sim._batch)
+        if not data:
+            raise ValidationError(
+                "Give input data `x` (a dict from input Nodes to arrays, or one array "
+                "for a network with one input Node), or `n_steps` to run the Nodes' "
+                "own output",
+                attr="x",
+            )
         return TrainingData(self.sim, data, any_target_size=True)
 
     def _metric_logs(self, metrics, outputs, targets, prefix=""):

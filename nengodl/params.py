@@ -17,6 +17,16 @@ from nengo.solvers import NoSolver
 from nengodl.signals import flat_indices
 
 
+def check_in_model(sim, obj):
+    """Refuse an object that is not part of the simulator's model."""
+    if obj not in sim.model.params:
+        raise ValidationError(
+            f"{obj} is not in this simulator's network (objects of another network, or "
+            "a copy of one, have no parameters here)",
+            attr="objs",
+        )
+
+
 def base_value(sim, base):
     """Current value of a base signal of ``sim``.
 
@@ -106,6 +116,8 @@ def get_nengo_params(sim, objs, as_dict=False):
     """
     single = not isinstance(objs, (list, tuple))
     objs = [objs] if single else list(objs)
+    for obj in objs:
+        check_in_model(sim, obj)
     out = []
     for obj in objs:
         if isinstance(obj, nengo.Ensemble):
@@ -172,6 +184,8 @@ def freeze_params(sim, objs=None):
             flat.extend(c for c in obj.all_connections if c.learning_rule is None)
         else:
             flat.append(obj)
+    for obj in flat:
+        check_in_model(sim, obj)
     for obj in flat:
         if isinstance(obj, nengo.Ensemble) and isinstance(obj.neuron_type, nengo.Direct):
             continue
@@ -309,8 +323,18 @@ def load_params(sim, path, include_state=False):
     """
     if not str(path).endswith(".npz"):
         path = f"{path}.npz"
-    with np.load(path) as f:
-        data = dict(f)
+    what = "a parameter file written by Simulator.save_params (a .npz archive)"
+    if not os.path.exists(path):
+        raise ValidationError(f"No file {path}; expected {what}", attr="path")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = dict(f)
+    except Exception as e:  # truncated, not a zip archive, a plain .npy...
+        raise ValidationError(
+            f"Cannot read {path} ({type(e).__name__}: {e}); expected {what}", attr="path"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path} is not {what}", attr="path")
 
     def entry(key, shape):
         if key not in data or data[key].shape != shape:

@@ -34,6 +34,7 @@ from nengodl.keras_api import KerasAPI
 from nengodl.probes import ProbeRecorder, SimulationData
 from nengodl.progress import Stage
 from nengodl.runtime.numpy_step import NumpyStepper
+from nengodl.tensor_node import TensorNode
 from nengodl.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -229,7 +230,12 @@ class Simulator:
         input_sigs = {}
         self._input_nodes = {}
         for obj, sigs in self.model.sig.items():
-            if isinstance(obj, nengo.Node) and obj.size_in == 0:
+            # a TensorNode's output is its function's, never data
+            if (
+                isinstance(obj, nengo.Node)
+                and obj.size_in == 0
+                and not isinstance(obj, TensorNode)
+            ):
                 sig = sigs.get("out")
                 if sig is not None:
                     key = f"node{len(input_sigs)}"
@@ -1002,8 +1008,9 @@ class Simulator:
 
         Returns
         -------
-        float
-            Mean loss of the last epoch.
+        float or None
+            Mean loss of the last epoch (None when ``n_epochs`` is 0: nothing
+            was trained).
 
         Examples
         --------

@@ -90,8 +90,9 @@ class TrainingData:
         Map from input Node to inputs and from Probe to targets, each
         ``(batch_size, n_steps, size)``.
     any_target_size : bool
-        Accept targets whose last axis differs from the probe's size (Keras
-        losses such as ``SparseCategoricalCrossentropy`` take class indices).
+        Accept targets of size 1 besides the probe's size (Keras losses such as
+        ``SparseCategoricalCrossentropy`` take class indices); other sizes are
+        refused, rather than broadcast against the output.
     """
 
     def __init__(self, sim, data, any_target_size=False):
@@ -108,8 +109,8 @@ class TrainingData:
                 if obj not in sim.model.probes:
                     raise ValidationError(f"{obj} is not in the simulated model", attr="data")
                 size = int(np.prod(sim.model.sig[obj]["in"].shape))
-                if any_target_size and arr.ndim == 3:
-                    size = arr.shape[2]
+                if any_target_size and arr.ndim == 3 and arr.shape[2] == 1:
+                    size = 1  # class indices, or one value for every output
                 self.targets[obj] = arr
             elif isinstance(obj, nengo.Node):
                 if obj not in sim._input_nodes:
@@ -396,6 +397,8 @@ class Trainer:
         check_optimizer(optimizer)
         n_epochs = check_count(n_epochs, "n_epochs")
         tdata = TrainingData(self.sim, data)
+        if n_epochs == 0:
+            return None  # as Keras's fit with no epochs: the data checked, nothing trained
         objective = resolve_objective(objective, tdata.targets)
         step = self.train_step(optimizer, objective)
         rng = random_state(seed) if shuffle else None

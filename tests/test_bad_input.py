@@ -124,3 +124,72 @@ def test_fractional_epochs_are_refused(started):
         sim.fit({net.inp: data[net.inp]}, {net.p: data[net.p]}, epochs=2.5)
     assert info.value.attr == "epochs"
     still_works(net, sim, before, expected)
+
+
+def test_predict_without_inputs_or_steps_names_x():
+    net = small_net()
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        with pytest.raises(ValidationError, match="n_steps") as info:
+            sim.predict()
+        assert info.value.attr == "x"
+        assert sim.predict(n_steps=4)[net.p].shape == (1, 4, 1)
+
+
+@pytest.mark.parametrize("content", [None, b"PK\x03\x04truncated", "npy"])
+def test_bad_parameter_files_are_named_and_change_nothing(started, tmp_path, content):
+    net, sim, before, expected = started
+    path = tmp_path / "params.npz"
+    if content == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros(3))
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValidationError, match="save_params") as info:
+        sim.load_params(tmp_path / "params")
+    assert str(path) in str(info.value)
+    still_works(net, sim, before, expected)
+
+
+def test_objects_of_another_network_are_named(started):
+    net, sim, before, expected = started
+    with nengo.Network() as other:
+        ens = nengo.Ensemble(5, 1)
+    with pytest.raises(ValidationError, match="not in this simulator's network"):
+        sim.get_nengo_params(ens)
+    with pytest.raises(ValidationError, match="not in this simulator's network"):
+        sim.freeze_params(other)
+    still_works(net, sim, before, expected)
+
+
+def test_zero_epochs_train_nothing_in_both_apis(started):
+    net, sim, before, expected = started
+    x, y = np.full((1, 3, 1), 0.5), np.zeros((1, 3, 1))
+    weights = sim.data[net.p.target].encoders.copy()
+    assert sim.train({net.inp: x, net.p: y}, keras.optimizers.SGD(0.1), n_epochs=0) is None
+    sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    assert sim.fit({net.inp: x}, {net.p: y}, epochs=0).history == {}
+    np.testing.assert_array_equal(sim.data[net.p.target].encoders, weights)
+    still_works(net, sim, before, expected)
+
+
+def test_fit_targets_of_the_wrong_size_are_refused(started):
+    net, sim, before, expected = started
+    sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    with pytest.raises(ValidationError, match=r"\(1, 3, 2\); expected") as info:
+        sim.fit({net.inp: np.full((1, 3, 1), 0.5)}, {net.p: np.zeros((1, 3, 2))})
+    assert "Probe" in str(info.value)
+    still_works(net, sim, before, expected)
+
+
+def test_data_for_a_tensor_node_without_input_is_refused():
+    import tensorflow as tf
+
+    with nengo.Network() as net:
+        node = nengodl.TensorNode(lambda t: tf.fill((1, 1), t), shape_out=(1,), pass_time=True)
+        p = nengo.Probe(node)
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        with pytest.raises(ValidationError, match="TensorNode"):
+            sim.run_steps(3, data={node: np.ones((1, 3, 1))})
+        sim.run_steps(3)
+    np.testing.assert_allclose(sim.data[p][:, 0], [0.001, 0.002, 0.003], atol=1e-6)
