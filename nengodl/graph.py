@@ -79,6 +79,12 @@ def warn_host_fallback(op):
         )
 
 
+def warn_xla_fallback(error, what):
+    """Warn that XLA could not compile the model's ``what`` (which then runs without)."""
+    reason = str(error).strip().splitlines()[0][:200]
+    warnings.warn(f"XLA cannot compile this model's {what} ({reason}); it runs without XLA")
+
+
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
 # every call of the XLA loop runs a chunk of one size (fewer steps where the run
 # ends sooner; the loop's trip count is an input), so that one compilation
@@ -889,10 +895,7 @@ class SimGraph:
                 )
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
                 self.jit = False
-                reason = str(e).strip().splitlines()[0][:200]
-                warnings.warn(
-                    f"XLA cannot compile this model's loop ({reason}); it runs without XLA"
-                )
+                warn_xla_fallback(e, "loop")
                 return
             self._compiled.add((bucket, keys))
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from nengo.exceptions import SimulationError, ValidationError
 
 from nengodl.data import check_count, check_finite_data
+from nengodl.graph import warn_xla_fallback
 from nengodl.host import HostOp
 from nengodl.objectives import mse
 from nengodl.progress import Stage
@@ -504,7 +505,8 @@ class Trainer:
             if len(compiled) > 1:  # not known yet whether XLA compiles it
                 try:
                     result = compiled[0](feeds, targets)
-                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                    warn_xla_fallback(e, "training epoch")
                     compiled.pop(0)
                 else:
                     del compiled[1:]
@@ -522,13 +524,14 @@ class Trainer:
             ]
             losses, stop = call(feeds, targets)
             losses = losses.numpy()
+            # batches before a non-finite one did update the parameters
+            self.sim._trained = True
             if bool(stop):
                 bad = losses[~np.isfinite(losses)]
                 what = f"loss became {bad[0]}" if len(bad) else "gradients became non-finite"
                 raise SimulationError(
                     f"training {what}; parameters are left at their last finite values"
                 )
-            self.sim._trained = True
             return [float(v) for v in losses]
 
         return run_epoch

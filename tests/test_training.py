@@ -245,6 +245,21 @@ def test_nan_loss_stops_training_and_keeps_last_finite_params():
         np.testing.assert_array_equal(sim.data[net.conn].weights, before)
 
 
+def test_training_stopped_later_shows_the_parameters_it_left():
+    net = linear_net(np.ones((2, 3)))
+    x = np.ones((2, 1, 3))
+    y = np.zeros((2, 1, 2))
+    y[1] = 1e30  # the second minibatch's loss overflows, after the first one trained
+    with nengodl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
+        before = sim.data[net.conn].weights.copy()
+        with pytest.raises(SimulationError, match="loss became inf"):
+            sim.train({net.inp: x, net.p: y}, keras.optimizers.SGD(0.1), shuffle=False)
+        shown = sim.data[net.conn].weights
+        assert not np.allclose(shown, before)  # the first minibatch's update
+        sim.run_steps(1, data={net.inp: x[:1]})
+        np.testing.assert_allclose(sim.data[net.p][0, 0], shown @ x[0, 0], rtol=1e-6)
+
+
 def test_check_gradients_and_lif_smoothing():
     with nengo.Network(seed=4) as net:
         nengodl.configure_settings(lif_smoothing=0.1)
