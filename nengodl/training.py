@@ -168,8 +168,9 @@ class TrainingData:
             )
 
 
-def resolve_objective(objective, targets):
-    """Map probe -> objective function from the ``objective`` argument."""
+def resolve_objective(objective, targets, probes):
+    """Map probe -> objective function from the ``objective`` argument
+    (``probes``: those of the simulated model)."""
     if objective is None:
         if not targets:
             raise ValidationError("no Probe targets in data for the objective", attr="data")
@@ -192,6 +193,10 @@ def resolve_objective(objective, targets):
         if not isinstance(probe, nengo.Probe):
             raise ValidationError(
                 f"objective keys must be Probes (got {probe!r})", attr="objective"
+            )
+        if probe not in probes:
+            raise ValidationError(
+                f"{probe} is not a probe of this simulator's network", attr="objective"
             )
         if probe not in targets and getattr(fn, "needs_targets", True):
             raise ValidationError(
@@ -400,7 +405,7 @@ class Trainer:
         tdata = TrainingData(self.sim, data)
         if n_epochs == 0:
             return None  # as Keras's fit with no epochs: the data checked, nothing trained
-        objective = resolve_objective(objective, tdata.targets)
+        objective = resolve_objective(objective, tdata.targets, self.sim.model.probes)
         step = self.train_step(optimizer, objective)
         rng = random_state(seed) if shuffle else None
         seeds = random_state(seed)
@@ -539,7 +544,7 @@ class Trainer:
     def loss(self, data, objective=None, progress_bar=True, seed=None):
         """See `Simulator.loss`."""
         tdata = TrainingData(self.sim, data)
-        objective = resolve_objective(objective, tdata.targets)
+        objective = resolve_objective(objective, tdata.targets, self.sim.model.probes)
         step = self.eval_step(objective)
         seeds = random_state(seed)
         losses = []
@@ -584,7 +589,7 @@ def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=No
     atol = (1e-4 if double else 1e-2) if atol is None else atol
     eps = (1e-5 if double else 1e-3) if eps is None else eps
     tdata = TrainingData(trainer.sim, data)
-    objective = resolve_objective(objective, tdata.targets)
+    objective = resolve_objective(objective, tdata.targets, trainer.sim.model.probes)
     inputs, targets = next(tdata.batches())
     pairs = trainer.variables()
     variables = [v for v, _ in pairs]

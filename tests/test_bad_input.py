@@ -193,3 +193,14 @@ def test_data_for_a_tensor_node_without_input_is_refused():
             sim.run_steps(3, data={node: np.ones((1, 3, 1))})
         sim.run_steps(3)
     np.testing.assert_allclose(sim.data[p][:, 0], [0.001, 0.002, 0.003], atol=1e-6)
+
+
+def test_objective_on_a_probe_of_another_network_is_named(started):
+    net, sim, before, expected = started
+    with nengo.Network():
+        other_p = nengo.Probe(nengo.Ensemble(5, 1))
+    data = {net.inp: np.full((1, 3, 1), 0.5), net.p: np.zeros((1, 3, 1))}
+    objective = {net.p: nengodl.obj.mse, other_p: nengodl.obj.Regularize()}
+    with pytest.raises(ValidationError, match="not a probe of this simulator's network"):
+        sim.train(data, keras.optimizers.SGD(0.1), objective=objective)
+    still_works(net, sim, before, expected)
