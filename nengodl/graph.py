@@ -565,6 +565,10 @@ class SimGraph:
             tf.TensorSpec([], tf.int32), state_specs, feed_specs
         )
 
+    def pinned_variables(self):
+        """``(base, variable)`` of each parameter pinned inside a state signal."""
+        return [(base, var) for base, (var, _) in self.pinned.items()]
+
     def all_variables(self):
         """Every parameter variable (for saving and loading)."""
         return list(self.params.values()) + [v for v, _ in self.pinned.values()]

@@ -329,7 +329,11 @@ class Simulator:
             "jit": self.jit,
             "unroll_simulation": self.unroll_simulation,
             "distributed": self._dist is not None,
-            "params": [np.array(v.numpy()) for v in graph.all_variables()],
+            # by base signal (pickled with the model, so the keys are the loaded model's)
+            "params": {
+                base: np.array(var.numpy())
+                for base, var in [*graph.params.items(), *graph.pinned_variables()]
+            },
             "trained": self._trained,
             "closed": self.closed,
             "n_steps": self._n_steps,
@@ -359,8 +363,10 @@ class Simulator:
                 "use one)"
             )
         graph = self._graph
-        for var, value in zip(graph.all_variables(), state.get("params", [])):
-            var.assign(value)
+        saved = state.get("params", {})
+        for base, var in [*graph.params.items(), *graph.pinned_variables()]:
+            if base in saved:
+                var.assign(saved[base])
         self._trained = state.get("trained", False)
         self._state = [tf.constant(state["state"][base]) for base in graph.layout.state_bases]
         for h, items in zip(graph.host_ops, state["host"]):
