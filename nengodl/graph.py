@@ -18,6 +18,7 @@ from nengo.exceptions import BuildError, ValidationError
 from nengodl.host import ErrorBox, HostOp, is_input_op
 from nengodl.ops import find_builder
 from nengodl.ops.basic import TimeUpdateBuilder
+from nengodl.options import Options
 from nengodl.signals import SignalLayout, StepContext, flat_indices, reshape, upstream_ops
 
 
@@ -85,6 +86,8 @@ def warn_xla_fallback(error, what):
     warnings.warn(f"XLA cannot compile this model's {what} ({reason}); it runs without XLA")
 
 
+# The defaults of `nengodl.options.Options`, read when a simulator is made (see
+# there for what each does).
 XLA_CHUNK = 1024  # most steps per call of the XLA-compiled loop
 # every call of the XLA loop runs a chunk of one size (fewer steps where the run
 # ends sooner; the loop's trip count is an input), so that one compilation
@@ -117,11 +120,11 @@ def shard_workers():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def shard_size(minibatch_size, item_bytes, workers, n_ops=0, param_bytes=0):
+def shard_size(minibatch_size, item_bytes, workers, n_ops=0, param_bytes=0, options=None):
     """Items per shard when a minibatch is split over independent loops.
 
-    A shard gets at least `SHARD_BYTES` of state, and more where the loop
-    has many operations or large parameters (see the module's constants);
+    A shard gets at least ``options.shard_bytes`` of state, and more where the
+    loop has many operations or large parameters (see `Options`);
     there are at least ``workers`` shards when the minibatch allows, and the
     size divides ``minibatch_size`` evenly, so every shard runs the same
     compiled loop.
@@ -138,6 +141,8 @@ def shard_size(minibatch_size, item_bytes, workers, n_ops=0, param_bytes=0):
         Operations in the loop body.
     param_bytes : int
         Bytes of parameters (shared by all items).
+    options : Options, optional
+        The tuning options (default: `Options`'s defaults).
 
     Returns
     -------
@@ -151,10 +156,11 @@ def shard_size(minibatch_size, item_bytes, workers, n_ops=0, param_bytes=0):
     >>> shard_size(64, 32768, 2, param_bytes=8 * 2**20)  # large weights: few shards
     32
     """
-    if SHARD_BYTES <= 0 or minibatch_size < 2 or workers < 2:
+    opt = Options() if options is None else options
+    if opt.shard_bytes <= 0 or minibatch_size < 2 or workers < 2:
         return minibatch_size
-    big_params = param_bytes if param_bytes > PARAM_CACHE_BYTES else 0
-    wanted = max(SHARD_BYTES, OP_BYTES * n_ops, big_params)
+    big_params = param_bytes if param_bytes > opt.param_cache_bytes else 0
+    wanted = max(opt.shard_bytes, opt.op_bytes * n_ops, big_params)
     most = min(-(-wanted // max(item_bytes, 1)), minibatch_size // workers)
     return max(d for d in range(1, max(most, 1) + 1) if minibatch_size % d == 0)
 
@@ -216,6 +222,8 @@ class SimGraph:
         Whether the XLA loop may split the minibatch into shards that run side
         by side (see `shard_size`); for CPUs, where it keeps each shard's state
         in a core's cache. Models with TensorNodes are never split.
+    options : Options, optional
+        Tuning options (default: `Options.from_module`).
     """
 
     def __init__(
@@ -232,7 +240,9 @@ class SimGraph:
         dg=None,
         unroll=1,
         sharding=False,
+        options=None,
     ):
+        self.options = Options.from_module() if options is None else options
         if int(unroll) != unroll or unroll < 1:
             raise ValidationError(
                 f"unroll_simulation must be a positive integer, got {unroll!r}",
@@ -347,7 +357,11 @@ class SimGraph:
         self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
         # XLA compile time grows quickly with the size of the loop body; very large
         # graphs (e.g. thousands of unmerged probes) compile faster than they'd gain
-        self.jit = bool(jit) and not self.has_host_loop_ops and len(self.steps) <= XLA_MAX_STEPS
+        self.jit = (
+            bool(jit)
+            and not self.has_host_loop_ops
+            and len(self.steps) <= self.options.xla_max_steps
+        )
         self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = tf.function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
@@ -365,17 +379,20 @@ class SimGraph:
                 shard_workers(),
                 len(self.steps),
                 self._bytes(self.params),
+                self.options,
             )
 
         # the XLA loop's step leaves out the clock where nothing in the loop
         # reads it; `_run_xla` advances it after each call instead
         self.clock_outside = (
-            CLOCK_OUTSIDE and self._clock is not None and not self._reads_clock(operators)
+            self.options.clock_outside
+            and self._clock is not None
+            and not self._reads_clock(operators)
         )
         # tracing a step for the transient analysis also shows the model's errors;
         # it is traced for the shard size that carrying all state would give,
         # which is usually the final one, so that the XLA loop reuses the trace
-        self._step_traced = DROP_TRANSIENT and not self.has_host_loop_ops
+        self._step_traced = self.options.drop_transient and not self.has_host_loop_ops
         self.transient = set()
         if self._step_traced:
             with self.local_batch(shard_for(self.layout.state_bases)):
@@ -502,7 +519,7 @@ class SimGraph:
             for (base, (_, mask)), value in zip(self.pinned.items(), values[n_params:-1])
         }
         self._xla = xla
-        self._one = values[-1] if xla and KEEP_SHARED else None
+        self._one = values[-1] if xla and self.options.keep_shared else None
         return dict(zip(self.params, values[:n_params]))
 
     def _call_chunk(self, n_steps, state, feeds, bucket, specs=False):
@@ -865,14 +882,14 @@ class SimGraph:
         return state, self.split_probe_data([d.numpy() for d in data])
 
     def chunk_steps(self):
-        """Steps of every call of the XLA loop: `XLA_CHUNK`, or the largest
-        power of two (at least 16) whose probe buffers fit in
-        `PROBE_BUFFER_BYTES`."""
+        """Steps of every call of the XLA loop: ``options.xla_chunk``, or the
+        largest power of two (at least 16) whose probe buffers fit in
+        ``options.probe_buffer_bytes``."""
         row = self.minibatch_size * sum(
             sig.size * self.layout.tf_dtype(sig.base).size for sig in self.probe_sigs
         )
-        fit = max(16, PROBE_BUFFER_BYTES // max(row, 1))
-        return min(XLA_CHUNK, 1 << (int(fit).bit_length() - 1))
+        fit = max(16, self.options.probe_buffer_bytes // max(row, 1))
+        return min(self.options.xla_chunk, 1 << (int(fit).bit_length() - 1))
 
     def _buckets(self, n_steps):
         """Padded step counts of the XLA calls that run ``n_steps`` steps."""

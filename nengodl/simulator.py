@@ -118,6 +118,10 @@ class Simulator:
         across its replicas (default: the strategy whose ``scope()`` is active,
         if any); ``minibatch_size`` is the global batch and must divide evenly.
         XLA is not used under a strategy. See ``docs/distributed.md``.
+    options : nengodl.options.Options, optional
+        Tuning options of the compiled loop, none of which changes the output
+        (default: from the module-level names such as
+        ``nengodl.graph.XLA_MAX_STEPS``, read now).
 
     Examples
     --------
@@ -147,6 +151,7 @@ class Simulator:
         dtype=None,
         jit=True,
         strategy=None,
+        options=None,
     ):
         self.closed = True  # until construction succeeds
         self._dist = None
@@ -263,6 +268,7 @@ class Simulator:
                     dg=self.dg,
                     unroll=unroll_simulation,
                     sharding=strategy is None and self._on_cpu(),
+                    options=options,
                 )
                 self._graph.trace()
             if strategy is not None:
@@ -328,6 +334,7 @@ class Simulator:
             "dtype": self.dtype.name,
             "jit": self.jit,
             "unroll_simulation": self.unroll_simulation,
+            "options": self._graph.options,
             "distributed": self._dist is not None,
             # by base signal (pickled with the model, so the keys are the loaded model's)
             "params": {
@@ -355,6 +362,7 @@ class Simulator:
             dtype=state["dtype"],
             jit=state.get("jit", True),
             unroll_simulation=state.get("unroll_simulation", 1),
+            options=state.get("options"),
         )
         if state.get("distributed") and self._dist is None:
             warnings.warn(

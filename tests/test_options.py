@@ -1,0 +1,69 @@
+"""Tuning options: each one toggled gives nengo's output; they are fixed per simulator."""
+
+import nengo
+import numpy as np
+import pytest
+
+import nengodl
+import nengodl.graph
+from nengodl.options import Options
+
+
+def net_and_reference():
+    with nengo.Network(seed=2) as net:
+        stim = nengo.Node(lambda t: np.sin(6 * t))
+        a = nengo.Ensemble(40, 1)
+        b = nengo.Ensemble(30, 1)
+        nengo.Connection(stim, a)
+        nengo.Connection(a, b, function=np.square)
+        p = nengo.Probe(b, synapse=0.01)
+        t = nengo.Probe(stim)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(60)
+    return net, (p, t), ref
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"xla_chunk": 16},
+        {"probe_buffer_bytes": 1},
+        {"xla_max_steps": 0},
+        {"shard_bytes": 0},
+        {"shard_bytes": 1, "op_bytes": 0},
+        {"drop_transient": False},
+        {"keep_shared": False},
+        {"clock_outside": False},
+    ],
+)
+def test_each_option_gives_nengos_output(change):
+    net, probes, ref = net_and_reference()
+    options = Options(**change)
+    for minibatch_size in [None, 3]:
+        with nengodl.Simulator(
+            net,
+            dtype="float64",
+            minibatch_size=minibatch_size,
+            options=options,
+            progress_bar=False,
+        ) as sim:
+            sim.run_steps(25)
+            sim.run_steps(35)
+        for p in probes:
+            data = sim.data[p] if minibatch_size is None else sim.data[p][2]
+            np.testing.assert_allclose(data, ref.data[p], atol=1e-10, rtol=0, err_msg=str(p))
+
+
+def test_options_are_read_when_a_simulator_is_made(monkeypatch):
+    net, probes, ref = net_and_reference()
+    monkeypatch.setattr(nengodl.graph, "XLA_MAX_STEPS", 0)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as no_xla:
+        monkeypatch.setattr(nengodl.graph, "XLA_MAX_STEPS", 600)
+        with nengodl.Simulator(net, dtype="float64", progress_bar=False) as xla:
+            assert not no_xla._graph.jit and xla._graph.jit
+            no_xla.run_steps(60)  # still the options it was made with
+            xla.run_steps(60)
+            assert no_xla._graph.options == Options(xla_max_steps=0)
+    for p in probes:
+        np.testing.assert_allclose(no_xla.data[p], ref.data[p], atol=1e-10, rtol=0)
+        np.testing.assert_allclose(xla.data[p], ref.data[p], atol=1e-10, rtol=0)
