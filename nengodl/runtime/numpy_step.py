@@ -112,9 +112,6 @@ class NumpyStepper:
         for base, value in zip(layout.state_bases, state):
             if base in signals:
                 np.copyto(signals[base], np.asarray(value)[0], casting="unsafe")
-        for sig in graph.const_inputs.values():
-            if sig.base in signals:
-                signals[sig][...] = sig.initial_value  # data fed to earlier runs is not kept
         for base, var in graph.params.items():
             if base in signals:
                 np.copyto(signals[base], var.numpy(), casting="unsafe")
