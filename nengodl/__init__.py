@@ -5,7 +5,7 @@ TensorFlow, with minibatches and run-time inputs; add TensorFlow and Keras code
 to a model with `TensorNode` and `Layer`.
 """
 
-from nengodl import obj
+from nengodl import dists, obj
 from nengodl.config import configure_settings
 from nengodl.converter import Converter
 from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
@@ -23,5 +23,6 @@ __all__ = [
     "TensorNode",
     "__version__",
     "configure_settings",
+    "dists",
     "obj",
 ]
