@@ -14,7 +14,7 @@ import keras
 import nengo
 import numpy as np
 
-from nengodl import converter_sparse as sp
+from nengodl.converter import sparse as sp
 from nengodl.neurons import LeakyReLU
 
 Port = namedtuple("Port", ["obj", "shape", "synapse"])

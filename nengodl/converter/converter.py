@@ -2,7 +2,7 @@
 
 The converter walks the Keras graph from the model's outputs back to its
 inputs and builds each layer from plain nengo objects (see
-`nengodl.converter_layers`), keeping Keras's channels_last layout on the flat
+`nengodl.converter.layers`), keeping Keras's channels_last layout on the flat
 nengo vectors; layers without a native form run their Keras code in a
 `TensorNode`.
 """
@@ -16,7 +16,7 @@ import nengo
 import numpy as np
 
 from nengodl.config import configure_settings, get_setting
-from nengodl.converter_layers import RULES, Port, Unsupported, size
+from nengodl.converter.layers import RULES, Port, Unsupported, size
 from nengodl.tensor_node import TensorNode
 
 
