@@ -6,8 +6,10 @@ import numpy as np
 import tensorflow as tf
 from nengo.builder import Builder, Operator, Signal
 from nengo.builder.operator import Reset
-from nengo.exceptions import SimulationError, ValidationError
+from nengo.exceptions import ConfigError, SimulationError, ValidationError
 from nengo.params import Default, Parameter
+
+from nengodl.config import configure_settings
 
 
 def _shape(shape, name, node_label):
@@ -34,17 +36,24 @@ class TensorNode(nengo.Node):
     Parameters
     ----------
     tensor_func : callable or keras.layers.Layer
-        Called every simulation step as ``tensor_func(t, x)`` (or ``tensor_func(x)``
-        with ``pass_time=False``), where ``t`` is the simulation time (a scalar
-        tensor) and ``x`` the input, shape ``(minibatch_size,) + shape_in``; it
-        returns a tensor of shape ``(minibatch_size,) + shape_out``. A Keras layer or
-        model is built once and its weights are trainable.
+        Called every simulation step with the simulation time ``t`` (a scalar
+        tensor; only with ``pass_time=True``) and the input ``x`` (shape
+        ``(minibatch_size,) + shape_in``; only with a ``shape_in``); it returns a
+        tensor of shape ``(minibatch_size,) + shape_out``. A function is called as
+        ``tensor_func(t, x)``, ``tensor_func(t)`` or ``tensor_func(x)``. A Keras
+        layer (or model) gets its inputs as one argument, ``layer([t, x])``,
+        ``layer(t)`` or ``layer(x)``, and ``training=`` from the simulator's
+        learning phase (True in ``fit``/``train``, False in ``run``/``predict``
+        unless ``configure_settings(learning_phase=True)``); it is built eagerly
+        before the simulation is traced, and its weights are trainable.
     shape_in : tuple of int, optional
         Shape of the input (without the minibatch axis); None for no input.
     shape_out : tuple of int, optional
-        Shape of the output; inferred by calling ``tensor_func`` if None.
+        Shape of the output; inferred by calling ``tensor_func`` (eagerly, on a
+        minibatch of one) if None.
     pass_time : bool
-        Whether ``t`` is passed to ``tensor_func``.
+        Whether ``t`` is passed to ``tensor_func``. A node without ``shape_in``
+        must have ``pass_time=True``: its function has nothing else to read.
     label : str, optional
         Name of the node.
     size_in, size_out : int, optional
@@ -91,6 +100,12 @@ class TensorNode(nengo.Node):
         self.tensor_func = tensor_func
         self.pass_time = bool(pass_time)
         self.shape_in = _shape(shape_in, "shape_in", name)
+        if self.shape_in is None and not self.pass_time:
+            raise ValidationError(
+                f"{name}: needs a shape_in (an input) or pass_time=True "
+                "(otherwise tensor_func gets no arguments)",
+                attr="shape_in",
+            )
         self.size_in = 0 if self.shape_in is None else int(np.prod(self.shape_in))
         shape_out = _shape(shape_out, "shape_out", name)
         if shape_out is None:
@@ -99,8 +114,9 @@ class TensorNode(nengo.Node):
         self.size_out = int(np.prod(shape_out))
 
     def _infer_shape_out(self, name):
-        x = None if self.shape_in is None else tf.zeros((1,) + self.shape_in)
-        out = call_tensor_func(self, tf.constant(0.0), x, None if x is None else 1)
+        with tf.init_scope():  # eagerly, as the simulator builds Keras layers
+            x = None if self.shape_in is None else tf.zeros((1,) + self.shape_in)
+            out = call_tensor_func(self, tf.constant(0.0), x, None if x is None else 1)
         return tuple(int(d) for d in out.shape[1:])
 
     @property
@@ -124,7 +140,40 @@ class TensorNode(nengo.Node):
         )
 
 
-def call_tensor_func(node, t, x, batch=None):
+def tensor_func_inputs(node, t, x):
+    """The arguments ``node.tensor_func`` is called with.
+
+    Parameters
+    ----------
+    node : TensorNode
+        The node.
+    t : tf.Tensor
+        Simulation time (scalar).
+    x : tf.Tensor or None
+        Input, shape ``(batch,) + shape_in``.
+
+    Returns
+    -------
+    list
+        ``[t, x]``, ``[t]`` or ``[x]`` for a function (called as ``func(*args)``);
+        for a Keras layer one argument: ``[[t, x]]``, ``[t]`` or ``[x]``.
+
+    Examples
+    --------
+    >>> import keras, nengo, nengodl, tensorflow as tf
+    >>> with nengo.Network():
+    ...     node = nengodl.TensorNode(keras.layers.Identity(), shape_in=(2,), shape_out=(2,))
+    >>> args = tensor_func_inputs(node, tf.constant(0.0), tf.zeros((1, 2)))
+    >>> len(args), len(args[0])
+    (1, 2)
+    """
+    args = ([t] if node.pass_time else []) + ([] if x is None else [x])
+    if node.is_keras and len(args) > 1:
+        return [args]
+    return args
+
+
+def call_tensor_func(node, t, x, batch=None, training=False):
     """Call ``node.tensor_func``, checking what it returns.
 
     Parameters
@@ -138,6 +187,9 @@ def call_tensor_func(node, t, x, batch=None):
     batch : int, optional
         The minibatch size, if known. A node without input may return its
         output without the minibatch axis; it is then broadcast.
+    training : bool
+        The learning phase, passed to a Keras layer as ``training=`` (Keras
+        drops it for layers whose ``call`` has no ``training`` argument).
 
     Raises
     ------
@@ -145,15 +197,22 @@ def call_tensor_func(node, t, x, batch=None):
         If the function fails, or returns something that is not a tensor of shape
         ``(minibatch_size,) + shape_out``.
     """
-    args = [] if not node.pass_time else [t]
-    if x is not None:
-        args.append(x)
+    args = tensor_func_inputs(node, t, x)
     in_shape = None if x is None else tuple(x.shape)
     try:
-        out = node.tensor_func(*args)
+        if node.is_keras:
+            out = node.tensor_func(*args, training=bool(training))
+        else:
+            out = node.tensor_func(*args)
     except Exception as e:
+        how = ""
+        if node.is_keras and node.pass_time:
+            how = (
+                f" (a Keras layer with pass_time=True is called as layer("
+                f"{'[t, x]' if x is not None else 't'}); set pass_time=False for layer(x))"
+            )
         raise SimulationError(
-            f"{node}: tensor_func failed on input shape {in_shape}: {type(e).__name__}: {e}"
+            f"{node}: tensor_func failed on input shape {in_shape}{how}: {type(e).__name__}: {e}"
         ) from e
     if not (tf.is_tensor(out) or isinstance(out, np.ndarray)):
         raise SimulationError(
@@ -179,6 +238,31 @@ def call_tensor_func(node, t, x, batch=None):
             f"for input shape {in_shape}"
         )
     return out
+
+
+def build_keras_layer(node, batch, dtype):
+    """Build a TensorNode's Keras layer eagerly, if it is not built yet.
+
+    The layer is called once, outside any `tf.function` being traced, on zeros
+    of the shapes the simulation gives it (``t`` and ``(batch,) + shape_in``):
+    layers whose ``build`` needs eager execution (``.numpy()``, ``get_weights``,
+    cloning a ``keras.Model``) then work in the simulation too.
+
+    Parameters
+    ----------
+    node : TensorNode
+        The node (nothing is done unless its function is an unbuilt Keras layer).
+    batch : int
+        The minibatch size.
+    dtype : tf.DType
+        The simulation's floating point type.
+    """
+    if not node.is_keras or node.tensor_func.built:
+        return
+    with tf.init_scope():
+        t = tf.constant(0.0, dtype)
+        x = None if node.shape_in is None else tf.zeros((batch,) + node.shape_in, dtype)
+        call_tensor_func(node, t, x, batch, training=False)
 
 
 class SimTensorNode(Operator):
@@ -300,8 +384,17 @@ class Layer:
                 shape_in = (size_in,)
             obj = TensorNode(self.layer_func, shape_in=shape_in, pass_time=False, **layer_args)
         conn = nengo.Connection(input, obj, transform=transform, synapse=synapse)
+        # the input connection does not train (as in NengoDL 3): it is set on the
+        # config of the network being defined, which then has ``trainable``
+        config = nengo.Network.context[-1].config
+        try:
+            config[conn].trainable = False
+        except (AttributeError, ConfigError):
+            configure_settings(trainable=None)
+            config[conn].trainable = False
         return (obj, conn) if return_conn else obj
 
     def __str__(self):
-        name = getattr(self.layer_func, "name", None) or type(self.layer_func).__name__
+        func = self.layer_func
+        name = getattr(func, "name", None) or getattr(func, "__name__", None) or func
         return f"Layer({name})"

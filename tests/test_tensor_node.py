@@ -182,3 +182,198 @@ def test_tensor_node_may_mix_minibatch_items(monkeypatch):
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
         sim.run_steps(5, data={inp: items})
     np.testing.assert_allclose(sim.data[p], np.full((4, 5, 1), 1.5))
+
+
+def nengo_reference(node_output, size_in, steps):
+    """``sim.data`` of a nengo.Node (run by nengo.Simulator) fed ``[0.3, -0.6]``."""
+    with nengo.Network() as net:
+        inp = nengo.Node([0.3, -0.6])
+        node = nengo.Node(node_output, size_in=size_in)
+        if size_in:
+            nengo.Connection(inp, node, synapse=None)
+        p = nengo.Probe(node)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(steps)
+    return sim.data[p]
+
+
+def test_keras_layer_with_pass_time_is_called_with_one_list_of_t_and_x():
+    seen = []
+
+    class TimesT(keras.layers.Layer):
+        def call(self, inputs):
+            seen.append(len(inputs))
+            t, x = inputs
+            return x * t
+
+    class OnlyT(keras.layers.Layer):
+        def call(self, t):
+            seen.append(t.shape.rank)
+            return tf.stack([t, 2 * t])
+
+    with nengo.Network() as net:
+        inp = nengo.Node([0.3, -0.6])
+        with_x = nengodl.TensorNode(TimesT(), shape_in=(2,))  # pass_time=True
+        nengo.Connection(inp, with_x, synapse=None)
+        only_t = nengodl.TensorNode(OnlyT(), shape_out=(2,))  # broadcast to the minibatch
+        p_x, p_t = nengo.Probe(with_x), nengo.Probe(only_t)
+    sim = run(net, steps=5, minibatch_size=2, dtype="float64")
+    assert set(seen) == {2, 0}  # [t, x] as one list; t alone, a scalar
+    expected_x = nengo_reference(lambda t, x: x * t, 2, 5)
+    expected_t = nengo_reference(lambda t: [t, 2 * t], 0, 5)
+    for item in range(2):
+        np.testing.assert_allclose(sim.data[p_x][item], expected_x, rtol=1e-6)
+        np.testing.assert_allclose(sim.data[p_t][item], expected_t, rtol=1e-6)
+
+
+def test_pass_time_errors_name_the_call():
+    with nengo.Network():
+        with pytest.raises(ValidationError, match="shape_in.*or pass_time=True"):
+            nengodl.TensorNode(lambda: tf.ones((1, 1)), shape_out=(1,), pass_time=False)
+        # a Dense layer cannot take [t, x]: the error says how it was called
+        with pytest.raises(SimulationError, match=r"layer\(\[t, x\]\).*pass_time=False"):
+            nengodl.TensorNode(keras.layers.Dense(2), shape_in=(3,))
+
+
+class TrainingScale(keras.layers.Layer):
+    """Returns ``3 x`` when called with ``training=True``, ``x`` otherwise."""
+
+    def call(self, x, training=None):
+        return x * (3.0 if training else 1.0)
+
+
+def training_model(learning_phase=None):
+    with nengo.Network() as net:
+        if learning_phase is not None:
+            nengodl.configure_settings(learning_phase=learning_phase)
+        inp = nengo.Node([1.0])
+        node = nengodl.TensorNode(TrainingScale(), shape_in=(1,), pass_time=False)
+        nengo.Connection(inp, node, transform=0.5, synapse=None)  # something to train
+        p = nengo.Probe(node)
+    return net, inp, p
+
+
+def test_keras_layers_get_training_from_the_learning_phase():
+    layer = TrainingScale()
+    x = np.full((1, 1), 0.5, np.float32)  # what the node sees: 0.5 * input
+    trained = float(layer(x, training=True)[0, 0]) ** 2  # squared error to target 0
+    inferred = float(layer(x, training=False)[0, 0]) ** 2
+    assert trained != inferred
+    data_x, data_y = np.ones((1, 2, 1)), np.zeros((1, 2, 1))
+    for learning_phase in (None, False, True):
+        net, inp, p = training_model(learning_phase)
+        run_value = trained if learning_phase else inferred
+        with nengodl.Simulator(net, progress_bar=False) as sim:
+            sim.run_steps(2)
+            np.testing.assert_allclose(sim.data[p] ** 2, run_value, rtol=1e-6)
+            out = sim.predict({inp: data_x}, verbose=0)[p]
+            np.testing.assert_allclose(out**2, run_value, rtol=1e-6)
+            sim.compile(optimizer=keras.optimizers.SGD(0.0), loss={p: "mse"})
+            assert sim.evaluate({inp: data_x}, {p: data_y}, verbose=0)["loss"] == pytest.approx(
+                run_value
+            )
+            history = sim.fit({inp: data_x}, {p: data_y}, verbose=0)
+            assert history.history["loss"] == pytest.approx([trained])
+            loss = sim.train(
+                {inp: data_x, p: data_y},
+                keras.optimizers.SGD(0.0),
+                objective={p: lambda out, target: tf.reduce_mean(tf.square(out - target))},
+                progress_bar=False,
+            )
+            assert loss == pytest.approx(trained)
+
+
+def test_layer_input_connection_does_not_train():
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, (8, 1, 2))
+    y = x @ [[1.0], [-2.0]]
+    weights = {}
+    for via_layer in (True, False):
+        dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")
+        with nengo.Network(seed=0) as net:
+            inp = nengo.Node(np.zeros(2))
+            with nengo.Network() as sub:  # set on the network being defined
+                if via_layer:
+                    node, conn = nengodl.Layer(dense)(inp, transform=2.0, return_conn=True)
+                    assert sub.config[conn].trainable is False
+                else:  # the same model without Layer: the connection trains
+                    node = nengodl.TensorNode(dense, shape_in=(2,), pass_time=False)
+                    conn = nengo.Connection(inp, node, transform=2.0, synapse=None)
+            p = nengo.Probe(node)
+        with nengodl.Simulator(net, minibatch_size=8, progress_bar=False) as sim:
+            sim.compile(keras.optimizers.SGD(0.1), loss="mse")
+            sim.fit({inp: x}, {p: y}, epochs=3, verbose=0)
+            weights[via_layer] = float(sim.data[conn].weights)
+        assert not np.allclose(dense.kernel.numpy(), 1.0)  # the layer itself trains
+    assert weights[True] == 2.0
+    assert weights[False] != pytest.approx(2.0)
+
+
+def test_layer_str_names_the_function_or_layer():
+    def double(x):
+        return 2 * x
+
+    class Scale:  # a callable with neither ``name`` nor ``__name__``
+        def __call__(self, x):
+            return x
+
+        def __str__(self):
+            return "Scale()"
+
+    assert str(nengodl.Layer(keras.layers.Dense(3, name="readout"))) == "Layer(readout)"
+    assert str(nengodl.Layer(double)) == "Layer(double)"
+    assert str(nengodl.Layer(Scale())) == "Layer(Scale())"
+    assert str(nengodl.Layer(tf.nn.relu)) == "Layer(relu)"
+
+
+class NumpyInBuild(keras.layers.Layer):
+    """Reads its weight with ``.numpy()`` in ``build`` (eager execution only)."""
+
+    def build(self, input_shape):
+        self.shape_seen = input_shape
+        x_shape = input_shape[-1] if isinstance(input_shape, list) else input_shape
+        self.w = self.add_weight(shape=(x_shape[-1],), initializer=keras.initializers.Constant(2))
+        self.total = float(np.sum(self.w.numpy()))
+
+    def call(self, inputs):
+        x = inputs[-1] if isinstance(inputs, (list, tuple)) else inputs
+        return x * self.total
+
+
+class ClonedModel(keras.layers.Layer):
+    """Clones a Keras model, weights and all, in ``build``."""
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.source = model
+
+    def build(self, input_shape):
+        self.inner = keras.models.clone_model(self.source)
+        self.inner.set_weights(self.source.get_weights())
+
+    def call(self, x):
+        return self.inner(x)
+
+
+def test_keras_layers_whose_build_needs_eager_execution():
+    source = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="tanh")])
+    numpy_build, with_time, cloned = NumpyInBuild(), NumpyInBuild(), ClonedModel(source)
+    value = [0.1, -0.4, 0.7]
+    with nengo.Network() as net:
+        inp = nengo.Node(value)
+        nodes = [  # shape_out given: nothing calls the layers before the simulator
+            nengodl.TensorNode(numpy_build, shape_in=(3,), shape_out=(3,), pass_time=False),
+            nengodl.TensorNode(with_time, shape_in=(3,), shape_out=(3,)),
+            nengodl.TensorNode(cloned, shape_in=(3,), shape_out=(2,), pass_time=False),
+        ]
+        probes = []
+        for node in nodes:
+            nengo.Connection(inp, node, synapse=None)
+            probes.append(nengo.Probe(node))
+    sim = run(net, steps=2, minibatch_size=2)
+    assert numpy_build.shape_seen == (2, 3)  # the simulation's minibatch and shape_in
+    assert with_time.shape_seen == [(), (2, 3)]  # [t, x]
+    np.testing.assert_allclose(sim.data[probes[0]], np.tile(6.0 * np.array(value), (2, 2, 1)))
+    np.testing.assert_allclose(sim.data[probes[1]], sim.data[probes[0]])
+    expected = source(np.array([value])).numpy()  # the Keras model on the same input
+    np.testing.assert_allclose(sim.data[probes[2]], np.tile(expected, (2, 2, 1)), rtol=1e-5)
