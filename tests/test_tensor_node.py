@@ -149,10 +149,10 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
             if double is py_double:
                 with pytest.warns(UserWarning, match="XLA cannot compile"):
                     sim.run_steps(3)
-                assert not sim._graph.jit
+                assert not sim.jit
             else:
                 sim.run_steps(3)
-                assert sim._graph.jit
+                assert sim.jit
             before = sim.loss(data, progress_bar=False)
             sim.train(
                 data,
@@ -166,10 +166,9 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
 
 
-def test_tensor_node_may_mix_minibatch_items(monkeypatch):
+def test_tensor_node_may_mix_minibatch_items():
     # the minibatch is never split into shards when a TensorNode could see all items
-    monkeypatch.setattr(nengodl.graph, "SHARD_BYTES", 1)
-    monkeypatch.setattr(nengodl.graph, "shard_workers", lambda: 2)
+    options = nengodl.options.Options(shard_bytes=1, shard_workers=2)
     with nengo.Network() as net:
         inp = nengo.Node([0.0])
         mean = nengodl.TensorNode(
@@ -179,7 +178,7 @@ def test_tensor_node_may_mix_minibatch_items(monkeypatch):
         nengo.Connection(inp, mean, synapse=None)
         p = nengo.Probe(mean)
     items = np.arange(4.0)[:, None, None] * np.ones((1, 5, 1))
-    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, options=options) as sim:
         sim.run_steps(5, data={inp: items})
     np.testing.assert_allclose(sim.data[p], np.full((4, 5, 1), 1.5))
 
