@@ -5,7 +5,7 @@ TensorFlow, with minibatches and run-time inputs; add TensorFlow and Keras code
 to a model with `TensorNode` and `Layer`.
 """
 
-from nengodl import dists, obj
+from nengodl import dists, losses, obj
 from nengodl.config import configure_settings
 from nengodl.converter import Converter
 from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
@@ -24,5 +24,6 @@ __all__ = [
     "__version__",
     "configure_settings",
     "dists",
+    "losses",
     "obj",
 ]

@@ -204,8 +204,39 @@ class KerasAPI:
             return {p: resolved[p] for p in probes}
         return {p: setting for p in probes}
 
-    def _objective(self, targets):
+    def _loss_probes(self, targets):
+        """The probes that get a loss: those with targets in ``y``, and those
+        whose loss needs none (``needs_targets = False``, such as
+        `nengodl.losses.Regularize`): its probe in a loss dict, or every probe
+        when it is the one loss for all. A probe in a loss dict whose loss needs
+        targets but has none is refused."""
+        loss = self.compiled["loss"]
         probes = list(targets)
+        if isinstance(loss, Mapping):
+            for p, fn in _resolve_keys(self.sim, loss, "output", as_array=False).items():
+                if p in targets:
+                    continue
+                if getattr(_as_loss(fn), "needs_targets", True):
+                    raise ValidationError(
+                        f"{p} has a loss ({getattr(fn, '__name__', fn)!r}) but no target in "
+                        "y; give its targets, or leave it out of compile(loss=...) (only "
+                        "losses that need no targets, such as nengodl.losses.Regularize, "
+                        "can go without)",
+                        attr="y",
+                    )
+                probes.append(p)
+        elif loss is not None and not getattr(_as_loss(loss), "needs_targets", True):
+            probes += [p for p in self.sim.model.probes if p not in targets]
+        if not probes:
+            raise ValidationError(
+                "no Probe has targets in y for its loss (only losses that need no "
+                "targets, such as nengodl.losses.Regularize, can go without)",
+                attr="y",
+            )
+        return probes
+
+    def _objective(self, targets):
+        probes = self._loss_probes(targets)
         losses = self._per_probe(self.compiled["loss"], probes, "loss")
         weights = self._per_probe(self.compiled["loss_weights"], probes, "loss_weights")
         objective = {}
@@ -227,7 +258,9 @@ class KerasAPI:
 
     def _data(self, x, y, n_steps):
         inputs = _resolve_keys(self.sim, x, "input")
-        targets = _resolve_keys(self.sim, y, "output")
+        # a target of None: none given (a loss that needs none, e.g. Regularize)
+        targets = _resolve_keys(self.sim, y, "output", as_array=False)
+        targets = {p: np.asarray(v) for p, v in targets.items() if v is not None}
         data = {**inputs, **targets}
         if not data and n_steps is not None:
             # no inputs or targets: one minibatch of n_steps with the nodes' own output
@@ -416,8 +449,6 @@ class KerasAPI:
         """See `Simulator.evaluate`."""
         self._check_compiled("evaluate")
         tdata = self._data(x, y, n_steps)
-        if not tdata.targets:
-            raise ValidationError("evaluate needs targets (y)", attr="y")
         return self._run_eval(
             tdata,
             self._objective(tdata.targets),
