@@ -1,10 +1,80 @@
-"""Checking run-time input data (``sim.run(..., data={node: array})``)."""
+"""Checking what users give: the Simulator's arguments and run-time input data
+(``sim.run(..., data={node: array})``)."""
 
 from collections.abc import Mapping
 
 import nengo
 import numpy as np
+import tensorflow as tf
 from nengo.exceptions import ValidationError
+
+
+def check_network(network):
+    """Refuse a network argument that is neither a `nengo.Network` nor None."""
+    if network is not None and not isinstance(network, nengo.Network):
+        raise ValidationError(
+            f"Must be a nengo.Network (got {type(network).__name__} {network!r}); "
+            "put the objects to simulate in a network",
+            attr="network",
+        )
+
+
+def check_dt(dt):
+    """Refuse a time step that is not a positive finite number."""
+    try:
+        ok = float(dt) > 0 and np.isfinite(float(dt))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValidationError(f"Must be a positive number (got {dt!r})", attr="dt")
+
+
+def check_minibatch_size(minibatch_size):
+    """``minibatch_size`` as an int (or None), refusing anything else."""
+    if minibatch_size is None:
+        return None
+    if (
+        isinstance(minibatch_size, bool)
+        or not isinstance(minibatch_size, (int, np.integer))
+        or minibatch_size < 1
+    ):
+        raise ValidationError(
+            f"Must be a positive integer or None (got {minibatch_size!r})",
+            attr="minibatch_size",
+        )
+    return int(minibatch_size)
+
+
+def check_dtype(dtype):
+    """``dtype`` as ``tf.float32`` or ``tf.float64``, refusing anything else."""
+    try:
+        out = tf.as_dtype(dtype)
+    except TypeError:
+        out = None
+    if out not in (tf.float32, tf.float64):
+        raise ValidationError(f"Must be 'float32' or 'float64' (got {dtype!r})", attr="dtype")
+    return out
+
+
+def check_device(device):
+    """Refuse a device string that names no device TensorFlow can see."""
+    if device is None:
+        return
+    try:
+        spec = tf.DeviceSpec.from_string(device)
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"Not a device string ({e})", attr="device") from None
+    names = [d.name for d in tf.config.list_logical_devices()]
+    for name in names:
+        have = tf.DeviceSpec.from_string(name)
+        if spec.device_type and spec.device_type.upper() != (have.device_type or "").upper():
+            continue
+        if spec.device_index is not None and spec.device_index != have.device_index:
+            continue
+        return
+    raise ValidationError(
+        f"No device {device!r} here; the devices TensorFlow sees are {names}", attr="device"
+    )
 
 
 def check_run_steps(n_steps):

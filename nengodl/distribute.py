@@ -159,13 +159,14 @@ class DistributedRunner:
 
     def __init__(self, sim, strategy):
         self.sim = sim
-        self.graph = sim._graph
+        self.loop = sim.loop
+        self.plan = sim.plan
         self.strategy = strategy
         self.replicas = strategy.num_replicas_in_sync
         self.local = check_batch(strategy, sim.minibatch_size)
-        if self.graph.has_host_loop_ops:
+        if self.plan.has_host_loop_ops:
             names = sorted(
-                {type(obj.op).__name__ for kind, _, obj in self.graph.steps if kind == "host"}
+                {type(obj.op).__name__ for kind, _, obj in self.plan.steps if kind == "host"}
             )
             raise ValidationError(
                 "a distribution strategy needs every operator inside the loop to run in "
@@ -178,41 +179,41 @@ class DistributedRunner:
     # --- simulation ------------------------------------------------------------
 
     def _run(self, n_steps, state, feeds):
-        graph, n = self.graph, self.local
+        loop, n = self.loop, self.local
 
         def replica(n_steps, state, feeds):
             state = [replica_slice(s, n, 0) for s in state]
             feeds = {k: replica_slice(v, n, 1) for k, v in feeds.items()}
-            return graph.loop(n_steps, state, feeds, training=graph.learning_phase)
+            return loop.loop(n_steps, state, feeds, training=loop.learning_phase)
 
-        with graph.local_batch(n):
-            state, stacked = self.strategy.run(replica, args=(n_steps, state, feeds))
+        state, stacked = self.strategy.run(replica, args=(n_steps, state, feeds))
         return (
             [self.strategy.gather(s, axis=0) for s in state],
             [self.strategy.gather(d, axis=1) for d in stacked],
         )
 
     def run(self, n_steps, state, feeds):
-        """Run ``n_steps`` steps; same arguments and results as `SimGraph.run`."""
+        """Run ``n_steps`` steps; same arguments and results as `SimLoop.run`."""
         feeds = {k: tf.convert_to_tensor(v) for k, v in feeds.items()}
         state = [tf.convert_to_tensor(s) for s in state]
         with self.strategy.scope():
             state, data = self._run_fn(tf.constant(n_steps, tf.int32), state, feeds)
-        return state, self.graph.split_probe_data([d.numpy() for d in data])
+        return state, self.loop.split_probe_data([d.numpy() for d in data])
 
     # --- training and evaluation -------------------------------------------------
 
     def _replica_outputs(self, trainer, n_steps, feeds, training):
         n = self.local
         feeds = {k: replica_slice(v, n, 1) for k, v in feeds.items()}
-        initial = [self.graph.layout.initial_value(b, n) for b in self.graph.layout.state_bases]
+        layout = self.plan.layout
+        initial = [layout.initial_value(b, n) for b in layout.state_bases]
         return trainer._outputs(n_steps, feeds, training, initial)
 
     def _function(self, trainer, kind, objective, variables, masks, training):
         key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
-        strategy, graph, n = self.strategy, self.graph, self.local
+        strategy, n = self.strategy, self.local
         mean = tf.distribute.ReduceOp.MEAN
 
         def replica(n_steps, feeds, targets):
@@ -231,8 +232,7 @@ class DistributedRunner:
             return losses, outputs, grads
 
         def fn(n_steps, feeds, targets):
-            with graph.local_batch(n):
-                losses, outputs, grads = strategy.run(replica, args=(n_steps, feeds, targets))
+            losses, outputs, grads = strategy.run(replica, args=(n_steps, feeds, targets))
             outputs = [strategy.gather(o, axis=0) for o in outputs]
             if losses is not None:
                 losses = strategy.reduce(mean, losses, axis=None)
@@ -311,7 +311,7 @@ class DistributedRunner:
             check_finite(losses, grads)
             with self.strategy.scope():
                 apply_fn(grads)
-            self.sim._trained = True
+            self.sim.run_state.trained = True
             return losses, outputs
 
         return step

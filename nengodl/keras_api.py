@@ -44,10 +44,10 @@ class SimulatorModel:
     @property
     def trainable_variables(self):
         """The variables `fit` trains (what the optimizer's state is built for)."""
-        return [v for v, _ in self.sim._get_trainer().variables()]
+        return [v for v, _ in self.sim.trainer.variables()]
 
     def _variables(self):
-        return self.sim._graph.all_variables() + self.sim._extra_variables()
+        return self.sim.loop.all_variables() + self.sim.plan.keras_variables()
 
     def get_weights(self):
         """All parameter values, as numpy arrays."""
@@ -117,7 +117,7 @@ def probe_name(sim, probe):
 def _resolve_keys(sim, value, kind, as_array=True):
     """Map Node/Probe objects to arrays from ``x``/``y`` (dicts or single arrays)."""
     if kind == "input":
-        candidates = list(sim._input_nodes)
+        candidates = list(sim.plan.node_keys)
         what = "input Node"
     else:
         candidates = list(sim.model.probes)
@@ -264,7 +264,9 @@ class KerasAPI:
         data = {**inputs, **targets}
         if not data and n_steps is not None:
             # no inputs or targets: one minibatch of n_steps with the nodes' own output
-            return TrainingDataNoInputs(self.sim._batch, n_steps, self.sim._batch)
+            return TrainingDataNoInputs(
+                self.sim.plan.minibatch_size, n_steps, self.sim.plan.minibatch_size
+            )
         if not data:
             raise ValidationError(
                 "Give input data `x` (a dict from input Nodes to arrays, or one array "
@@ -276,7 +278,7 @@ class KerasAPI:
 
     def _metric_logs(self, metrics, outputs, targets, prefix=""):
         logs = {}
-        by_probe = dict(zip(self.sim._graph.probes, outputs))
+        by_probe = dict(zip(self.sim.plan.probes, outputs))
         for p, ms in metrics.items():
             for m in ms:
                 metric = getattr(m, "name", getattr(m, "__name__", "metric"))
@@ -291,7 +293,7 @@ class KerasAPI:
         return logs
 
     def _run_eval(self, tdata, objective, metrics, seed, prefix="", progress=False):
-        step = self.sim._get_trainer().eval_step(objective)
+        step = self.sim.trainer.eval_step(objective)
         seeds = random_state(seed)
         for ms in metrics.values():
             for m in ms:
@@ -348,7 +350,7 @@ class KerasAPI:
         tdata = self._data(x, y, n_steps)
         objective = self._objective(tdata.targets)
         metrics = self._metrics(list(tdata.targets))
-        trainer = self.sim._get_trainer()
+        trainer = self.sim.trainer
         step = trainer.train_step(self.compiled["optimizer"], objective)
         val = None
         if validation_data is not None:
@@ -433,7 +435,7 @@ class KerasAPI:
         """
         restored, self.model._initial_epoch = self.model._initial_epoch, None
         start = initial_epoch if restored is None else max(initial_epoch, int(restored))
-        dist = self.sim._dist
+        dist = self.sim.distributed
         if dist is not None:
             variables = self.model._variables() + optimizer_variables(self.model.optimizer)
             start = dist.sync_from_chief(variables, start)
@@ -460,7 +462,7 @@ class KerasAPI:
     def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
         """See `Simulator.predict`."""
         tdata = self._data(x, None, n_steps)
-        step = self.sim._get_trainer().predict_step()
+        step = self.sim.trainer.predict_step()
         seeds = random_state(seed)
         chunks = []
         with Stage(
@@ -472,7 +474,7 @@ class KerasAPI:
                 stage.update(len(chunks))
         return {
             p: np.concatenate([c[k] for c in chunks], axis=0)
-            for k, p in enumerate(self.sim._graph.probes)
+            for k, p in enumerate(self.sim.plan.probes)
         }
 
 

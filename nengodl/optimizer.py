@@ -15,8 +15,8 @@ import threading
 import nengo.builder.optimizer as nengo_optimizer
 from nengo.utils.graphs import toposort
 
-# Whether `optimize` uses `transitive_closure` (False: nengo's own, for measuring)
-FAST_CLOSURE = True
+from nengodl.options import deprecated_names
+
 _LOCK = threading.Lock()
 
 
@@ -54,7 +54,7 @@ def transitive_closure(edges, topo_sorted=None):
     return reached
 
 
-def optimize(model, dg):
+def optimize(model, dg, options=None):
     """Merge ``model``'s operators in place, as `nengo.builder.optimizer.optimize`.
 
     Parameters
@@ -64,8 +64,11 @@ def optimize(model, dg):
     dg : dict
         The operator dependency graph (op -> ops that depend on it), updated
         in place.
+    options : Options, optional
+        With ``fast_closure=False``, nengo's own transitive closure is used
+        (for measuring; the merges are the same).
     """
-    if not FAST_CLOSURE:
+    if options is not None and not options.fast_closure:
         nengo_optimizer.optimize(model, dg)
         return
     with _LOCK:  # nengo's module attribute is swapped for the call only
@@ -75,3 +78,6 @@ def optimize(model, dg):
             nengo_optimizer.optimize(model, dg)
         finally:
             nengo_optimizer.transitive_closure = original
+
+
+deprecated_names(__name__)

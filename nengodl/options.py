@@ -1,13 +1,16 @@
-"""The compiled loop's tuning options, fixed for a simulator when it is made.
+"""The simulator's tuning options, fixed for a simulator when it is made.
 
 Each option leaves the simulation's output unchanged (within float rounding);
 they trade compile time, memory and speed. A simulator takes them from its
-``options`` argument, or else from the module-level names in `nengodl.graph`
-(``nengodl.graph.XLA_MAX_STEPS`` and the others), read once, at construction:
-changing a module-level name later changes later simulators only.
+``options`` argument, or else from `Options.from_module`: the defaults, changed
+by any deprecated module-level name that was set (``nengodl.graph.XLA_MAX_STEPS
+= 0`` and the like, which warn), read once, at construction.
 """
 
 import dataclasses
+import sys
+import types
+import warnings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Options:
     param_cache_bytes : int
         Parameters larger than this (read again by every shard) make shards
         larger too.
+    shard_workers : int or None
+        Threads the shards run on (None: TensorFlow's inter-op threads).
     drop_transient : bool
         State that every step sets before reading it is not carried between steps.
     keep_shared : bool
@@ -41,6 +46,18 @@ class Options:
     clock_outside : bool
         The XLA loop leaves out the clock where nothing in the loop reads it,
         and advances it once per call.
+    slice_sums : bool
+        Overlapping increments of one signal are added as sums of slices
+        (False: one scatter-add, which XLA runs as a kernel of its own).
+    fold_width : int or None
+        Under XLA, sums over more elements than this are folded in halves
+        first, so that they fuse with what feeds them (None: no folding).
+    lif_series : bool
+        Under XLA, LIF neurons use series exact on their ranges instead of exp
+        and log.
+    fast_closure : bool
+        nengo's operator merger uses nengodl's transitive closure (False:
+        nengo's own; the merges are the same).
 
     Examples
     --------
@@ -55,13 +72,91 @@ class Options:
     shard_bytes: int = 64 * 1024
     op_bytes: int = 4 * 1024
     param_cache_bytes: int = 2**20
+    shard_workers: int | None = None
     drop_transient: bool = True
     keep_shared: bool = True
     clock_outside: bool = True
+    slice_sums: bool = True
+    fold_width: int | None = 32
+    lif_series: bool = True
+    fast_closure: bool = True
+
+    def __post_init__(self):
+        from nengo.exceptions import ValidationError
+
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("bool", bool):
+                ok = isinstance(value, bool)
+                expected = "True or False"
+            else:
+                ok = (value is None and "None" in str(field.type)) or (
+                    isinstance(value, int) and not isinstance(value, bool) and value >= 0
+                )
+                expected = "a non-negative integer" + (
+                    " or None" if "None" in str(field.type) else ""
+                )
+            if not ok:
+                raise ValidationError(f"Must be {expected} (got {value!r})", attr=field.name)
 
     @classmethod
     def from_module(cls):
-        """The options as `nengodl.graph`'s module-level names give them now."""
-        from nengodl import graph
+        """The defaults, with the deprecated module-level names that were set."""
+        return cls(**_SET)
 
-        return cls(**{f.name: getattr(graph, f.name.upper()) for f in dataclasses.fields(cls)})
+
+# deprecated module-level names: module -> {NAME: option}
+MODULE_NAMES = {
+    "nengodl.graph": {
+        name.upper(): name
+        for name in (
+            "xla_chunk",
+            "probe_buffer_bytes",
+            "xla_max_steps",
+            "shard_bytes",
+            "op_bytes",
+            "param_cache_bytes",
+            "drop_transient",
+            "keep_shared",
+            "clock_outside",
+        )
+    },
+    "nengodl.signals": {"SLICE_SUMS": "slice_sums"},
+    "nengodl.ops.basic": {"FOLD_WIDTH": "fold_width"},
+    "nengodl.ops.neurons": {"LIF_SERIES": "lif_series"},
+    "nengodl.optimizer": {"FAST_CLOSURE": "fast_closure"},
+}
+_SET = {}  # option -> value set through a deprecated module-level name
+
+
+def _warn(module, name):
+    option = MODULE_NAMES[module][name]
+    warnings.warn(
+        f"{module}.{name} is deprecated: give Simulator(options=nengodl.options."
+        f"Options({option}=...)) instead (the module-level name is read when a "
+        "simulator is made)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return option
+
+
+class _OptionsModule(types.ModuleType):
+    """A module whose deprecated tuning names read and set `Options` defaults."""
+
+    def __getattr__(self, name):
+        if name not in MODULE_NAMES.get(self.__name__, {}):
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        option = _warn(self.__name__, name)
+        return _SET.get(option, Options.__dataclass_fields__[option].default)
+
+    def __setattr__(self, name, value):
+        if name in MODULE_NAMES.get(self.__name__, {}):
+            _SET[_warn(self.__name__, name)] = value
+        else:
+            super().__setattr__(name, value)
+
+
+def deprecated_names(module_name):
+    """Make the tuning names of ``module_name`` deprecated aliases of `Options` fields."""
+    sys.modules[module_name].__class__ = _OptionsModule

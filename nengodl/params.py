@@ -10,7 +10,6 @@ import os
 
 import nengo
 import numpy as np
-import tensorflow as tf
 from nengo.exceptions import ValidationError
 from nengo.solvers import NoSolver
 
@@ -27,40 +26,9 @@ def check_in_model(sim, obj):
         )
 
 
-def base_value(sim, base):
-    """Current value of a base signal of ``sim``.
-
-    Returns the minibatched array ``(minibatch,) + base.shape`` for state and
-    host-side signals, ``base.shape`` for parameters (trained values included).
-    """
-    graph = sim._graph
-    if base in graph.params:
-        return graph.params[base].numpy()
-    if graph.layout.is_state(base):
-        val = np.asarray(sim._state[graph.layout.state_bases.index(base)])
-        if base in graph.pinned:  # trained parameters merged into a state signal
-            var, mask = graph.pinned[base]
-            val = np.where(mask, var.numpy(), val)
-        return val
-    for host in graph.host_ops:
-        if base in host.bases and host.sigdicts[0] is not None:
-            return np.stack([sd[base] for sd in host.sigdicts])
-    return np.asarray(base.initial_value)
-
-
-def view_value(sim, sig):
-    """Current value of ``sig``, with a leading minibatch axis."""
-    val = base_value(sim, sig.base)
-    if val.ndim == sig.base.ndim:
-        val = val[None]
-    idx = flat_indices(sig)
-    out = val.reshape(val.shape[0], -1)[:, idx.ravel()]
-    return out.reshape((val.shape[0],) + idx.shape).astype(sig.dtype, copy=False)
-
-
 def signal_value(sim, sig):
     """Current value of a parameter (or state, item 0) signal of ``sim``."""
-    return view_value(sim, sig)[0]
+    return sim.run_state.view_value(sig)[0]
 
 
 def trained_ensemble(sim, ens, built):
@@ -69,11 +37,11 @@ def trained_ensemble(sim, ens, built):
         return built
     enc_sig = sim.model.sig[ens]["encoders"]
     bias_sig = sim.model.sig[ens.neurons]["bias"]
-    if enc_sig in sim._trainable_sigs:
+    if enc_sig in sim.plan.trainable_sigs:
         scaled = signal_value(sim, enc_sig)
         encoders = scaled * (ens.radius / built.gain)[:, None]
         built = built._replace(scaled_encoders=scaled, encoders=encoders)
-    if bias_sig in sim._trainable_sigs:
+    if bias_sig in sim.plan.trainable_sigs:
         built = built._replace(bias=signal_value(sim, bias_sig))
     return built
 
@@ -81,7 +49,7 @@ def trained_ensemble(sim, ens, built):
 def trained_connection(sim, conn, built):
     """``built`` (a BuiltConnection) with the simulator's current weights."""
     sig = sim.model.sig[conn].get("weights")
-    if sig is None or sig.sparse or sig not in sim._trainable_sigs:
+    if sig is None or sig.sparse or sig not in sim.plan.trainable_sigs:
         return built
     return built._replace(weights=signal_value(sim, sig))
 
@@ -219,9 +187,7 @@ def variable_layout(sim, variables):
     (nengo's merging optimiser can lay them out differently from build to
     build) can exchange state stored per variable, such as an optimizer's.
     """
-    graph = sim._graph
-    bases = {id(var): base for base, var in graph.params.items()}
-    bases.update({id(var): base for base, (var, _) in graph.pinned.items()})
+    bases = {id(var): base for base, var in sim.run_state.variables().items()}
     parts = {}
     for key, sig in signal_keys(sim):
         parts.setdefault(sig.base, []).append(f"{key}@{int(flat_indices(sig).ravel()[0])}")
@@ -262,15 +228,12 @@ def save_params(sim, path, include_state=False, extra=None):
     extra : dict, optional
         More arrays to store in the same file (e.g. an optimizer's state).
     """
-    graph = sim._graph
-    variables = dict(graph.params)
-    variables.update({base: var for base, (var, _) in graph.pinned.items()})
+    variables = sim.run_state.variables()
     values = {base: var.numpy().ravel() for base, var in variables.items()}
     state = {}
     if include_state:
         state = {
-            base: np.asarray(val).reshape(len(val), -1)
-            for base, val in zip(graph.layout.state_bases, sim._state)
+            base: val.reshape(len(val), -1) for base, val in sim.run_state.state_arrays().items()
         }
     arrays = {}
     for key, sig in signal_keys(sim):
@@ -284,7 +247,7 @@ def save_params(sim, path, include_state=False, extra=None):
         arrays[f"param_{k}"] = values[base]
     for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
         arrays[f"state_{k}"] = state[base]
-    for k, var in enumerate(sim._extra_variables()):
+    for k, var in enumerate(sim.plan.keras_variables()):
         arrays[f"keras_{k}"] = var.numpy()
     if include_state:
         arrays["n_steps"] = np.array(sim.n_steps)
@@ -346,40 +309,164 @@ def load_params(sim, path, include_state=False):
             )
         return data[key]
 
-    graph = sim._graph
-    variables = dict(graph.params)
-    variables.update({base: var for base, (var, _) in graph.pinned.items()})
+    run = sim.run_state
+    variables = run.variables()
     values = {base: var.numpy().ravel().copy() for base, var in variables.items()}
     state = {}
     if include_state:
         if "n_steps" not in data:
             raise ValidationError(f"{path} holds no simulation state", attr="path")
         state = {
-            base: np.asarray(val).reshape(len(val), -1).copy()
-            for base, val in zip(graph.layout.state_bases, sim._state)
+            base: val.reshape(len(val), -1).copy() for base, val in run.state_arrays().items()
         }
     for key, sig in signal_keys(sim):
         idx = flat_indices(sig).ravel()
         if sig.base in values:
             values[sig.base][idx] = entry(f"param:{key}", idx.shape)
         if sig.base in state:
-            state[sig.base][:, idx] = entry(f"state:{key}", (sim._batch,) + idx.shape)
+            state[sig.base][:, idx] = entry(f"state:{key}", (sim.plan.minibatch_size,) + idx.shape)
     for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
         values[base] = entry(f"param_{k}", values[base].shape)
     for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
         state[base] = entry(f"state_{k}", state[base].shape)
     keras_values = [  # every entry is checked before anything changes
         (var, entry(f"keras_{k}", tuple(var.shape)))
-        for k, var in enumerate(sim._extra_variables())
+        for k, var in enumerate(sim.plan.keras_variables())
     ]
     for base, var in variables.items():
         var.assign(values[base].reshape(var.shape).astype(np.asarray(var.numpy()).dtype))
     for var, value in keras_values:
         var.assign(value.astype(np.asarray(var.numpy()).dtype))
     if include_state:
-        sim._state = [
-            tf.constant(state[base].reshape(val.shape).astype(np.asarray(val).dtype))
-            for base, val in zip(graph.layout.state_bases, sim._state)
-        ]
-        sim._n_steps = int(data["n_steps"])
-    sim._trained = True
+        run.set_state_arrays(state)
+        run.n_steps = int(data["n_steps"])
+    run.trained = True
+
+
+class ParamsMethods:
+    """The `Simulator` methods that read, save, load and freeze parameters."""
+
+    def save_params(self, path, include_state=False):
+        """Save all parameters (and optionally the simulation state) to a ``.npz`` file.
+
+        Parameters
+        ----------
+        path : str
+            File name; ``.npz`` is appended if missing.
+        include_state : bool
+            Also save the simulation state (signal values and time).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> path = os.path.join(tempfile.mkdtemp(), "params")
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.save_params(path)
+        >>> os.path.exists(path + ".npz")
+        True
+        """
+        save_params(self, path, include_state=include_state)
+
+    def load_params(self, path, include_state=False):
+        """Load parameters (and optionally the state) saved by `save_params`.
+
+        Parameters
+        ----------
+        path : str
+            File name; ``.npz`` is appended if missing.
+        include_state : bool
+            Also restore the simulation state saved with ``include_state=True``.
+
+        Raises
+        ------
+        nengo.exceptions.ValidationError
+            If the file does not match this simulator's model.
+
+        Examples
+        --------
+        Save a connection weight, train it away, and restore it:
+
+        >>> import os, tempfile
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> path = os.path.join(tempfile.mkdtemp(), "params")
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.save_params(path)
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=3)
+        ...     trained = float(sim.data[conn].weights)
+        ...     sim.load_params(path)
+        ...     restored = float(sim.data[conn].weights)
+        >>> trained, restored
+        (0.6875, 2.0)
+        """
+        self.run_state.parameters_changing()
+        load_params(self, path, include_state=include_state)
+
+    def get_nengo_params(self, objs, as_dict=False):
+        """Keyword arguments that recreate ``objs``, with trained values, in plain nengo.
+
+        Parameters
+        ----------
+        objs : Ensemble, Connection or list of them
+            The objects.
+        as_dict : bool
+            Return a dict keyed by each object's label instead of a list.
+
+        Returns
+        -------
+        dict, list or dict of dicts
+            For an Ensemble: ``encoders``, ``normalize_encoders``, ``gain``, ``bias``,
+            ``max_rates``, ``intercepts``; for a Connection: ``transform`` (and
+            ``solver``, ``function`` for decoded connections).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network(seed=0) as net:
+        ...     ens = nengo.Ensemble(10, 1)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     params = sim.get_nengo_params(ens)
+        >>> sorted(params)
+        ['bias', 'encoders', 'gain', 'intercepts', 'max_rates', 'normalize_encoders']
+        >>> with nengo.Network() as copy:
+        ...     same = nengo.Ensemble(10, 1, **params)
+        """
+        return get_nengo_params(self, objs, as_dict=as_dict)
+
+    def freeze_params(self, objs=None):
+        """Write trained parameters into the network objects.
+
+        Afterwards any simulator, ``nengo.Simulator`` included, runs the trained model.
+
+        Parameters
+        ----------
+        objs : Network, Ensemble, Connection or list, optional
+            What to freeze (default: the simulator's whole network).
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=10)
+        ...     sim.freeze_params()
+        >>> with nengo.Simulator(net, progress_bar=False) as nengo_sim:
+        ...     nengo_sim.step()
+        >>> round(float(nengo_sim.data[p][0, 0]), 4)  # was 2.0 before training
+        0.5015
+        """
+        freeze_params(self, objs)

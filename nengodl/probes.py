@@ -63,6 +63,16 @@ class ProbeRecorder:
     def __contains__(self, probe):
         return probe in self.chunks
 
+    def chunks_by_probe(self):
+        """The recorded chunks of each probe (copies of the lists, for pickling)."""
+        return {p: list(c) for p, c in self.chunks.items()}
+
+    def set_chunks(self, chunks):
+        """Replace the recorded chunks of the probes in ``chunks`` (as `chunks_by_probe`)."""
+        for probe, parts in chunks.items():
+            self.chunks[probe] = list(parts)
+            self._cache.pop(probe, None)
+
     def count(self, probe):
         """Number of samples recorded for ``probe``."""
         return sum(chunk.shape[1] for chunk in self.chunks[probe])
@@ -107,7 +117,7 @@ class SimulationData(Mapping):
         if key in self.recorder:
             return self.recorder[key]
         built = self.params[key]
-        if self.sim is not None and self.sim._trained and built is not None:
+        if self.sim is not None and self.sim.run_state.trained and built is not None:
             from nengodl.params import current_params
 
             return current_params(self.sim, key, built)

@@ -18,9 +18,8 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
-# overlapping contiguous increments of one signal are added as sums of slices
-# (False: one scatter-add, which XLA runs as a kernel of its own)
-SLICE_SUMS = True
+from nengodl.options import Options, deprecated_names
+
 # what XLA recomputes in each reader at little cost: elementwise arithmetic,
 # comparisons and reshaping, at most CHEAP_CHAIN operations in all back to
 # the step's inputs (a sum, a matrix product or an exp is worth computing once)
@@ -250,10 +249,15 @@ class StepContext:
     one : tf.Tensor, optional
         A scalar 1 that the compiled function receives as an input (so XLA
         cannot fold it away); `keep` divides by it.
+    options : Options, optional
+        The tuning options (default: `Options`'s defaults).
     """
 
-    def __init__(self, layout, values, feeds, dt, minibatch_size, xla=False, one=None):
+    def __init__(
+        self, layout, values, feeds, dt, minibatch_size, xla=False, one=None, options=None
+    ):
         self.layout = layout
+        self.options = Options() if options is None else options
         self.xla = xla
         self.one = one
         self.values = values
@@ -371,11 +375,11 @@ class StepContext:
         group = []
         for w in writes:
             if group and (w[2] != group[0][2] or (not w[2] and overlaps(group, w[0]))):
-                flat = apply_writes(flat, group, size, self.keep)
+                flat = apply_writes(flat, group, size, self.keep, self.options.slice_sums)
                 group = []
             group.append(w)
         if group:
-            flat = apply_writes(flat, group, size, self.keep)
+            flat = apply_writes(flat, group, size, self.keep, self.options.slice_sums)
         self._invalidate(base)
         self.values[base] = reshape(flat, (self.minibatch_size,) + base.shape)
 
@@ -498,13 +502,15 @@ def concat(pieces):
     return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=1)
 
 
-def apply_writes(flat, group, size, keep=None):
+def apply_writes(flat, group, size, keep=None, sums=True):
     """Apply a run of sets (disjoint) or incs to ``flat`` (batch, size);
-    ``keep`` (as `StepContext.keep`) marks values to compute only once."""
+    ``keep`` (as `StepContext.keep`) marks values to compute only once; with
+    ``sums``, overlapping contiguous increments are added as sums of slices
+    (else one scatter-add, which XLA runs as a kernel of its own)."""
     inc = group[0][2]
     idx = np.concatenate([plan_indices(p) for p, _, _ in group])
     unique = len(np.unique(idx)) == len(idx)
-    if not unique and inc and SLICE_SUMS and all(p.indices is None for p, _, _ in group):
+    if not unique and inc and sums and all(p.indices is None for p, _, _ in group):
         return slice_sums(flat, group, size, keep)
     vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)
     if unique and len(idx) == size:
@@ -522,3 +528,6 @@ def apply_writes(flat, group, size, keep=None):
     else:
         out = tf.tensor_scatter_nd_update(flat_t, idx[:, None], vals_t)
     return tf.transpose(out)
+
+
+deprecated_names(__name__)

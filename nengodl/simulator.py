@@ -10,14 +10,19 @@ import numpy as np
 import tensorflow as tf
 from nengo.builder import Model
 from nengo.cache import get_default_decoder_cache
-from nengo.exceptions import ReadonlyError, SimulationError, SimulatorClosed, ValidationError
+from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
 from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
-from nengodl import optimizer, params
-from nengodl.config import get_setting, is_trainable, network_chains, trainable_signals
+from nengodl import optimizer
+from nengodl.config import get_setting, network_chains, trainable_signals
 from nengodl.data import (
+    check_device,
+    check_dt,
+    check_dtype,
     check_input_data,
+    check_minibatch_size,
+    check_network,
     check_run_steps,
     check_run_time,
     check_seed,
@@ -29,38 +34,21 @@ from nengodl.distribute import (
     resolve_strategy,
     stable_order,
 )
-from nengodl.graph import SimGraph
-from nengodl.keras_api import KerasAPI
+from nengodl.options import Options
+from nengodl.params import ParamsMethods
+from nengodl.plan import make_plan
 from nengodl.probes import ProbeRecorder, SimulationData
 from nengodl.progress import Stage
+from nengodl.runtime.compiled import CompiledRunner
 from nengodl.runtime.numpy_step import NumpyStepper
+from nengodl.runtime.state import RunState, SignalValues
 from nengodl.tensor_node import TensorNode
 from nengodl.training import Trainer
+from nengodl.training_api import KerasMethods, SeedTrainingMethods
 
 logger = logging.getLogger(__name__)
 
 MAXINT = np.iinfo(np.int32).max
-
-
-def check_device(device):
-    """Refuse a device string that names no device TensorFlow can see."""
-    if device is None:
-        return
-    try:
-        spec = tf.DeviceSpec.from_string(device)
-    except (TypeError, ValueError) as e:
-        raise ValidationError(f"Not a device string ({e})", attr="device") from None
-    names = [d.name for d in tf.config.list_logical_devices()]
-    for name in names:
-        have = tf.DeviceSpec.from_string(name)
-        if spec.device_type and spec.device_type.upper() != (have.device_type or "").upper():
-            continue
-        if spec.device_index is not None and spec.device_index != have.device_index:
-            continue
-        return
-    raise ValidationError(
-        f"No device {device!r} here; the devices TensorFlow sees are {names}", attr="device"
-    )
 
 
 def item_seeds(seed, minibatch_size):
@@ -69,7 +57,7 @@ def item_seeds(seed, minibatch_size):
     return [seed] + [int(s) for s in extra]
 
 
-class Simulator:
+class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
     """Simulate a nengo network with TensorFlow.
 
     A drop-in replacement for `nengo.Simulator`: the network is built with
@@ -111,7 +99,7 @@ class Simulator:
     jit : bool
         Compile the simulation loop with XLA when every operator in it runs in
         TensorFlow (models whose loop calls Python code, or whose loop has more
-        than ``nengodl.graph.XLA_MAX_STEPS`` operations, run without XLA).
+        than ``options.xla_max_steps`` operations, run without XLA).
     strategy : tf.distribute.Strategy, optional
         A `tf.distribute.MirroredStrategy` or
         `tf.distribute.MultiWorkerMirroredStrategy` splitting each minibatch
@@ -120,8 +108,7 @@ class Simulator:
         XLA is not used under a strategy. See ``docs/distributed.md``.
     options : nengodl.options.Options, optional
         Tuning options of the compiled loop, none of which changes the output
-        (default: from the module-level names such as
-        ``nengodl.graph.XLA_MAX_STEPS``, read now).
+        (default: `Options.from_module`, read now).
 
     Examples
     --------
@@ -155,38 +142,18 @@ class Simulator:
     ):
         self.closed = True  # until construction succeeds
         self._dist = None
-        self._stepper = None
         self.unroll_simulation = unroll_simulation
-        self.jit = jit
-        if network is not None and not isinstance(network, nengo.Network):
-            raise ValidationError(
-                f"Must be a nengo.Network (got {type(network).__name__} {network!r}); "
-                "put the objects to simulate in a network",
-                attr="network",
-            )
+        self._jit_requested = jit
+        check_network(network)
         if model is None:
-            try:
-                dt_ok = float(dt) > 0 and np.isfinite(float(dt))
-            except (TypeError, ValueError):
-                dt_ok = False
-            if not dt_ok:
-                raise ValidationError(f"Must be a positive number (got {dt!r})", attr="dt")
+            check_dt(dt)
         seed = check_seed(seed)
         check_device(device)
+        self.options = Options.from_module() if options is None else options
         self.progress_bar = progress_bar
         self.optimize = optimize
         self.device = device
-        if minibatch_size is not None:
-            if (
-                isinstance(minibatch_size, bool)
-                or not isinstance(minibatch_size, (int, np.integer))
-                or minibatch_size < 1
-            ):
-                raise ValidationError(
-                    f"Must be a positive integer or None (got {minibatch_size!r})",
-                    attr="minibatch_size",
-                )
-            minibatch_size = int(minibatch_size)
+        minibatch_size = check_minibatch_size(minibatch_size)
         self._minibatch_size = minibatch_size
         self._batch = 1 if minibatch_size is None else minibatch_size
         strategy = resolve_strategy(strategy)
@@ -204,12 +171,7 @@ class Simulator:
         if dtype is None:
             net = network if network is not None else getattr(model, "toplevel", None)
             dtype = get_setting(net, "dtype") or os.environ.get("NENGODL_DTYPE", "float32")
-        try:
-            self.dtype = tf.as_dtype(dtype)
-        except TypeError:
-            self.dtype = None
-        if self.dtype not in (tf.float32, tf.float64):
-            raise ValidationError(f"Must be 'float32' or 'float64' (got {dtype!r})", attr="dtype")
+        self.dtype = check_dtype(dtype)
 
         if model is None:
             self.model = Model(
@@ -226,62 +188,56 @@ class Simulator:
         self.dg = operator_dependency_graph(self.model.operators)
         if optimize:
             with Stage("Optimization", progress_bar):
-                optimizer.optimize(self.model, self.dg)
+                optimizer.optimize(self.model, self.dg, self.options)
         if strategy is not None and is_multi_worker(strategy):
             self._step_order = stable_order(self.model.operators, self.dg)
         else:
             self._step_order = [op for op in toposort(self.dg)]
 
-        input_sigs = {}
-        self._input_nodes = {}
-        for obj, sigs in self.model.sig.items():
-            # a TensorNode's output is its function's, never data
-            if (
-                isinstance(obj, nengo.Node)
-                and obj.size_in == 0
-                and not isinstance(obj, TensorNode)
-            ):
-                sig = sigs.get("out")
-                if sig is not None:
-                    key = f"node{len(input_sigs)}"
-                    input_sigs[key] = sig
-                    self._input_nodes[obj] = key
+        # run-time data can replace the output of any Node without input (but
+        # a TensorNode's output is its function's, never data)
+        input_nodes = {
+            obj: sigs["out"]
+            for obj, sigs in self.model.sig.items()
+            if isinstance(obj, nengo.Node)
+            and obj.size_in == 0
+            and not isinstance(obj, TensorNode)
+            and sigs.get("out") is not None
+        }
 
         self.network = network
         toplevel = network if network is not None else self.model.toplevel
         self.check_finite = bool(get_setting(toplevel, "check_finite", True))
-        self._trainable_chains = network_chains(toplevel) if toplevel is not None else {}
-        trainable = trainable_signals(self.model, toplevel)
-        self._trainable_sigs = set(trainable)
         with Stage("Construction", progress_bar):
             with self._device_scope(), self._strategy_scope(strategy):
-                self._graph = SimGraph(
+                self._plan = make_plan(
                     self.model,
                     self._step_order,
-                    input_sigs,
+                    input_nodes,
                     self.dtype,
                     self._batch,
-                    trainable,
+                    trainable_signals(self.model, toplevel),
+                    dg=self.dg,
+                    trainable_chains=network_chains(toplevel) if toplevel is not None else {},
+                )
+                self._runner = CompiledRunner(
+                    self._plan,
+                    self.options,
                     jit=jit,
                     lif_smoothing=get_setting(toplevel, "lif_smoothing"),
                     learning_phase=get_setting(toplevel, "learning_phase", False),
-                    dg=self.dg,
                     unroll=unroll_simulation,
                     sharding=strategy is None and self._on_cpu(),
-                    options=options,
                 )
-                self._graph.trace()
+                self._runner.trace()
             if strategy is not None:
                 self._dist = DistributedRunner(self, strategy)
-        self._recorder = ProbeRecorder(
-            self.model.probes,
-            self._graph.probe_sigs,
-            self.dt,
-            minibatch_size,
-        )
-        self.data = SimulationData(self.model.params, self._recorder, self)
-        if self._dist is None and NumpyStepper.usable(self._graph, self._step_order):
-            self._stepper = NumpyStepper(self._graph, self._step_order, self._graph.probe_sigs)
+        recorder = ProbeRecorder(self.model.probes, self._plan.probe_sigs, self.dt, minibatch_size)
+        stepper = None
+        if self._dist is None and NumpyStepper.usable(self._runner.loop, self._step_order):
+            stepper = NumpyStepper(self._runner.loop, self._step_order)
+        self._run_state = RunState(self._runner.loop, recorder, stepper)
+        self.data = SimulationData(self.model.params, recorder, self)
 
         if seed is None:
             if network is not None and network.seed is not None:
@@ -289,9 +245,8 @@ class Simulator:
             else:
                 seed = np.random.randint(MAXINT)
         # the Keras layers' weights as built, for reset(include_trainable=True)
-        self._initial_extra = [np.array(v.numpy()) for v in self._extra_variables()]
+        self._initial_extra = [np.array(v.numpy()) for v in self._plan.keras_variables()]
         self.closed = False
-        self._trained = False
         self._trainer = None
         self._keras_api = None
         self.reset(seed=seed)
@@ -317,12 +272,6 @@ class Simulator:
         self.close()
 
     def __getstate__(self):
-        graph = self._graph
-        state = {base: np.asarray(val) for base, val in zip(graph.layout.state_bases, self._state)}
-        host = [
-            [{b: np.array(sd[b]) for b in h.bases if not b.readonly} for sd in h.sigdicts]
-            for h in graph.host_ops
-        ]
         return {
             "model": self.model,
             "dt": self.dt,
@@ -332,21 +281,12 @@ class Simulator:
             "device": self.device,
             "minibatch_size": self._minibatch_size,
             "dtype": self.dtype.name,
-            "jit": self.jit,
+            "jit": self._jit_requested,
             "unroll_simulation": self.unroll_simulation,
-            "options": self._graph.options,
+            "options": self.options,
             "distributed": self._dist is not None,
-            # by base signal (pickled with the model, so the keys are the loaded model's)
-            "params": {
-                base: np.array(var.numpy())
-                for base, var in [*graph.params.items(), *graph.pinned_variables()]
-            },
-            "trained": self._trained,
             "closed": self.closed,
-            "n_steps": self._n_steps,
-            "state": state,
-            "host": host,
-            "probe_chunks": {p: list(c) for p, c in self._recorder.chunks.items()},
+            "run_state": self._run_state.snapshot(),
         }
 
     def __setstate__(self, state):
@@ -370,20 +310,7 @@ class Simulator:
                 "pickled; it runs without one (unpickle it inside `strategy.scope()` to "
                 "use one)"
             )
-        graph = self._graph
-        saved = state.get("params", {})
-        for base, var in [*graph.params.items(), *graph.pinned_variables()]:
-            if base in saved:
-                var.assign(saved[base])
-        self._trained = state.get("trained", False)
-        self._state = [tf.constant(state["state"][base]) for base in graph.layout.state_bases]
-        for h, items in zip(graph.host_ops, state["host"]):
-            for sd, values in zip(h.sigdicts, items):
-                for base, val in values.items():
-                    sd[base][...] = val
-        self._n_steps = state["n_steps"]
-        for probe, chunks in state["probe_chunks"].items():
-            self._recorder.chunks[probe] = list(chunks)
+        self._run_state.restore(state["run_state"])
         self.optimize = state["optimize"]
         if state["closed"]:
             self.close()
@@ -402,34 +329,52 @@ class Simulator:
             return "cpu" in self.device.lower()
         return not tf.config.list_logical_devices("GPU")
 
+    # --- the pieces (developer API) ------------------------------------------
+
     @property
-    def _state(self):
-        """The state tensors (taken back from the numpy stepper if it holds the
-        current values; it then loads them and the parameters again at its next
-        step, so whatever the caller changes is seen)."""
-        if self._stepper is not None and self._stepper.active:
-            self._tensors = self._stepper.unload(self._tensors)
-        return self._tensors
+    def plan(self):
+        """(`nengodl.plan.Plan`) How the model runs (developer API)."""
+        return self._plan
 
-    @_state.setter
-    def _state(self, tensors):
-        if self._stepper is not None:
-            self._stepper.active = False
-        self._tensors = tensors
+    @property
+    def runner(self):
+        """(`nengodl.runtime.compiled.CompiledRunner`) Runs of many steps, with
+        or without XLA (developer API)."""
+        return self._runner
 
-    def _numpy_step(self):
-        """One step through the numpy stepper; False where it cannot run this model."""
-        stepper = self._stepper
-        if not stepper.active:
-            try:
-                stepper.load(self._tensors)
-            except (NotImplementedError, SimulationError):
-                self._stepper = None  # an operator without a numpy step function
-                return False
-        values = stepper.step()
-        self._recorder.append_step(self._n_steps, values)
-        self._n_steps += 1
-        return True
+    @property
+    def loop(self):
+        """(`nengodl.runtime.loop.SimLoop`) The simulation loop and its
+        parameter variables (developer API)."""
+        return self._runner.loop
+
+    @property
+    def run_state(self):
+        """(`nengodl.runtime.state.RunState`) Signal values, step count and
+        probe data (developer API)."""
+        return self._run_state
+
+    @property
+    def distributed(self):
+        """(`nengodl.distribute.DistributedRunner` or None) The runner across a
+        distribution strategy's replicas (developer API)."""
+        return self._dist
+
+    @property
+    def trainer(self):
+        """(`nengodl.training.Trainer`) The training and evaluation loop that
+        both training APIs run on (developer API)."""
+        if self.closed:
+            raise SimulatorClosed("Simulator cannot train or evaluate: it is closed.")
+        if self._trainer is None:
+            self._trainer = Trainer(self)
+        self._run_state.parameters_changing()  # training may change what the stepper holds
+        return self._trainer
+
+    @property
+    def jit(self):
+        """(bool) Whether runs go through the XLA-compiled loop."""
+        return self._runner.jit
 
     # --- nengo's simulator API -----------------------------------------------
 
@@ -469,7 +414,7 @@ class Simulator:
         >>> sim.n_steps
         10
         """
-        return self._n_steps
+        return self._run_state.n_steps
 
     @property
     def time(self):
@@ -486,7 +431,7 @@ class Simulator:
         >>> sim.time
         0.25
         """
-        return self._n_steps * self.dt
+        return self._run_state.n_steps * self.dt
 
     @property
     def minibatch_size(self):
@@ -538,7 +483,7 @@ class Simulator:
         ...     sim.signals[sim.model.sig[stim]["out"]]
         array([0.5])
         """
-        return SignalValues(self)
+        return SignalValues(self._run_state, self._minibatch_size is not None)
 
     def close(self):
         """Close the simulator; running it afterwards raises `SimulatorClosed`.
@@ -574,7 +519,7 @@ class Simulator:
         ...     sim.data[p].shape, sim.n_steps
         ((0, 1), 3)
         """
-        self._recorder.clear()
+        self._run_state.recorder.clear()
 
     def reset(
         self, seed=None, *, include_probes=True, include_trainable=False, include_processes=True
@@ -611,18 +556,16 @@ class Simulator:
         seed = check_seed(seed)  # before anything changes
         if seed is not None:
             self.seed = seed
-        self._state = self._graph.initial_state()
+        run = self._run_state
+        run.reset()
         if include_processes:
-            self._graph.reset_host(item_seeds(self.seed, self._batch))
+            self._runner.loop.reset_host(item_seeds(self.seed, self._batch))
         if include_trainable:
-            for base, var in self._graph.params.items():
-                var.assign(self._graph.layout.initial_value(base))
-            for base, (var, _) in self._graph.pinned.items():
-                var.assign(self._graph.layout.initial_value(base))
-            for var, value in zip(self._extra_variables(), self._initial_extra):
+            for base, var in run.variables().items():
+                var.assign(self._plan.layout.initial_value(base))
+            for var, value in zip(self._plan.keras_variables(), self._initial_extra):
                 var.assign(value)
-            self._trained = False
-        self._n_steps = 0
+            run.trained = False
         if include_probes:
             self.clear_probes()
 
@@ -714,57 +657,44 @@ class Simulator:
         if self.closed:
             raise SimulatorClosed("Simulator cannot run because it is closed.")
         n_steps = check_run_steps(n_steps)
-        if n_steps == 1 and not data and self._stepper is not None and self._numpy_step():
+        run, plan = self._run_state, self._plan
+        if n_steps == 1 and not data and run.step_numpy():
             return  # a single step costs less in numpy than a call of the compiled loop
         feeds = check_input_data(
-            data, self._input_nodes, n_steps, self._batch, finite=self.check_finite
+            data, plan.node_keys, n_steps, self._batch, finite=self.check_finite
         )
         if n_steps == 0:
             return
         if progress_bar is None:
             progress_bar = self.progress_bar
-        for key, host in self._graph.pre_ops.items():
+        for key, host in plan.pre_ops.items():
             if key in feeds:
                 continue
-            out = host.precompute(
-                self._n_steps,
-                n_steps,
-                None if host.output is None else self._graph.feed_dtype(host.output),
-            )
+            dtype = None if host.output is None else plan.feed_dtype(host.output)
+            out = host.precompute(run.n_steps, n_steps, dtype)
             if out is not None:
                 feeds[key] = out
-        for key in list(feeds):
-            sig_key = self._graph.input_keys.get(key, key)
-            feeds[sig_key] = feeds.pop(key)
         feeds = {
-            k: np.asarray(v, dtype=self._graph.feed_dtype(self._feed_sig(k)))
-            for k, v in feeds.items()
+            k: np.asarray(v, dtype=plan.feed_dtype(plan.feed_sig(k))) for k, v in feeds.items()
         }
-        runner = self._graph if self._dist is None else self._dist
-        if runner is self._graph and self._graph.uncompiled(n_steps, feeds):
+        runner = self._runner if self._dist is None else self._dist
+        if runner is self._runner and self._runner.needs_compile(feeds):
             # reported apart, so that the simulation's time is the loop's own
             with Stage("Compilation", progress_bar), self._device_scope():
-                self._graph.compile(n_steps, self._state, feeds)
+                self._runner.compile(run.tensors, feeds)
         with Stage("Simulation", progress_bar, max_value=n_steps) as stage:
             try:
                 with self._device_scope():
-                    state, outputs = runner.run(n_steps, self._state, feeds)
+                    state, outputs = runner.run(n_steps, run.tensors, feeds)
             except tf.errors.OpError:
-                err = self._graph.errors.pop()
+                err = plan.errors.pop()
                 if err is not None:
                     raise err from None
                 raise
             # a constant Node given data in this run is itself again in the next
-            self._state = self._graph.restore_constants(state, feeds)
-            self._recorder.append(self._n_steps, outputs)
-            self._n_steps += n_steps
+            state = self._runner.loop.restore_constants(state, feeds)
+            run.advance(n_steps, state, outputs)
             stage.update(n_steps)
-
-    def _feed_sig(self, key):
-        graph = self._graph
-        if key in graph.pre_ops:
-            return graph.pre_ops[key].output
-        return graph.const_inputs[key]
 
     def step(self, data=None):
         """Advance the simulator by one step (``dt`` seconds).
@@ -830,597 +760,3 @@ class Simulator:
         return self.dt * steps[steps % period < 1]
 
     # --- training and evaluation ---------------------------------------------
-
-    def _keras_nodes(self):
-        """TensorNodes of the model whose function is a Keras layer."""
-        nodes = [
-            getattr(getattr(obj, "op", None), "node", None) for _, _, obj in self._graph.steps
-        ]
-        return [n for n in nodes if n is not None and n.is_keras]
-
-    def _extra_trainable(self):
-        """Trainable variables of Keras layers in TensorNodes."""
-        return [
-            v
-            for node in self._keras_nodes()
-            if is_trainable(self._trainable_chains, node)
-            for v in node.tensor_func.trainable_variables
-        ]
-
-    def _extra_variables(self):
-        """All variables of Keras layers in TensorNodes (trainable or not)."""
-        return [v for node in self._keras_nodes() for v in node.tensor_func.variables]
-
-    def save_params(self, path, include_state=False):
-        """Save all parameters (and optionally the simulation state) to a ``.npz`` file.
-
-        Parameters
-        ----------
-        path : str
-            File name; ``.npz`` is appended if missing.
-        include_state : bool
-            Also save the simulation state (signal values and time).
-
-        Examples
-        --------
-        >>> import os, tempfile
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> path = os.path.join(tempfile.mkdtemp(), "params")
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.save_params(path)
-        >>> os.path.exists(path + ".npz")
-        True
-        """
-        params.save_params(self, path, include_state=include_state)
-
-    def load_params(self, path, include_state=False):
-        """Load parameters (and optionally the state) saved by `save_params`.
-
-        Parameters
-        ----------
-        path : str
-            File name; ``.npz`` is appended if missing.
-        include_state : bool
-            Also restore the simulation state saved with ``include_state=True``.
-
-        Raises
-        ------
-        nengo.exceptions.ValidationError
-            If the file does not match this simulator's model.
-
-        Examples
-        --------
-        Save a connection weight, train it away, and restore it:
-
-        >>> import os, tempfile
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> path = os.path.join(tempfile.mkdtemp(), "params")
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.save_params(path)
-        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=3)
-        ...     trained = float(sim.data[conn].weights)
-        ...     sim.load_params(path)
-        ...     restored = float(sim.data[conn].weights)
-        >>> trained, restored
-        (0.6875, 2.0)
-        """
-        self._state  # noqa: B018 (the stepper reloads the parameters at its next step)
-        params.load_params(self, path, include_state=include_state)
-
-    def get_nengo_params(self, objs, as_dict=False):
-        """Keyword arguments that recreate ``objs``, with trained values, in plain nengo.
-
-        Parameters
-        ----------
-        objs : Ensemble, Connection or list of them
-            The objects.
-        as_dict : bool
-            Return a dict keyed by each object's label instead of a list.
-
-        Returns
-        -------
-        dict, list or dict of dicts
-            For an Ensemble: ``encoders``, ``normalize_encoders``, ``gain``, ``bias``,
-            ``max_rates``, ``intercepts``; for a Connection: ``transform`` (and
-            ``solver``, ``function`` for decoded connections).
-
-        Examples
-        --------
-        >>> import nengo, nengodl
-        >>> with nengo.Network(seed=0) as net:
-        ...     ens = nengo.Ensemble(10, 1)
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     params = sim.get_nengo_params(ens)
-        >>> sorted(params)
-        ['bias', 'encoders', 'gain', 'intercepts', 'max_rates', 'normalize_encoders']
-        >>> with nengo.Network() as copy:
-        ...     same = nengo.Ensemble(10, 1, **params)
-        """
-        return params.get_nengo_params(self, objs, as_dict=as_dict)
-
-    def freeze_params(self, objs=None):
-        """Write trained parameters into the network objects.
-
-        Afterwards any simulator, ``nengo.Simulator`` included, runs the trained model.
-
-        Parameters
-        ----------
-        objs : Network, Ensemble, Connection or list, optional
-            What to freeze (default: the simulator's whole network).
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=10)
-        ...     sim.freeze_params()
-        >>> with nengo.Simulator(net, progress_bar=False) as nengo_sim:
-        ...     nengo_sim.step()
-        >>> round(float(nengo_sim.data[p][0, 0]), 4)  # was 2.0 before training
-        0.5015
-        """
-        params.freeze_params(self, objs)
-
-    def _get_trainer(self):
-        if self.closed:
-            raise SimulatorClosed("Simulator cannot train or evaluate: it is closed.")
-        if self._trainer is None:
-            self._trainer = Trainer(self)
-        self._state  # noqa: B018 (training may change parameters the stepper holds)
-        return self._trainer
-
-    def train(
-        self,
-        data,
-        optimizer,
-        objective=None,
-        n_epochs=1,
-        shuffle=True,
-        progress_bar=None,
-        seed=None,
-    ):
-        """Optimise the model's parameters with deep-learning methods.
-
-        Spiking neurons run as their rate counterparts while training. Every
-        minibatch starts from the initial state; the simulator's own state
-        (time, probe data) is not changed.
-
-        Parameters
-        ----------
-        data : dict
-            Map from input `nengo.Node` to inputs and from `nengo.Probe` to
-            targets, each ``(batch_size, n_steps, size)``; ``batch_size`` must be a
-            multiple of ``minibatch_size`` and is split into minibatches.
-        optimizer : keras.optimizers.Optimizer or tf.compat.v1.train.Optimizer
-            The optimisation algorithm.
-        objective : callable or dict, optional
-            ``f(outputs, targets) -> scalar`` for the single probe in ``data``, or
-            a dict mapping probes to such functions; default `nengodl.obj.mse`.
-        n_epochs : int
-            Number of passes through the data.
-        shuffle : bool
-            Shuffle the batch order each epoch.
-        progress_bar : bool, optional
-            Override the simulator's ``progress_bar`` setting.
-        seed : int, optional
-            Seed for shuffling and for inputs computed by Nodes not in ``data``.
-
-        Returns
-        -------
-        float or None
-            Mean loss of the last epoch (None when ``n_epochs`` is 0: nothing
-            was trained).
-
-        Examples
-        --------
-        Train the weight of a connection (initially 2) so that its output is 0.5; each
-        SGD step with learning rate 0.25 on the squared error halves the distance:
-
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), objective=nengodl.obj.mse,
-        ...                   n_epochs=10)
-        ...     weight = float(sim.data[conn].weights)
-        >>> weight == 0.5 + 1.5 / 2 ** 10
-        True
-        """
-        return self._get_trainer().train(
-            data,
-            optimizer,
-            objective=objective,
-            n_epochs=n_epochs,
-            shuffle=shuffle,
-            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
-            seed=seed,
-        )
-
-    def loss(self, data, objective=None, progress_bar=None, seed=None):
-        """Evaluate an objective on ``data`` with the model as defined.
-
-        Spiking neurons stay spiking.
-
-        Parameters
-        ----------
-        data : dict
-            Inputs and targets, as for `train`.
-        objective : callable or dict, optional
-            As for `train`.
-        progress_bar : bool, optional
-            Override the simulator's ``progress_bar`` setting.
-        seed : int, optional
-            Seed for inputs computed by Nodes not in ``data``.
-
-        Returns
-        -------
-        float
-            The objective averaged over all minibatches.
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.loss(data, objective=nengodl.obj.mse)  # (2 - 0.5) ** 2
-        2.25
-        """
-        return self._get_trainer().loss(
-            data,
-            objective=objective,
-            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
-            seed=seed,
-        )
-
-    def check_gradients(self, data, objective=None, atol=None):
-        """Check analytic gradients against finite differences on one minibatch.
-
-        Parameters
-        ----------
-        data : dict
-            Inputs and targets, as for `train`.
-        objective : callable or dict, optional
-            As for `train`.
-        atol : float, optional
-            Allowed relative error (default 1e-4 in float64, 1e-2 in float32).
-
-        Returns
-        -------
-        float
-            The largest relative error (a `SimulationError` is raised above ``atol``).
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
-        ...     bool(sim.check_gradients(data) < 1e-4)
-        True
-        >>> with nengodl.Simulator(net, dtype="float32", progress_bar=False) as sim:
-        ...     bool(sim.check_gradients(data) < 1e-2)
-        True
-        """
-        from nengodl.training import check_gradients
-
-        return check_gradients(self._get_trainer(), data, objective, atol=atol)
-
-    # --- Keras-style API (NengoDL 3) -------------------------------------------
-
-    def _keras(self):
-        if self._keras_api is None:
-            self._keras_api = KerasAPI(self)
-        self._state  # noqa: B018 (training may change parameters the stepper holds)
-        return self._keras_api
-
-    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
-        """Set the optimizer, losses and metrics used by `fit` and `evaluate`.
-
-        Parameters
-        ----------
-        optimizer : keras.optimizers.Optimizer or str, optional
-            Optimiser (Keras 3, or ``tf.compat.v1.train``).
-        loss : loss or dict, optional
-            A Keras loss (object, name or ``f(y_true, y_pred)``), or a dict from
-            Probe (or probe label) to loss.
-        metrics : metric, list or dict, optional
-            Keras metrics, per probe if a dict.
-        loss_weights : dict, optional
-            Weight of each probe's loss in the total.
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.compile(optimizer=keras.optimizers.SGD(0.25), loss={p: "mse"})
-        ...     sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))}, verbose=0)["loss"]
-        4.0
-        """
-        self._keras().compile(optimizer, loss, metrics, loss_weights)
-
-    def fit(
-        self,
-        x=None,
-        y=None,
-        epochs=1,
-        validation_data=None,
-        callbacks=None,
-        shuffle=True,
-        initial_epoch=0,
-        n_steps=None,
-        stateful=False,
-        verbose=1,
-        seed=None,
-        batch_size=None,
-    ):
-        """Train with the compiled optimizer and losses (Keras ``Model.fit``).
-
-        Parameters
-        ----------
-        x, y : dict or array
-            Inputs (by input Node) and targets (by Probe), ``(batch, n_steps, size)``.
-        epochs : int
-            Number of passes through the data.
-        validation_data : tuple, optional
-            ``(x_val, y_val)`` evaluated after each epoch (``val_`` logs).
-        callbacks : list of keras.callbacks.Callback, optional
-            Keras callbacks (History, EarlyStopping, ModelCheckpoint, ...).
-        shuffle : bool
-            Shuffle the order of the minibatches each epoch.
-        initial_epoch : int
-            Epoch at which to start (for resuming a run).
-        n_steps : int, optional
-            Number of steps to simulate when ``x`` is empty (inputs from the Nodes).
-        stateful : bool
-            Must be False: every minibatch starts from the initial state.
-        verbose : int
-            0: no output; otherwise a progress bar (if the simulator's
-            ``progress_bar`` is on).
-        seed : int, optional
-            Seed for shuffling and for inputs computed by Nodes not in ``x``.
-        batch_size : int, optional
-            Accepted for Keras compatibility and ignored: minibatches have the
-            simulator's ``minibatch_size``.
-
-        Returns
-        -------
-        keras.callbacks.History
-            Loss (and metric) values per epoch in ``history.history``.
-
-        Examples
-        --------
-        Train a connection weight (initially 2) towards 0; with the squared error and
-        SGD at learning rate 0.25 each epoch halves it:
-
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.compile(optimizer=keras.optimizers.SGD(0.25), loss={p: "mse"})
-        ...     history = sim.fit({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
-        ...                       epochs=3, verbose=0)
-        ...     weight = float(sim.data[conn].weights)
-        >>> weight
-        0.25
-        >>> [round(loss, 4) for loss in history.history["loss"]]  # weight ** 2 before each epoch
-        [4.0, 1.0, 0.25]
-        """
-        return self._keras().fit(
-            x,
-            y,
-            epochs=epochs,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            shuffle=shuffle,
-            initial_epoch=initial_epoch,
-            n_steps=n_steps,
-            stateful=stateful,
-            verbose=verbose,
-            seed=seed,
-            batch_size=batch_size,
-        )
-
-    def evaluate(
-        self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None, batch_size=None
-    ):
-        """Compute the compiled losses and metrics (spiking neurons stay spiking).
-
-        Parameters
-        ----------
-        x, y : dict or array
-            Inputs and targets, as for `fit`.
-        n_steps : int, optional
-            Number of steps to simulate when ``x`` is empty.
-        callbacks : list of keras.callbacks.Callback, optional
-            Keras callbacks.
-        verbose : int
-            0: no output; otherwise a progress bar (if the simulator's
-            ``progress_bar`` is on).
-        seed : int, optional
-            Seed for inputs computed by Nodes not in ``x``.
-        batch_size : int, optional
-            Accepted for Keras compatibility.
-
-        Returns
-        -------
-        dict
-            ``loss``, ``<probe>_loss`` and ``<probe>_<metric>`` values.
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.compile(loss={p: "mse"}, metrics={p: "mae"})
-        ...     result = sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
-        ...                           verbose=0)
-        >>> sorted(result), result["loss"]
-        (['loss', 'probe_0_loss', 'probe_0_mean_absolute_error'], 4.0)
-        """
-        return self._keras().evaluate(
-            x,
-            y,
-            n_steps=n_steps,
-            callbacks=callbacks,
-            verbose=verbose,
-            seed=seed,
-            batch_size=batch_size,
-        )
-
-    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
-        """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
-
-        Parameters
-        ----------
-        x : dict or array
-            Inputs, as for `fit`.
-        n_steps : int, optional
-            Number of steps to simulate when ``x`` is empty.
-        stateful : bool
-            Must be False.
-        verbose : int
-            0: no output; otherwise a progress bar (if the simulator's
-            ``progress_bar`` is on).
-        seed : int, optional
-            Seed for inputs computed by Nodes not in ``x``.
-        batch_size : int, optional
-            Accepted for Keras compatibility.
-
-        Returns
-        -------
-        dict
-            Map from Probe to its output, ``(batch, n_steps, size)``.
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     out = sim.predict({a: np.ones((4, 3, 1))}, verbose=0)
-        >>> out[p].shape, float(out[p][0, 0, 0])
-        ((4, 3, 1), 2.0)
-        """
-        return self._keras().predict(
-            x,
-            n_steps=n_steps,
-            stateful=stateful,
-            verbose=verbose,
-            seed=seed,
-            batch_size=batch_size,
-        )
-
-    def predict_on_batch(self, x=None, n_steps=None):
-        """`predict` for exactly one minibatch of inputs.
-
-        Parameters
-        ----------
-        x : dict or array
-            Inputs, ``(minibatch_size, n_steps, size)``.
-        n_steps : int, optional
-            Number of steps to simulate when ``x`` is empty.
-
-        Returns
-        -------
-        dict
-            Map from Probe to its output.
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
-        ...     out = sim.predict_on_batch({a: np.ones((2, 3, 1))})
-        >>> out[p][:, :, 0]
-        array([[2., 2., 2.],
-               [2., 2., 2.]], dtype=float32)
-        """
-        return self._keras().predict(x, n_steps=n_steps, verbose=0)
-
-
-class SignalValues:
-    """Read-only view of the current value of each signal (`Simulator.signals`).
-
-    Values have a leading minibatch axis when the simulator has a minibatch.
-    """
-
-    def __init__(self, sim):
-        self.sim = sim
-
-    def _bases(self):
-        graph = self.sim._graph
-        bases = list(graph.layout.state_bases) + list(graph.params)
-        for host in graph.host_ops:
-            bases.extend(host.bases)
-        return list(dict.fromkeys(bases))
-
-    def __iter__(self):
-        return iter(self._bases())
-
-    def __len__(self):
-        return len(self._bases())
-
-    def keys(self):
-        return self._bases()
-
-    def items(self):
-        return [(base, self[base]) for base in self._bases()]
-
-    def __getitem__(self, sig):
-        out = params.view_value(self.sim, sig)
-        return out[0] if self.sim.minibatch_size is None else out
-
-    def __contains__(self, sig):
-        return sig.base in self._bases()

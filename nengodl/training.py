@@ -15,10 +15,10 @@ import tensorflow as tf
 from nengo.exceptions import SimulationError, ValidationError
 
 from nengodl.data import check_count, check_finite_data
-from nengodl.graph import warn_xla_fallback
 from nengodl.host import HostOp
 from nengodl.objectives import mse
 from nengodl.progress import Stage
+from nengodl.runtime.xla import warn_xla_fallback
 
 
 def check_optimizer(optimizer):
@@ -114,7 +114,7 @@ class TrainingData:
                     size = 1  # class indices, or one value for every output
                 self.targets[obj] = arr
             elif isinstance(obj, nengo.Node):
-                if obj not in sim._input_nodes:
+                if obj not in sim.plan.node_keys:
                     raise ValidationError(
                         f"{obj} is not an input Node (size_in=0) of the simulated model",
                         attr="data",
@@ -145,7 +145,7 @@ class TrainingData:
                 attr="data",
             )
         self.batch_size, self.n_steps = next(iter(shapes.values()))
-        mb = sim._batch
+        mb = sim.plan.minibatch_size
         if self.batch_size % mb != 0:
             raise ValidationError(
                 f"batch size {self.batch_size} is not a multiple of the simulator's "
@@ -216,7 +216,8 @@ class Trainer:
 
     def __init__(self, sim):
         self.sim = sim
-        self.graph = sim._graph
+        self.plan = sim.plan
+        self.loop = sim.loop
         self._fns = {}
         self._train_hosts = None
 
@@ -224,44 +225,42 @@ class Trainer:
 
     def _host_inputs(self, inputs, n_steps, seed):
         """Feeds for one minibatch: given inputs, the rest computed on the host."""
-        graph, sim = self.graph, self.sim
+        plan = self.plan
         feeds = {}
         for node, arr in inputs.items():
-            key = graph.input_keys[sim._input_nodes[node]]
-            feeds[key] = np.swapaxes(arr, 0, 1).astype(
-                graph.feed_dtype(sim.model.sig[node]["out"])
-            )
+            key = plan.node_keys[node]
+            feeds[key] = np.swapaxes(arr, 0, 1).astype(plan.feed_dtype(plan.feed_sig(key)))
         if self._train_hosts is None:
             self._train_hosts = {
-                k: HostOp(h.op, graph.dt, graph.minibatch_size, graph.errors)
-                for k, h in graph.pre_ops.items()
+                k: HostOp(h.op, plan.dt, plan.minibatch_size, plan.errors)
+                for k, h in plan.pre_ops.items()
             }
         needed = {k: h for k, h in self._train_hosts.items() if k not in feeds and h.output}
         if needed:
-            seeds = random_state(seed).randint(2**31 - 1, size=graph.minibatch_size)
+            seeds = random_state(seed).randint(2**31 - 1, size=plan.minibatch_size)
             for item, s in enumerate(seeds):
                 rng = np.random.RandomState(s)
                 for host in needed.values():
                     host.make_item(item, rng)
             for key, host in needed.items():
-                feeds[key] = host.precompute(0, n_steps, graph.feed_dtype(host.output))
+                feeds[key] = host.precompute(0, n_steps, plan.feed_dtype(host.output))
         return feeds
 
     # --- compiled functions ----------------------------------------------------
 
     def _outputs(self, n_steps, feeds, training, initial, max_steps=None):
         state = [tf.constant(v) for v in initial]
-        training = training or self.graph.learning_phase  # configure_settings(learning_phase=True)
-        # the epoch may be XLA-compiled, whose loop is not unrolled (see `SimGraph.loop`)
-        unroll = 1 if self.graph.jit else None
-        _, stacked = self.graph.loop(
+        training = training or self.loop.learning_phase  # configure_settings(learning_phase=True)
+        # the epoch may be XLA-compiled, whose loop is not unrolled (see `SimLoop.loop`)
+        unroll = 1 if self.sim.jit else None
+        _, stacked = self.loop.loop(
             n_steps, state, feeds, training=training, max_steps=max_steps, unroll=unroll
         )
-        return self.graph.probe_tensors(stacked)
+        return self.loop.probe_tensors(stacked)
 
     def _losses(self, outputs, targets, objective):
         """Per-objective loss values (float64 vector)."""
-        by_probe = dict(zip(self.graph.probes, outputs))
+        by_probe = dict(zip(self.plan.probes, outputs))
         values = []
         for (probe, fn), target in zip(objective.items(), targets):
             out = by_probe[probe]
@@ -278,7 +277,7 @@ class Trainer:
         key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
-        initial = [np.asarray(s) for s in self.graph.initial_state()]
+        initial = [np.asarray(s) for s in self.loop.initial_state()]
 
         if kind == "grads":
 
@@ -316,8 +315,8 @@ class Trainer:
 
     def variables(self):
         """Trainable variables and their gradient masks (None: no mask)."""
-        pairs = [(v, m) for v, m in self.graph.trainable]
-        pairs += [(v, None) for v in self.sim._extra_trainable()]
+        pairs = [(v, m) for v, m in self.loop.trainable]
+        pairs += [(v, None) for v in self.plan.keras_trainable()]
         return pairs
 
     # --- steps ---------------------------------------------------------------
@@ -339,8 +338,8 @@ class Trainer:
             )
         variables = [v for v, _ in pairs]
         masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
-        if self.sim._dist is not None:
-            return self.sim._dist.train_step(
+        if self.sim.distributed is not None:
+            return self.sim.distributed.train_step(
                 self, optimizer, objective, variables, masks, training
             )
         grads_fn = self._function("grads", objective, variables, training)
@@ -355,15 +354,15 @@ class Trainer:
             grads = masked_gradients(grads, masks, variables)
             check_finite(losses, grads)
             apply_fn(grads)
-            self.sim._trained = True
+            self.sim.run_state.trained = True
             return losses, outputs
 
         return step
 
     def eval_step(self, objective, training=False):
         """A function ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``."""
-        if self.sim._dist is not None:
-            return self.sim._dist.eval_step(self, objective, training)
+        if self.sim.distributed is not None:
+            return self.sim.distributed.eval_step(self, objective, training)
         fn = self._function("loss", objective, None, training)
 
         def step(inputs, targets, n_steps, seed):
@@ -377,8 +376,8 @@ class Trainer:
 
     def predict_step(self, training=False):
         """A function ``step(inputs, n_steps, seed) -> outputs`` (one per probe)."""
-        if self.sim._dist is not None:
-            return self.sim._dist.predict_step(self, training)
+        if self.sim.distributed is not None:
+            return self.sim.distributed.predict_step(self, training)
         fn = self._function("outputs", None, None, training)
 
         def step(inputs, n_steps, seed):
@@ -411,7 +410,7 @@ class Trainer:
         seeds = random_state(seed)
         last = [float("nan")]
         epoch_fn = None  # distributed training, and inputs computed on the host: by batch
-        if self.sim._dist is None:
+        if self.sim.distributed is None:
             create_optimizer_variables(optimizer, [v for v, _ in self.variables()])
             epoch_fn = self._epoch_function(optimizer, objective, tdata)
         with Stage(
@@ -444,20 +443,17 @@ class Trainer:
         Used when all inputs come from the data (nothing is computed on the host
         per minibatch). A batch whose loss is not finite stops the updates.
         """
-        graph = self.graph
-        if any(
-            key not in {graph.input_keys[self.sim._input_nodes[n]] for n in tdata.inputs}
-            for key, h in graph.pre_ops.items()
-            if h.output is not None
-        ):
+        plan = self.plan
+        fed = {plan.node_keys[n] for n in tdata.inputs}
+        if any(key not in fed for key in plan.fed_keys):
             return None
         pairs = self.variables()
         variables = [v for v, _ in pairs]
         masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
-        initial = [np.asarray(s) for s in graph.initial_state()]
+        initial = [np.asarray(s) for s in self.loop.initial_state()]
         n_steps = tdata.n_steps
-        keys = [graph.input_keys[self.sim._input_nodes[n]] for n in tdata.inputs]
-        dtypes = [graph.feed_dtype(self.sim.model.sig[n]["out"]) for n in tdata.inputs]
+        keys = [plan.node_keys[n] for n in tdata.inputs]
+        dtypes = [plan.feed_dtype(plan.feed_sig(k)) for k in keys]
 
         def fn(feeds, targets):
             first = next(iter(feeds.values())) if feeds else targets[0]
@@ -503,7 +499,7 @@ class Trainer:
         # XLA runs an epoch ~20x faster than TensorFlow's executor once compiled (the
         # compilation costs about as much as 20 epochs on the seed tutorial); models XLA
         # cannot compile fall back on the first call
-        compiled = [tf.function(fn, autograph=False, jit_compile=True)] if graph.jit else []
+        compiled = [tf.function(fn, autograph=False, jit_compile=True)] if self.sim.jit else []
         compiled.append(tf.function(fn, autograph=False))
 
         def call(feeds, targets):
@@ -530,7 +526,7 @@ class Trainer:
             losses, stop = call(feeds, targets)
             losses = losses.numpy()
             # batches before a non-finite one did update the parameters
-            self.sim._trained = True
+            self.sim.run_state.trained = True
             if bool(stop):
                 bad = losses[~np.isfinite(losses)]
                 what = f"loss became {bad[0]}" if len(bad) else "gradients became non-finite"
@@ -585,7 +581,7 @@ def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=No
     SimulationError
         If an error exceeds ``atol``.
     """
-    double = trainer.graph.dtype == tf.float64
+    double = trainer.plan.dtype == tf.float64
     atol = (1e-4 if double else 1e-2) if atol is None else atol
     eps = (1e-5 if double else 1e-3) if eps is None else eps
     tdata = TrainingData(trainer.sim, data)

@@ -223,7 +223,7 @@ def test_bad_input_gives_clear_errors(strategy):
     with pytest.raises(ValidationError, match="MirroredStrategy"):
         make_sim(net, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), minibatch_size=2)
     with make_sim(net, strategy=strategy, minibatch_size=2) as sim:  # strategy= argument
-        assert sim._dist is not None and sim._dist.local == 1
+        assert sim.distributed is not None and sim.distributed.local == 1
         x = np.zeros((2, 1, 1))
         with pytest.raises(ValidationError, match=r"inside `strategy.scope\(\)`"):
             sim.train({net.inpt: x, net.direct_p: x}, keras.optimizers.SGD(0.1))

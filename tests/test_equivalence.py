@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import nengodl
+from nengodl.options import Options
 
 TOL = {"float32": 1e-4, "float64": 1e-10}
 
@@ -148,7 +149,7 @@ def test_optimisation_switches_leave_output_unchanged(seed_net, optimize, jit):
     with nengodl.Simulator(
         seed_net, progress_bar=False, dtype="float64", seed=0, optimize=optimize, jit=jit
     ) as sim:
-        assert sim._graph.jit == jit
+        assert sim.jit == jit
         sim.run(0.3)
     assert_probes_match(ref, sim, seed_net, TOL["float64"])
 
@@ -233,13 +234,12 @@ def test_built_parameters_are_nengos(seed_net):
 
 
 @pytest.mark.parametrize("shard_bytes, drop_transient", [(0, False), (0, True), (1, True)])
-def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes, drop_transient):
+def test_minibatch_shards_match_nengo_item_by_item(shard_bytes, drop_transient):
     # shard_bytes=1 splits the minibatch into one loop per item (0: one loop);
     # each item has its own input and its own PES-learned weights
-    monkeypatch.setattr(nengodl.graph, "SHARD_BYTES", shard_bytes)
-    monkeypatch.setattr(nengodl.graph, "DROP_TRANSIENT", drop_transient)
-    monkeypatch.setattr(nengodl.graph, "OP_BYTES", 0)
-    monkeypatch.setattr(nengodl.graph, "shard_workers", lambda: 2)
+    options = Options(
+        shard_bytes=shard_bytes, drop_transient=drop_transient, op_bytes=0, shard_workers=2
+    )
     n_items, steps = 4, (30, 20)
     inputs = (
         np.sin(np.linspace(0, 3, sum(steps)))[None, :, None]
@@ -264,11 +264,12 @@ def test_minibatch_shards_match_nengo_item_by_item(monkeypatch, shard_bytes, dro
 
     net = network(np.zeros(1))
     with nengodl.Simulator(
-        net, minibatch_size=n_items, dtype="float64", progress_bar=False
+        net, minibatch_size=n_items, dtype="float64", progress_bar=False, options=options
     ) as sim:
-        assert sim._graph.shard == (1 if shard_bytes else n_items)
+        assert sim.jit
+        assert sim.runner.xla.shard == (1 if shard_bytes else n_items)
         # the neurons' input current is set before it is read, every step
-        names = [b.name for b in sim._graph.transient]
+        names = [b.name for b in sim.loop.transient]
         assert any("neuron_in" in name for name in names) == drop_transient, names
         done = 0
         for n in steps:

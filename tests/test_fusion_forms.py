@@ -10,10 +10,10 @@ import tensorflow as tf
 from nengo.builder import Signal
 
 import nengodl
-import nengodl.graph
 import nengodl.ops.basic
 import nengodl.signals
 from nengodl.benchmarks.networks import integrator
+from nengodl.options import Options
 from nengodl.signals import ViewPlan, apply_writes
 
 
@@ -37,8 +37,7 @@ def numpy_writes(flat, writes):
         [slice(0, 10), [9, 1, 4], slice(8, 12)],  # with a gathered view
     ],
 )
-def test_overlapping_increments_match_numpy(monkeypatch, rng, slice_sums, views):
-    monkeypatch.setattr(nengodl.signals, "SLICE_SUMS", slice_sums)
+def test_overlapping_increments_match_numpy(rng, slice_sums, views):
     base = Signal(np.zeros(20), name="base")
     flat = rng.uniform(-1, 1, size=(3, 20))
     group, writes = [], []
@@ -47,7 +46,7 @@ def test_overlapping_increments_match_numpy(monkeypatch, rng, slice_sums, views)
         value = rng.uniform(-1, 1, size=(3, plan.size))
         group.append((plan, value, True))
         writes.append((np.arange(20)[view], value, True))
-    out = apply_writes(flat, group, 20)
+    out = apply_writes(flat, group, 20, sums=slice_sums)
     np.testing.assert_allclose(out.numpy(), numpy_writes(flat, writes), rtol=1e-12)
 
 
@@ -87,7 +86,6 @@ def test_slice_sums_keep_only_costly_increments(rng, make):
 def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice_sums):
     # the integrator's synapse input gets the stimulus and the recurrent value
     # added to the same elements: an increment with duplicate indices
-    monkeypatch.setattr(nengodl.signals, "SLICE_SUMS", slice_sums)
     used = []
     original = nengodl.signals.slice_sums
     monkeypatch.setattr(
@@ -98,7 +96,9 @@ def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice
         probes = [nengo.Probe(ens, synapse=0.01) for ens in net.all_ensembles[:3]]
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run_steps(200)
-    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+    with nengodl.Simulator(
+        net, dtype="float64", progress_bar=False, options=Options(slice_sums=slice_sums)
+    ) as sim:
         sim.run_steps(200)
     assert bool(used) == slice_sums
     for p in probes + [net.probe]:
@@ -109,7 +109,6 @@ def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice
 @pytest.mark.parametrize("jit", [True, False])
 def test_folded_decoding_sums_match_nengo(monkeypatch, fold_width, jit):
     # 64 neurons fold once; 75 fold twice (75 -> 38 -> 19) with odd middles
-    monkeypatch.setattr(nengodl.ops.basic, "FOLD_WIDTH", fold_width)
     widths = []
     original = nengodl.ops.basic.last_axis_sum
     monkeypatch.setattr(
@@ -128,7 +127,10 @@ def test_folded_decoding_sums_match_nengo(monkeypatch, fold_width, jit):
         probe = nengo.Probe(out)
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run_steps(300)
-    with nengodl.Simulator(net, dtype="float64", jit=jit, progress_bar=False) as sim:
+    options = Options(fold_width=fold_width)
+    with nengodl.Simulator(
+        net, dtype="float64", jit=jit, progress_bar=False, options=options
+    ) as sim:
         sim.run_steps(300)
     assert (jit, 75) in widths and (jit, 64) in widths  # the decoders' sums went through it
     assert np.abs(ref.data[probe]).max() > 0.5
@@ -136,11 +138,10 @@ def test_folded_decoding_sums_match_nengo(monkeypatch, fold_width, jit):
 
 
 @pytest.mark.parametrize("outside", [True, False])
-def test_clock_outside_the_step_matches_nengo(monkeypatch, outside):
+def test_clock_outside_the_step_matches_nengo(outside):
     """Where nothing in the loop reads the time, the step leaves the clock out
     and each XLA call advances it: probes, the time and the step count are
     nengo's after runs of several lengths (chunks of 1024 steps included)."""
-    monkeypatch.setattr(nengodl.graph, "CLOCK_OUTSIDE", outside)
     net = integrator(4, 20, nengo.LIF())
     with net:
         stim = nengo.Node(lambda t: np.sin(10 * t))  # computed ahead of each run
@@ -148,8 +149,9 @@ def test_clock_outside_the_step_matches_nengo(monkeypatch, outside):
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run_steps(1500)
         clock = ref.signals[ref.model.step], ref.signals[ref.model.time], ref.time
-    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
-        assert sim._graph.clock_outside == outside
+    options = Options(clock_outside=outside)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False, options=options) as sim:
+        assert sim.loop.clock_outside == outside
         sim.run_steps(1100)
         sim.step()
         sim.run_steps(399)
@@ -169,6 +171,6 @@ def test_clock_read_in_the_loop_stays_in_the_step():
         )
         probe = nengo.Probe(node)
     with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
-        assert not sim._graph.clock_outside
+        assert not sim.loop.clock_outside
         sim.run_steps(30)
     np.testing.assert_allclose(sim.data[probe][:, 0], 0.001 * np.arange(1, 31), rtol=1e-12)

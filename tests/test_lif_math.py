@@ -8,9 +8,8 @@ import pytest
 import tensorflow as tf
 
 import nengodl
-import nengodl.graph
-import nengodl.ops.neurons
 from nengodl.ops.neurons import expm1_series, lif_series_terms, log1p_series, series_terms
+from nengodl.options import Options
 
 DT, TAU_RC = 0.001, 0.02
 
@@ -47,10 +46,9 @@ def test_series_terms_gives_up_on_wide_ranges():
 )
 @pytest.mark.parametrize("jit", [True, False])
 @pytest.mark.parametrize("fast", [True, False])
-def test_lif_state_matches_nengo(neuron_type, jit, fast, monkeypatch):
-    # fast: the series and the kept decayed voltage (the default); both are switches
-    monkeypatch.setattr(nengodl.ops.neurons, "LIF_SERIES", fast)
-    monkeypatch.setattr(nengodl.graph, "KEEP_SHARED", fast)
+def test_lif_state_matches_nengo(neuron_type, jit, fast):
+    # fast: the series and the kept decayed voltage (the default); both are options
+    options = Options(lif_series=fast, keep_shared=fast)
     with nengo.Network(seed=3) as net:
         stim = nengo.Node(lambda t: [np.sin(20 * t), np.cos(7 * t)])
         ens = nengo.Ensemble(
@@ -63,7 +61,7 @@ def test_lif_state_matches_nengo(neuron_type, jit, fast, monkeypatch):
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run(0.3)
     with nengodl.Simulator(
-        net, progress_bar=False, dtype="float64", jit=jit, minibatch_size=2
+        net, progress_bar=False, dtype="float64", jit=jit, minibatch_size=2, options=options
     ) as sim:
         sim.run(0.3)
     spikes = ref.data[probes[0]] > 0

@@ -9,6 +9,7 @@ from nengo.utils.simulator import operator_dependency_graph
 
 import nengodl
 from nengodl import optimizer
+from nengodl.options import Options
 
 
 def random_dag(rng, n, p):
@@ -74,11 +75,11 @@ def test_optimize_uses_the_closure_and_restores_nengo(monkeypatch):
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_optimised_model_runs_as_nengo(fast, monkeypatch):
-    monkeypatch.setattr(optimizer, "FAST_CLOSURE", fast)
+def test_optimised_model_runs_as_nengo(fast):
     net = integrator_net()
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run_steps(200)
-    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+    options = Options(fast_closure=fast)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False, options=options) as sim:
         sim.run_steps(200)
     np.testing.assert_allclose(sim.data[net.p], ref.data[net.p], atol=1e-10, rtol=0)

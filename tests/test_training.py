@@ -65,8 +65,7 @@ def test_gradient_matches_finite_differences():
     data = {net.inp: x, net.p: np.sin(x)}
     lr = 1e-4
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, dtype="float64") as sim:
-        graph = sim._graph
-        variables = [v for v, _ in graph.trainable]
+        variables = [v for v, _ in sim.loop.trainable]
         before = [v.numpy().copy() for v in variables]
         assert np.isfinite(sim.loss(data, progress_bar=False))  # the loss before training
         sim.train(data, keras.optimizers.SGD(lr), n_epochs=1, shuffle=False)

@@ -7,73 +7,72 @@ nengodl, and their ratio, then the peak memory of the process.
 """
 
 import nengodl
-import nengodl.graph
-import nengodl.ops.basic
-import nengodl.ops.neurons
-import nengodl.optimizer
-import nengodl.signals
 from nengodl.benchmarks.networks import NETWORKS
 from nengodl.benchmarks.timing import parser, run_table
+from nengodl.options import Options
 
-# graph-optimisation switches: flag, module, setting, value when the flag is given, help
+# graph-optimisation switches: flag, option, value when the flag is given, help
 SWITCHES = [
     (
         "--no-shard",
-        nengodl.graph,
-        "SHARD_BYTES",
+        "shard_bytes",
         0,
         "run each minibatch in one loop (not split into shards run side by side)",
     ),
     (
         "--carry-all",
-        nengodl.graph,
-        "DROP_TRANSIENT",
+        "drop_transient",
         False,
         "carry all state between steps (also what each step sets before reading)",
     ),
     (
         "--lif-exp-log",
-        nengodl.ops.neurons,
-        "LIF_SERIES",
+        "lif_series",
         False,
         "LIF neurons use exp and log (not the series exact on their ranges)",
     ),
     (
         "--no-keep",
-        nengodl.graph,
-        "KEEP_SHARED",
+        "keep_shared",
         False,
         "let XLA recompute values shared by several operations (e.g. the LIF voltage)",
     ),
     (
         "--no-slice-sums",
-        nengodl.signals,
-        "SLICE_SUMS",
+        "slice_sums",
         False,
         "add overlapping increments of a signal with one scatter (not sums of slices)",
     ),
     (
         "--no-fold",
-        nengodl.ops.basic,
-        "FOLD_WIDTH",
+        "fold_width",
         None,
         "sum long axes in one reduction (not folded in halves first, under XLA)",
     ),
     (
         "--clock-in-step",
-        nengodl.graph,
-        "CLOCK_OUTSIDE",
+        "clock_outside",
         False,
         "advance the clock in every step of the XLA loop (not once per call)",
     ),
     (
         "--nengo-closure",
-        nengodl.optimizer,
-        "FAST_CLOSURE",
+        "fast_closure",
         False,
         "nengo's optimiser uses nengo's own transitive closure (not frozensets)",
     ),
 ]
+
+
+def options_from(args):
+    """The `Options` the switches on the command line ask for."""
+    return Options(
+        **{
+            option: value
+            for flag, option, value, _ in SWITCHES
+            if getattr(args, flag[2:].replace("-", "_"))
+        }
+    )
 
 
 def main(argv=None):
@@ -89,12 +88,10 @@ def main(argv=None):
         default=None,
         help="TensorFlow's intra-op thread pool size (1 is fastest at minibatch 1 on CPU)",
     )
-    for flag, _, _, _, text in SWITCHES:
+    for flag, _, _, text in SWITCHES:
         p.add_argument(flag, action="store_true", help=text)
     args = p.parse_args(argv)
-    for flag, module, attr, value, _ in SWITCHES:
-        if getattr(args, flag[2:].replace("-", "_")):
-            setattr(module, attr, value)
+    options = options_from(args)
     if args.intra_op_threads is not None:
         import tensorflow as tf
 
@@ -109,6 +106,7 @@ def main(argv=None):
             jit=not args.no_jit,
             optimize=not args.no_optimize,
             unroll_simulation=args.unroll,
+            options=options,
         )
 
     run_table(args, NETWORKS, "nengodl", make_sim)

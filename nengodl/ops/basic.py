@@ -14,18 +14,17 @@ from nengo.builder.operator import (
 from nengo.exceptions import BuildError
 
 from nengodl.ops.registry import OpBuilder, register
+from nengodl.options import deprecated_names
 from nengodl.signals import reshape
-
-# under XLA, sums over more elements than this are folded in halves first: XLA
-# on CPUs splits a longer reduction into two kernels of their own, while a
-# short one fuses with the elementwise operations that feed it (None: no folding)
-FOLD_WIDTH = 32
 
 
 def last_axis_sum(ctx, x):
     """Sum of ``x`` over its last axis (kept, with size 1).
 
-    In the XLA loop, a last axis longer than `FOLD_WIDTH` is first folded: its
+    In the XLA loop, a last axis longer than ``ctx.options.fold_width`` is
+    first folded (XLA on CPUs splits a longer reduction into two kernels of
+    their own, while a short one fuses with the elementwise operations that
+    feed it): its
     second half is added to its first half (an odd middle element is kept)
     until it is short enough, so that the whole product-and-sum is one fused
     kernel.
@@ -34,11 +33,13 @@ def last_axis_sum(ctx, x):
     --------
     >>> import types
     >>> x = tf.reshape(tf.range(100.0), (1, 100))
-    >>> last_axis_sum(types.SimpleNamespace(xla=True), x).numpy()
+    >>> from nengodl.options import Options
+    >>> last_axis_sum(types.SimpleNamespace(xla=True, options=Options()), x).numpy()
     array([[4950.]], dtype=float32)
     """
     width = x.shape[-1]
-    while ctx.xla and FOLD_WIDTH and width > FOLD_WIDTH:
+    fold = ctx.options.fold_width if ctx.xla else None
+    while fold and width > fold:
         half = width // 2
         rest = width - half  # the kept part, including an odd middle element
         folded = x[..., :half] + x[..., rest:]
@@ -194,3 +195,6 @@ class BsrDotIncBuilder(OpBuilder):
             prod = tf.math.unsorted_segment_sum(prod, self.rows, self.n_row_blocks)
             prod = tf.transpose(prod, (1, 0, 2))
         ctx.inc(op.Y, reshape(prod, (-1,) + op.Y.shape))
+
+
+deprecated_names(__name__)

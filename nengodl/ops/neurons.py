@@ -13,11 +13,9 @@ import tensorflow as tf
 from nengo.builder.neurons import SimNeurons
 
 from nengodl.ops.registry import OpBuilder, register
+from nengodl.options import deprecated_names
 
 NEURON_STEPS = {}
-# in loops compiled with XLA, LIF types use series instead of exp and log where
-# they are exact (see `lif_step`)
-LIF_SERIES = True
 
 
 def neuron_step(neuron_type):
@@ -261,10 +259,15 @@ class SimNeuronsBuilder(OpBuilder):
         if training and type(op.neurons) in TRAINING_STEPS:
             step = TRAINING_STEPS[type(op.neurons)]
         elif self.lif:
-            series = LIF_SERIES and ctx.xla
+            # under XLA, LIF types use series instead of exp and log where
+            # they are exact (see `lif_step`)
+            series = ctx.options.lif_series and ctx.xla
             state.update(series=series, bounded=self.bounded, keep=ctx.keep)
         output, new_state = step(op.neurons, self.dt, J, **state)
         ctx.set(op.output, output)
         for name, sig in op.state.items():
             if name in new_state:
                 ctx.set(sig, new_state[name])
+
+
+deprecated_names(__name__)

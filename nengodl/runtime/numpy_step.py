@@ -29,28 +29,28 @@ class NumpyStepper:
 
     Parameters
     ----------
-    graph : SimGraph
-        The simulator's compiled graph (layout, parameter variables, host operators).
+    loop : SimLoop
+        The simulation loop (its plan's layout and host operators, its
+        parameter variables).
     operators : list of Operator
         The model's operators, in execution order.
-    probe_sigs : list of Signal
-        The signal of each probe, recorded after each step.
     """
 
-    def __init__(self, graph, operators, probe_sigs):
-        self.graph = graph
+    def __init__(self, loop, operators):
+        self.loop = loop
+        self.plan = loop.plan
         self.operators = [op for op in operators if not isinstance(op, SimProbe)]
-        self.probe_sigs = list(probe_sigs)
+        self.probe_sigs = list(loop.plan.probe_sigs)
         self.active = False  # whether the numpy signals hold the current state
         self.signals = None
         self.steps = None
 
     @staticmethod
-    def usable(graph, operators):
+    def usable(loop, operators):
         """Whether the operators can all run one item in numpy, outside training."""
         return (
-            graph.minibatch_size == 1
-            and not graph.learning_phase
+            loop.plan.minibatch_size == 1
+            and not loop.learning_phase
             and not any(isinstance(op, SimTensorNode) for op in operators)
         )
 
@@ -63,14 +63,14 @@ class NumpyStepper:
                 value = base.initial_value
                 value = value.allocate() if hasattr(value, "allocate") else np.array(value)
                 dict.__setitem__(signals, base, value)
-        hosts = {h.op: h for h in self.graph.host_ops}
+        hosts = {h.op: h for h in self.plan.host_ops}
         rng = np.random.RandomState(0)  # native operators draw no random numbers
         steps = []
         for op in self.operators:
             if op in hosts:
                 steps.append(self._host_call(hosts[op], signals, self._shared))
             else:
-                steps.append(op.make_step(signals, self.graph.dt, rng))
+                steps.append(op.make_step(signals, self.plan.dt, rng))
         self.signals, self.steps = signals, steps
         self.probe_views = [signals[sig] for sig in self.probe_sigs]
         written = {s.base: None for op in self.operators for s in op.sets + op.incs + op.updates}
@@ -81,7 +81,7 @@ class NumpyStepper:
         """Whether ``base`` is also used outside host operators (a signal no
         other operator uses stays in the host operator's own arrays, which the
         compiled loop's runs update too)."""
-        return self.graph.layout.is_state(base) or base in self.graph.params
+        return self.plan.layout.is_state(base) or base in self.loop.params
 
     @staticmethod
     def _host_call(host, signals, shared):
@@ -106,16 +106,15 @@ class NumpyStepper:
         state tensors) and the current parameter values."""
         if self.steps is None:
             self._build()
-        graph = self.graph
-        layout = graph.layout
+        layout = self.plan.layout
         signals = self.signals
         for base, value in zip(layout.state_bases, state):
             if base in signals:
                 np.copyto(signals[base], np.asarray(value)[0], casting="unsafe")
-        for base, var in graph.params.items():
+        for base, var in self.loop.params.items():
             if base in signals:
                 np.copyto(signals[base], var.numpy(), casting="unsafe")
-        for base, (var, mask) in graph.pinned.items():
+        for base, (var, mask) in self.loop.pinned.items():
             if base in signals:
                 np.copyto(signals[base], var.numpy(), casting="unsafe", where=mask)
         self.active = True
@@ -123,7 +122,7 @@ class NumpyStepper:
     def unload(self, state):
         """The state tensors, with the values of the numpy signals (``state``,
         the tensors given to `load`, for the bases no operator here uses)."""
-        layout = self.graph.layout
+        layout = self.plan.layout
         out = []
         for base, value in zip(layout.state_bases, state):
             if base in self.signals:
