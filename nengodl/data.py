@@ -126,15 +126,23 @@ def check_seed(seed):
     return int(seed)
 
 
-def check_finite_data(arr, obj):
+def check_finite_data(arr, obj, allow_nan=False):
     """Refuse NaN and infinite values in the data for ``obj`` (nengo refuses a Node
-    whose function returns them; they would stay in the simulation's state)."""
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    whose function returns them; they would stay in the simulation's state).
+
+    With ``allow_nan`` (targets: NaN marks "no target here" for `nengodl.obj.mse`
+    and `nengodl.losses.nan_mse`), only infinite values are refused.
+    """
+    if arr.dtype.kind != "f":
+        return
+    bad_mask = np.isinf(arr) if allow_nan else ~np.isfinite(arr)
+    if bad_mask.any():
+        bad = tuple(int(i) for i in np.argwhere(bad_mask)[0])
+        what = "targets must not be infinite (NaN marks a missing target)"
         raise ValidationError(
             f"Data for {obj} contains non-finite values (the first at index {bad}: "
-            f"{arr[bad]}); inputs must be finite (configure_settings("
-            "check_finite=False) skips this check)",
+            f"{arr[bad]}); {what if allow_nan else 'inputs must be finite'} "
+            "(configure_settings(check_finite=False) skips this check)",
             attr="data",
             obj=obj if isinstance(obj, nengo.Node) else None,
         )

@@ -136,7 +136,7 @@ class TrainingData:
                     attr="data",
                 )
             if sim.check_finite:
-                check_finite_data(arr, obj)
+                check_finite_data(arr, obj, allow_nan=isinstance(obj, nengo.Probe))
             shapes[obj] = arr.shape[:2]
         if len(set(shapes.values())) > 1:
             listing = ", ".join(f"{k}: {v}" for k, v in shapes.items())

@@ -103,13 +103,24 @@ def test_non_finite_training_data_is_refused(started):
     net, sim, before, expected = started
     x = np.full((1, 3, 1), 0.5)
     y = np.zeros((1, 3, 1))
-    y[0, 2, 0] = np.nan
+    y[0, 2, 0] = np.inf  # (NaN marks a missing target: see the next test)
     with pytest.raises(ValidationError, match="non-finite") as info:
         sim.train({net.inp: x, net.p: y}, keras.optimizers.SGD(0.1))
-    assert "Probe" in str(info.value)
+    assert "Probe" in str(info.value) and "NaN marks a missing target" in str(info.value)
     sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     with pytest.raises(ValidationError, match="non-finite"):
         sim.fit({net.inp: np.where(y == 0, np.inf, 0.5)}, {net.p: np.zeros((1, 3, 1))})
+    still_works(net, sim, before, expected)
+
+
+def test_nan_targets_are_missing_targets_for_obj_mse(started):
+    net, sim, before, expected = started
+    x = np.full((1, 3, 1), 0.5)
+    out = sim.predict({net.inp: x}, verbose=0)[net.p]
+    y = np.array([[[0.1], [np.nan], [-0.2]]])
+    loss = sim.loss({net.inp: x, net.p: y}, objective=nengodl.obj.mse)
+    known = ~np.isnan(y)
+    np.testing.assert_allclose(loss, np.mean((out[known] - y[known]) ** 2), rtol=1e-5)
     still_works(net, sim, before, expected)
 
 

@@ -83,10 +83,7 @@ def test_nan_mse_in_fit_one_sgd_step_matches_numpy():
     x, y = rng.randn(8, 1, 3), rng.randn(8, 1, 2)
     y[rng.rand(*y.shape) < 0.4] = np.nan
     lr = 0.1
-    net = linear_net(W0)
-    with net:
-        # training data with NaN is refused unless this is off (NaN targets included)
-        nengodl.configure_settings(check_finite=False)
+    net = linear_net(W0)  # NaN targets are accepted (as missing) with check_finite on
     with nengodl.Simulator(net, minibatch_size=8, progress_bar=False, dtype="float64") as sim:
         sim.compile(keras.optimizers.SGD(lr), loss={net.p: nan_mse}, metrics={net.p: nan_mse})
         before = sim.evaluate({net.inp: x}, {net.p: y}, verbose=0)
