@@ -69,9 +69,9 @@ def test_keras_layer_weights_train_inside_nengo_model(tmp_path):
         hist = sim.fit({inp: x}, {p: y}, epochs=200)
         assert hist.history["loss"][-1] < 0.01 * hist.history["loss"][0]
         assert not np.allclose(layer.kernel.numpy(), w0)
-        # the connection's scalar transform trains too: the product is what is fit
-        scale = float(sim.data[conn].weights)
-        np.testing.assert_allclose(scale * layer.kernel.numpy()[:, 0], [1.0, -2.0], atol=0.05)
+        # Layer's input connection does not train (as in NengoDL 3): the kernel is the fit
+        assert float(sim.data[conn].weights) == 1.0
+        np.testing.assert_allclose(layer.kernel.numpy()[:, 0], [1.0, -2.0], atol=0.05)
         trained = layer.kernel.numpy().copy()
         sim.save_params(tmp_path / "k")
         layer.kernel.assign(w0)
