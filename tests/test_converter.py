@@ -6,6 +6,7 @@ import keras
 import nengo
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import nengodl
 from nengodl.converter import ConversionError
@@ -130,19 +131,43 @@ def test_batch_normalization_folded_and_dropout_removed():
         (L.ZeroPadding2D(((1, 0), (2, 1))), (3, 4, 2)),
         (L.ZeroPadding3D(1), (2, 2, 2, 1)),
         (L.Reshape((6, 2)), (3, 4)),
+        # channels_first (Keras on the CPU computes these too)
+        (L.GlobalAveragePooling2D(data_format="channels_first"), (3, 4, 2)),
+        (L.GlobalAveragePooling2D(data_format="channels_first", keepdims=True), (3, 4, 2)),
+        (L.GlobalAveragePooling1D(data_format="channels_first"), (3, 5)),
+        (L.GlobalAveragePooling3D(data_format="channels_first"), (2, 3, 2, 2)),
+        (L.AveragePooling2D(2, padding="same", data_format="channels_first"), (2, 5, 4)),
+        (L.ZeroPadding2D(((1, 0), (2, 1)), data_format="channels_first"), (2, 3, 4)),
+        (L.Flatten(data_format="channels_first"), (2, 3, 4)),
+        (L.Conv2D(3, 2, data_format="channels_first"), (2, 4, 5)),
+        # (Keras 3.x on the CPU adds the bias of dilated or grouped channels_first
+        # Conv2D to the wrong axis, so the sparse form is checked on 1D and 3D)
+        (L.Conv1D(3, 2, dilation_rate=2, data_format="channels_first"), (2, 7)),
+        (L.Conv3D(3, 2, strides=(1, 2, 1), data_format="channels_first"), (2, 3, 4, 3)),
+        (L.Conv1D(3, 2, strides=2, padding="same", data_format="channels_first"), (2, 7)),
     ],
 )
 def test_spatial_layers(layer, shape):
     check(model_of(shape, layer))
 
 
-def test_max_to_avg_pool_uses_averages():
+def test_max_pooling_falls_back_or_becomes_average_pooling():
     model = model_of((2, 2, 1), L.MaxPooling2D(2))
-    conv = nengodl.Converter(model, max_to_avg_pool=True)
-    conv.inputs[model.inputs[0]].output = [1.0, 2.0, 3.0, 6.0]
-    with nengo.Simulator(conv.net, progress_bar=False) as sim:
-        sim.step()
-    assert sim.data[conv.outputs[model.outputs[0]]][0, 0] == pytest.approx(3.0)
+    # max_to_avg_pool=False: a TensorNode running Keras's max pooling, with a warning
+    with pytest.warns(UserWarning, match="consider setting max_to_avg_pool=True"):
+        check(model, native=False)
+    # max_to_avg_pool=True: average pooling, without a warning (as in NengoDL 3.6)
+    x = np.array([1.0, 2.0, 3.0, 6.0])
+    for pooled in [model, model_of((2, 2, 1), L.GlobalMaxPooling2D())]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            conv = nengodl.Converter(pooled, max_to_avg_pool=True, allow_fallback=False)
+        conv.inputs[pooled.inputs[0]].output = x
+        with nengo.Simulator(conv.net, progress_bar=False) as sim:
+            sim.step()
+        assert sim.data[conv.outputs[pooled.outputs[0]]][0, 0] == pytest.approx(x.mean())
+        with pytest.raises(ValueError, match="differs"):  # max != mean
+            conv.verify(inputs=x.reshape(1, 2, 2, 1))
 
 
 def test_functional_merges_and_nested_models():
@@ -204,10 +229,10 @@ def test_fallback_of_multi_input_op():
 @pytest.mark.parametrize(
     "layer, shape, match",
     [
-        (L.Conv2D(2, 2, data_format="channels_first"), (2, 4, 4), "data_format"),
-        (L.AveragePooling2D(2, data_format="channels_first"), (2, 4, 4), "data_format"),
         (L.Dense(2, activation="softmax"), (3,), "softmax"),
-        (L.GlobalMaxPooling2D(), (2, 2, 1), "no native conversion"),
+        (L.GlobalMaxPooling2D(), (2, 2, 1), "max_to_avg_pool"),
+        (L.Conv2D(2, 2, kernel_constraint="non_neg"), (3, 3, 1), "constraint"),
+        (L.UpSampling1D(2), (3, 1), "no native conversion"),
         (L.MaxPooling1D(2), (4, 2), "max_to_avg_pool"),
         (L.BatchNormalization(), (3,), "inference_only"),
         (L.Dropout(0.2), (3,), "inference_only"),
@@ -243,8 +268,12 @@ def test_bad_arguments():
     with pytest.raises(ConversionError, match="neuron type"):
         nengodl.Converter(model_of((3,), L.Dense(2)), swap_activations={"relu": "lif"})
     model = model_of((3,), L.Dense(2, activation="sigmoid"))
-    with pytest.raises(ConversionError, match="amplitude"):
-        nengodl.Converter(model, scale_firing_rates=10)
+    with pytest.raises(ConversionError, match="positive"):
+        nengodl.Converter(model, scale_firing_rates=-1)
+    with pytest.raises(ConversionError, match="dict"):
+        nengodl.Converter(model, swap_activations=[("relu", nengo.LIF())])
+    with pytest.raises(ConversionError, match="same activation"):
+        nengodl.Converter(model, swap_activations={"relu": nengo.LIF(), tf.nn.relu: nengo.LIF()})
     with pytest.raises(KeyError, match="outputs"):
         nengodl.Converter(model).outputs["nope"]
 
@@ -319,5 +348,298 @@ def test_converted_network_trains_including_fallback_layers():
         before = sim.evaluate(*data, verbose=0)["loss"]
         sim.fit(*data, epochs=10, verbose=0)
         assert sim.evaluate(*data, verbose=0)["loss"] < 0.2 * before
-        # the conv bias, now the bias of the converted neurons (zero in Keras), trained
-        assert not np.allclose(sim.data[conv.layers[model.layers[1]].ensemble].bias, 0)
+        # the conv bias (zero in Keras): one parameter per filter, shared by all
+        # positions (through a Node of its own), trained
+        (bias,) = [
+            c
+            for c in conv.net.all_connections
+            if getattr(c.post_obj, "label", None) == f"{model.layers[1].name}.bias"
+        ]
+        assert sim.data[bias].weights.shape == (4, 1)
+        assert not np.allclose(sim.data[bias].weights, 0)
+
+
+ACTIVATION_FORMS = [
+    (tf.nn.relu, "relu"),
+    (keras.activations.relu, "relu"),
+    (keras.ops.relu, "relu"),
+    (tf.nn.sigmoid, "sigmoid"),
+    (keras.activations.sigmoid, "sigmoid"),
+    (tf.nn.tanh, "tanh"),
+    (keras.activations.tanh, "tanh"),
+    (keras.activations.linear, "linear"),
+    (tf.nn.leaky_relu, "leaky_relu"),
+    (keras.activations.leaky_relu, "leaky_relu"),
+]
+
+
+@pytest.mark.parametrize("function, name", ACTIVATION_FORMS)
+def test_activation_functions_convert_like_their_names(function, name):
+    model = model_of((5,), L.Dense(4, activation=function), L.Activation(function))
+    conv = check(model)  # native (no warning) and equal to Keras
+    by_name = nengodl.Converter(model_of((5,), L.Dense(4, activation=name)))
+    types = [type(e.neuron_type) for e in conv.net.all_ensembles]
+    assert types == [type(e.neuron_type) for e in by_name.net.all_ensembles] * 2
+    assert len(types) == (0 if name == "linear" else 2)
+
+
+def copy_with(model, activation):
+    """``model`` (Dense layers) with every activation replaced, same weights."""
+    inp = keras.Input(model.inputs[0].shape[1:])
+    x = inp
+    for layer in model.layers[1:]:
+        x = L.Dense(layer.units, activation=activation)(x)
+    other = keras.Model(inp, x)
+    other.set_weights(model.get_weights())
+    return other
+
+
+@pytest.mark.parametrize(
+    "act, swaps, to",
+    [
+        ("relu", {tf.nn.relu: tf.nn.tanh}, "tanh"),
+        (tf.nn.sigmoid, {keras.activations.sigmoid: keras.activations.relu}, "relu"),
+        ("tanh", {"tanh": "linear"}, "linear"),
+        ("elu", {keras.activations.elu: "relu"}, "relu"),
+    ],
+)
+def test_swap_activations_between_keras_activations(act, swaps, to):
+    model = randomize(model_of((4,), L.Dense(6, activation=act), L.Dense(3, activation=act)))
+    x = inputs_for(model)[0]
+    expected = copy_with(model, to).predict(x, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = nengodl.Converter(model, allow_fallback=False, swap_activations=swaps)
+    with nengodl.Simulator(conv.net, minibatch_size=3, progress_bar=False) as sim:
+        out = sim.predict_on_batch({conv.inputs[model.inputs[0]]: x[:, None]})
+    np.testing.assert_allclose(out[conv.outputs[model.outputs[0]]][:, 0], expected, atol=2e-5)
+
+
+def test_swap_to_activation_without_neurons_and_chained_swaps():
+    model = randomize(model_of((4,), L.Dense(5, activation="relu")))
+    x = inputs_for(model)[0]
+    # relu -> elu: runs Keras's elu in a TensorNode (with a warning), as the elu model does
+    with pytest.warns(UserWarning, match="'elu' has no nengo neuron type"):
+        conv = nengodl.Converter(model, swap_activations={"relu": "elu"})
+    with nengodl.Simulator(conv.net, minibatch_size=3, progress_bar=False) as sim:
+        out = sim.predict_on_batch({conv.inputs[model.inputs[0]]: x[:, None]})
+    expected = copy_with(model, "elu").predict(x, verbose=0)
+    np.testing.assert_allclose(out[conv.outputs[model.outputs[0]]][:, 0], expected, atol=2e-5)
+    # a Keras swap, then a swap of the neuron type it gives (both keys used: no warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = nengodl.Converter(
+            model,
+            swap_activations={
+                tf.nn.relu: nengo.RectifiedLinear(),
+                nengo.RectifiedLinear(): nengo.LIF(),
+            },
+        )
+    assert isinstance(conv.net.all_ensembles[0].neuron_type, nengo.LIF)
+    assert conv.swap_activations.unused_keys() == set()
+
+
+def test_unused_swap_activations_key_warns():
+    model = model_of((3,), L.Dense(2, activation="relu"))
+    swaps = {"relu": nengo.SpikingRectifiedLinear(), tf.nn.sigmoid: nengo.LIF()}
+    with pytest.warns(UserWarning, match="no layers in the model with that activation") as rec:
+        conv = nengodl.Converter(model, swap_activations=swaps)
+    assert "sigmoid" in str(rec[0].message)
+    assert conv.swap_activations.unused_keys() == {tf.nn.sigmoid}
+    assert set(conv.swap_activations) == set(swaps)
+    assert isinstance(conv.net.all_ensembles[0].neuron_type, nengo.SpikingRectifiedLinear)
+
+
+def test_scale_firing_rates_without_amplitude_warns_and_changes_output():
+    model = randomize(model_of((3,), L.Dense(2, activation="sigmoid")))
+    x = inputs_for(model)[0]
+    with pytest.warns(UserWarning, match="does not support amplitude.*change the output"):
+        conv = nengodl.Converter(model, scale_firing_rates=5)
+    kernel, bias = model.get_weights()
+    with nengodl.Simulator(conv.net, minibatch_size=3, progress_bar=False) as sim:
+        out = sim.predict_on_batch({conv.inputs[model.inputs[0]]: x[:, None]})
+    # the sigmoid of the scaled input (closed form)
+    expected = 1 / (1 + np.exp(-5 * (x @ kernel + bias)))
+    np.testing.assert_allclose(out[conv.outputs[model.outputs[0]]][:, 0], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="differs"):
+        conv.verify()
+    # no scaling for this layer (scale 1): no warning, and the Keras output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert nengodl.Converter(model, scale_firing_rates={"other": 5}).verify()
+
+
+def test_constant_initializer_bias_and_spike_counts():
+    # Keras 3's Constant([[50]]) stores a (1, 1) value in the (1,) bias
+    inp = keras.Input((1,))
+    relu = L.ReLU()(inp)
+    dense = L.Dense(
+        1,
+        activation=tf.nn.relu,
+        kernel_initializer=keras.initializers.Constant([[1.0]]),
+        bias_initializer=keras.initializers.Constant([[50.0]]),
+    )(inp)
+    model = keras.Model(inp, [relu, dense])
+    assert nengodl.Converter(model).verify(inputs=np.full((2, 1), 100.0), rtol=1e-5)
+    conv = nengodl.Converter(
+        model,
+        swap_activations={tf.nn.relu: nengo.SpikingRectifiedLinear()},
+        scale_firing_rates={model.layers[1]: 3, model.layers[2]: 4},
+    )
+    n_steps = 100
+    with nengodl.Simulator(conv.net, progress_bar=False) as sim:
+        sim.run_steps(n_steps, data={conv.inputs[inp]: np.full((1, n_steps, 1), 100.0)})
+    for out, rate, scale in [(relu, 100, 3), (dense, 150, 4)]:
+        spikes = sim.data[conv.outputs[out]]
+        assert spikes.max() == pytest.approx(1 / sim.dt / scale)  # spikes 1/scale as large
+        # ... and scale times as many: rate * scale * time
+        assert abs(np.count_nonzero(spikes) - rate * scale * n_steps * sim.dt) <= 1
+
+
+def test_regularizers_refused_unless_inference_only():
+    for layer, name in [
+        (L.Dense(2, kernel_regularizer="l2"), "kernel_regularizer"),
+        (L.Dense(2, activity_regularizer="l1"), "activity_regularizer"),
+        (L.Conv1D(2, 2, bias_regularizer=keras.regularizers.L1(0.1)), "bias_regularizer"),
+    ]:
+        model = model_of((3, 2), layer)
+        # the converted network would train without the regularization loss; a
+        # TensorNode would too, so allow_fallback does not help
+        with pytest.raises(ConversionError, match=f"'{layer.name}'.*{name}.*inference_only"):
+            nengodl.Converter(model, allow_fallback=True)
+        check(model, inference_only=True)  # dropped: the output is Keras's
+
+
+def test_constraints_fall_back_unless_inference_only():
+    model = model_of((3,), L.Dense(2, kernel_constraint=keras.constraints.NonNeg()))
+    with pytest.warns(UserWarning, match="constraint"):
+        check(model, native=False)  # the TensorNode's Keras optimizer applies it
+    check(model, inference_only=True)
+
+
+def test_verify_training_trains_both_alike_and_restores_the_model():
+    keras.utils.set_random_seed(1)
+    a, b = keras.Input((4,)), keras.Input((3, 2))
+    relu = L.Dense(3, activation="relu", bias_initializer="ones")
+    x = relu(a)
+    y = L.Dense(3, activation=tf.nn.sigmoid)(b)  # rank-3 input: one shared kernel
+    y = L.Flatten()(L.Conv1D(2, 2, padding="same", bias_initializer="ones")(y))
+    z = L.Concatenate()([x, L.Activation("tanh")(y)])
+    z = L.Add()([L.Dense(3)(z), L.Multiply()([x, x])])  # Multiply: a TensorNode
+    w = L.BatchNormalization(trainable=False)(L.Dense(2)(z))
+    model = keras.Model([a, b], [z, w])
+    randomize(model)
+    before = [v.numpy().copy() for v in model.weights]
+    with pytest.warns(UserWarning, match="multiply"):
+        conv = nengodl.Converter(model, scale_firing_rates={relu: 3})
+    inputs = inputs_for(model, batch=4)
+    assert conv.verify(inputs=inputs)
+    assert conv.verify(training=True, inputs=inputs, atol=1e-4)
+    for v, value in zip(model.weights, before):
+        np.testing.assert_array_equal(v.numpy(), value)
+    # training that differs is detected: the same number of trainable parameters,
+    # but the nengo network trains the second Dense layer of two equal ones instead
+    model = randomize(model_of((3,), L.Dense(3, use_bias=False), L.Dense(3, use_bias=False)))
+    model.layers[1].trainable = False
+    conv = nengodl.Converter(model)
+    first, second = sorted(
+        conv.net.all_connections, key=lambda c: c.pre_obj is not conv.inputs[model.inputs[0]]
+    )
+    conv.net.config[first].trainable = True
+    conv.net.config[second].trainable = False
+    assert conv.verify()
+    with pytest.raises(ValueError, match="differs"):
+        conv.verify(training=True)
+
+
+def test_verify_training_checks_trainable_parameter_counts():
+    # split shared weights: twice the parameters of the Keras model (NengoDL 3.6)
+    inp = keras.Input((4,))
+    dense = L.Dense(4)
+    model = keras.Model(inp, dense(dense(inp)))
+    conv = nengodl.Converter(model, split_shared_weights=True)
+    assert conv.verify()
+    with pytest.raises(
+        ValueError, match=r"parameters in the nengo network \(40\).*Keras model \(20\)"
+    ):
+        conv.verify(training=True)
+    # BatchNormalization folded by inference_only: gamma and beta do not train
+    model = model_of((3,), L.BatchNormalization())
+    conv = nengodl.Converter(model, inference_only=True)
+    with pytest.raises(ValueError, match=r"nengo network \(0\).*Keras model \(6\)"):
+        conv.verify(training=True)
+
+
+def test_verify_training_steps_are_keras_fit_steps():
+    from nengodl.converter.verify import EPOCHS, LEARNING_RATE, train_keras
+
+    model = randomize(model_of((3,), L.Dense(4, activation="tanh"), L.Dense(2)))
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    x = inputs_for(model, batch=5)
+    y = np.ones((5, 2), np.float32)
+    train_keras(model, x, [y])
+    twin.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss="mse")
+    twin.fit(x[0], y, epochs=EPOCHS, batch_size=5, shuffle=False, verbose=0)
+    for w, v in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(w, v, atol=1e-6)
+    assert not np.allclose(model.get_weights()[0], randomize(twin).get_weights()[0])
+
+
+def temporal_model(n_steps=None):
+    inp = keras.Input((n_steps, 3))
+    x = L.Dense(4, activation="relu")(inp)
+    x = L.TimeDistributed(L.Dense(6, activation="tanh"))(x)
+    x = L.TimeDistributed(L.Reshape((3, 2)))(x)
+    x = L.TimeDistributed(L.Conv1D(2, 2, padding="same"))(x)
+    x = L.Reshape((-1, 6) if n_steps is None else (n_steps, 6))(x)
+    return randomize(keras.Model(inp, L.Activation("softmax")(x)))
+
+
+def test_temporal_model_runs_one_time_step_per_simulation_step():
+    model = temporal_model()
+    with pytest.warns(UserWarning, match="softmax"):  # per step: a TensorNode
+        conv = nengodl.Converter(model, temporal_model=True)
+    assert conv.inputs[model.inputs[0]].size_out == 3
+    x = np.random.RandomState(2).uniform(-1, 1, (2, 7, 3)).astype(np.float32)
+    expected = model(x).numpy()
+    with nengodl.Simulator(conv.net, minibatch_size=2, progress_bar=False) as sim:
+        out = sim.predict_on_batch({conv.inputs[model.inputs[0]]: x})
+    np.testing.assert_allclose(out[conv.outputs[model.outputs[0]]], expected, atol=2e-5)
+    assert conv.verify()
+    assert conv.verify(training=True, inputs=x, atol=1e-4)
+    # natively converted parts on nengo.Simulator, the input changing every step
+    model = keras.Model(model.inputs, model.layers[4].output)
+    conv = nengodl.Converter(model, temporal_model=True, allow_fallback=False)
+    conv.inputs[model.inputs[0]].output = nengo.processes.PresentInput(x[0], 0.001)
+    with nengo.Simulator(conv.net, progress_bar=False) as nsim:
+        nsim.run_steps(7)
+    expected = model(x).numpy()[0].reshape(7, -1)
+    np.testing.assert_allclose(nsim.data[conv.outputs[model.outputs[0]]], expected, atol=2e-5)
+
+
+def test_temporal_model_refuses_layers_that_combine_time_steps():
+    for layer in [L.Conv1D(2, 2), L.GlobalAveragePooling1D(), L.Flatten(), L.LSTM(2)]:
+        model = model_of((5, 3), layer)
+        with pytest.raises(ConversionError, match=f"'{layer.name}'.*each time step"):
+            nengodl.Converter(model, temporal_model=True)
+    a = keras.Input((5, 3, 2))
+    model = keras.Model(a, L.Concatenate(axis=1)([a, a]))  # along time
+    with pytest.raises(ConversionError, match="changes the time axis"):
+        nengodl.Converter(model, temporal_model=True, allow_fallback=False)
+    model = model_of((5, 3), L.BatchNormalization(axis=1))  # statistics per time step
+    with pytest.raises(ConversionError, match="axis=1 is the batch or time axis"):
+        nengodl.Converter(model, temporal_model=True, allow_fallback=False, inference_only=True)
+    with pytest.raises(ConversionError, match="each time step"):
+        nengodl.Converter(model, temporal_model=True, inference_only=True)
+
+
+def test_time_axis_needs_temporal_model():
+    model = temporal_model()
+    with pytest.raises(ConversionError, match="temporal_model=True"):
+        nengodl.Converter(model)
+    # a fixed number of steps without temporal_model: TimeDistributed runs in Keras
+    full = temporal_model(4)
+    model = keras.Model(full.inputs, full.layers[2].output)
+    with pytest.warns(UserWarning, match="temporal_model=True"):
+        check(model, native=False)

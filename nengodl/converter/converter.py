@@ -2,12 +2,12 @@
 
 The converter walks the Keras graph from the model's outputs back to its
 inputs and builds each layer from plain nengo objects (see
-`nengodl.converter.layers`), keeping Keras's channels_last layout on the flat
-nengo vectors; layers without a native form run their Keras code in a
-`TensorNode`.
+`nengodl.converter.layers`), keeping Keras's layout on the flat nengo vectors;
+layers without a native form run their Keras code in a `TensorNode` (see
+`nengodl.converter.fallback`).
 """
 
-import inspect
+import contextlib
 import warnings
 from collections.abc import Mapping
 
@@ -15,87 +15,18 @@ import keras
 import nengo
 import numpy as np
 
-from nengodl.config import configure_settings, get_setting
-from nengodl.converter.layers import RULES, Port, Unsupported, size
+from nengodl.config import configure_settings
+from nengodl.converter import sparse as sp
+from nengodl.converter.activations import NeuronType, Swaps, canonical, name_of, scaled
+from nengodl.converter.errors import ConversionError, Unsupported, describe
+from nengodl.converter.fallback import CallOperation, acts_per_step
+from nengodl.converter.layers import RULES, Port, size
+from nengodl.converter.maps import KerasMap
 from nengodl.tensor_node import TensorNode
 
+__all__ = ["ConversionError", "Converter"]
 
-class ConversionError(ValueError):
-    """A Keras model, layer or converter argument that cannot be converted."""
-
-
-def describe(layer):
-    return f"Layer '{layer.name}' ({type(layer).__name__})"
-
-
-DEFAULT_NEURONS = {
-    keras.activations.relu: nengo.RectifiedLinear(),
-    keras.activations.sigmoid: nengo.Sigmoid(tau_ref=1),
-    keras.activations.tanh: nengo.Tanh(tau_ref=1),
-}
-LINEAR = (None, keras.activations.linear)
-
-
-class KerasMap(Mapping):
-    """nengo objects by Keras tensor, by the layer that produced it, or by layer name.
-
-    A layer called several times maps to the objects of its last call; use the
-    tensors to reach the others.
-    """
-
-    def __init__(self, what):
-        self._what = what
-        self._tensors = {}  # id(tensor) -> (tensor, value)
-        self._layers = {}  # id(layer) -> (layer, value)
-        self._names = {}
-
-    def add(self, tensor, layer, value):
-        self._tensors[id(tensor)] = (tensor, value)
-        self._layers[id(layer)] = (layer, value)
-        self._names[layer.name] = value
-
-    def __getitem__(self, key):
-        for table in (self._tensors, self._layers):
-            if id(key) in table and table[id(key)][0] is key:
-                return table[id(key)][1]
-        if isinstance(key, str) and key in self._names:
-            return self._names[key]
-        raise KeyError(
-            f"{key!r} is not one of the converted model's {self._what} "
-            "(expected a Keras tensor, layer or layer name)"
-        )
-
-    def __iter__(self):
-        return (t for t, _ in self._tensors.values())
-
-    def __len__(self):
-        return len(self._tensors)
-
-
-class CallOperation(keras.layers.Layer):
-    """Runs one Keras graph node (layer or op call) on a flat input vector.
-
-    Used as the ``tensor_func`` of fallback TensorNodes: splits the flat input
-    into the node's input tensors, calls the operation with the node's
-    recorded arguments and returns the output, cast to the input's dtype.
-    """
-
-    def __init__(self, operation, node, in_shapes, **kwargs):
-        super().__init__(name=f"call_{operation.name}", **kwargs)
-        self.operation = operation
-        self._node = node
-        self._ids = [id(t) for t in node.input_tensors]
-        self._in_shapes = [tuple(s) for s in in_shapes]
-
-    def call(self, x):
-        values, start = {}, 0
-        for key, shape in zip(self._ids, self._in_shapes):
-            part = x[:, start : start + size(shape)]
-            values[key] = keras.ops.reshape(part, (-1,) + shape)
-            start += size(shape)
-        args, kwargs = self._node.arguments.fill_in(values)
-        out = self.operation(*args, **kwargs)
-        return keras.ops.cast(out, x.dtype)
+LAYER = object()  # "the layer's own activation" (default of `Converter.linear_layer`)
 
 
 class Converter:
@@ -104,13 +35,16 @@ class Converter:
     Natively supported layers become plain nengo objects (so the network runs
     on ``nengo.Simulator`` too): ``InputLayer``, ``Dense``, ``Conv1D/2D/3D``,
     ``Activation`` and layer activations (``relu``, ``sigmoid``, ``tanh``,
-    ``linear``), ``ReLU``, ``LeakyReLU``, ``BatchNormalization`` and
-    ``Dropout`` (with ``inference_only=True``), ``Flatten``, ``Reshape``,
-    ``Concatenate``, ``Add``, ``Subtract``, ``Average``,
-    ``AveragePooling1D/2D/3D``, ``GlobalAveragePooling1D/2D/3D``,
-    ``MaxPooling1D/2D/3D`` (with ``max_to_avg_pool=True``) and
-    ``ZeroPadding1D/2D/3D``. Nested models are converted layer by layer.
-    Everything else runs its Keras code in a `TensorNode`.
+    ``leaky_relu``, ``linear``, as names, Keras, ``keras.ops`` or ``tf.nn``
+    functions), ``ReLU``, ``LeakyReLU``, ``BatchNormalization`` (with
+    ``inference_only=True`` or ``trainable=False``), ``Dropout`` (with
+    ``inference_only=True``), ``Flatten``, ``Reshape``, ``Concatenate``,
+    ``Add``, ``Subtract``, ``Average``, ``AveragePooling1D/2D/3D``,
+    ``GlobalAveragePooling1D/2D/3D``, ``MaxPooling1D/2D/3D`` and
+    ``GlobalMaxPooling1D/2D/3D`` (with ``max_to_avg_pool=True``),
+    ``ZeroPadding1D/2D/3D`` and, in temporal models, ``TimeDistributed``.
+    Nested models are converted layer by layer. Everything else runs its Keras
+    code in a `TensorNode`.
 
     Parameters
     ----------
@@ -120,28 +54,42 @@ class Converter:
         Run layers without a native form as TensorNodes (with a warning);
         if False, such layers raise a `ConversionError` naming the layer and why.
     inference_only : bool
-        Fold ``BatchNormalization`` into a fixed scale and offset and remove
-        ``Dropout``; the network is then configured not to train.
+        Fold ``BatchNormalization`` into a fixed scale and offset, remove
+        ``Dropout`` and drop weight regularizers and constraints (inference is
+        unchanged); the network is then configured not to train.
     max_to_avg_pool : bool
-        Replace max pooling by average pooling.
+        Replace (global) max pooling by (global) average pooling. This changes
+        the model's output: retrain it, or check its accuracy.
     split_shared_weights : bool
         Allow a layer with weights that is called more than once: each call
         gets its own copy of the weights (which then train independently).
     swap_activations : dict, optional
-        Maps Keras activations (functions or names such as ``"relu"``) or the
-        nengo neuron types they convert to by default (``nengo.RectifiedLinear()``,
-        ``nengo.Sigmoid(tau_ref=1)``, ``nengo.Tanh(tau_ref=1)``) to the nengo
-        neuron type to use instead, e.g. ``{"relu": nengo.SpikingRectifiedLinear()}``.
+        Replaces activations: keys are Keras activations (names, Keras or
+        ``tf.nn`` functions) or the neuron types they convert to by default
+        (``nengo.RectifiedLinear()``, ``nengo.Sigmoid(tau_ref=1)``,
+        ``nengo.Tanh(tau_ref=1)``, ``nengodl.LeakyReLU(negative_slope=0.2)``);
+        values are neuron types or Keras activations, e.g.
+        ``{"relu": nengo.SpikingRectifiedLinear()}`` or
+        ``{tf.nn.sigmoid: tf.nn.relu}``. Keys no layer uses give a warning.
     scale_firing_rates : float or dict, optional
         Multiply the input of each neuron layer by this factor and divide its
         output (the neuron amplitude) by it: for ReLU-like neurons the rate
         output is unchanged while spiking neurons fire faster. A dict maps
-        layers to factors (others use 1).
+        layers (or layer names) to factors (others use 1). Neuron types without
+        an amplitude keep their output scale (with a warning: the output changes).
     synapse : float or nengo.synapses.Synapse, optional
         Synapse on every connection (and output probe) reading neuron outputs.
+    temporal_model : bool
+        The model's tensors have a time axis after the batch axis,
+        ``(batch, n_steps, ...)``, which becomes nengo's time: each nengo step
+        computes one time step. The time axis may be None. All layers must act
+        on each time step separately (such as ``Dense``, activations and
+        ``TimeDistributed``); others raise a `ConversionError`.
 
     Attributes
     ----------
+    model : keras.Model
+        The converted model.
     net : nengo.Network
         The converted network.
     inputs : Mapping
@@ -150,6 +98,9 @@ class Converter:
         `nengo.Probe` per model output (Keras tensor, layer or name).
     layers : Mapping
         The nengo object producing each converted tensor (by tensor, layer or name).
+    swap_activations : Mapping
+        The ``swap_activations`` given; ``swap_activations.unused_keys()`` are the
+        keys no layer used.
 
     Examples
     --------
@@ -176,6 +127,7 @@ class Converter:
         swap_activations=None,
         scale_firing_rates=None,
         synapse=None,
+        temporal_model=False,
     ):
         if not isinstance(model, keras.Model):
             raise ConversionError(f"model must be a keras.Model (got {type(model).__name__})")
@@ -194,15 +146,18 @@ class Converter:
         self.max_to_avg_pool = max_to_avg_pool
         self.split_shared_weights = split_shared_weights
         self.synapse = synapse
-        self.swap_activations = self._swaps(swap_activations)
+        self.temporal_model = bool(temporal_model)
+        self.swap_activations = Swaps(swap_activations)
         self.scale_firing_rates = scale_firing_rates
         self.inputs = KerasMap("inputs")
         self.outputs = KerasMap("outputs")
         self.layers = KerasMap("layers")
+        self._time_axes = int(self.temporal_model)
         self._one = None
         self._converted = set()
         self.net = nengo.Network(label=model.name)
         with self.net:
+            configure_settings(trainable=None)
             if inference_only:
                 configure_settings(inference_only=True)
             ports = {}
@@ -218,34 +173,24 @@ class Converter:
                 layer = t._keras_history.operation
                 probe = nengo.Probe(port.obj, synapse=port.synapse, label=layer.name)
                 self.outputs.add(t, layer, probe)
+        self.swap_activations.warn_unused()
 
-    @staticmethod
-    def _swaps(swap_activations):
-        swaps = {}
-        for key, value in (swap_activations or {}).items():
-            if not isinstance(value, nengo.neurons.NeuronType):
-                raise ConversionError(
-                    f"swap_activations[{key!r}] must be a nengo neuron type "
-                    f"(got {type(value).__name__})"
+    def _shape(self, tensor, layer):
+        """The shape of one item (and one time step, in temporal models) of ``tensor``."""
+        full = tuple(tensor.shape)
+        lead = 1 + self._time_axes
+        shape = full[lead:]
+        if len(full) < lead or any(d is None for d in shape):
+            hint = ""
+            if not self.temporal_model and len(full) > 1 and full[1] is None:
+                hint = (
+                    "; if the first axis after the batch is a variable number of time "
+                    "steps, set temporal_model=True"
                 )
-            if isinstance(key, nengo.neurons.NeuronType):
-                swaps[str(key)] = value
-                continue
-            try:
-                swaps[keras.activations.get(key)] = value
-            except (ValueError, TypeError):
-                raise ConversionError(
-                    f"swap_activations key {key!r} is not a Keras activation or nengo neuron type"
-                ) from None
-        return swaps
-
-    @staticmethod
-    def _shape(tensor, layer):
-        shape = tuple(tensor.shape[1:])
-        if any(d is None for d in shape):
+            what = "the batch and time axes" if self.temporal_model else "the batch axis"
             raise ConversionError(
-                f"{describe(layer)}: output shape {tuple(tensor.shape)} must be fully "
-                "defined apart from the batch axis"
+                f"{describe(layer)}: output shape {full} must be fully defined apart "
+                f"from {what}{hint}"
             )
         return tuple(int(d) for d in shape)
 
@@ -278,8 +223,17 @@ class Converter:
         return [self._port(t, inner) for t in model.outputs]
 
     def _convert_layer(self, layer, node, in_ports, out_shapes):
+        self.check_regularizers(layer)
         rule = RULES.get(type(layer))
         reason = f"no native conversion for {type(layer).__name__}"
+        if rule is not None and self.temporal_model:
+            times = {t.shape[1] for t in list(node.input_tensors) + list(node.output_tensors)}
+            if not rule.per_step:
+                reason = f"{type(layer).__name__} combines time steps in a temporal model"
+                rule = None
+            elif len(times) > 1:
+                reason = f"it changes the time axis ({sorted(times, key=str)})"
+                rule = None
         if rule is not None:
             shared = layer.weights and id(layer) in self._converted
             if shared and not self.split_shared_weights:
@@ -293,6 +247,10 @@ class Converter:
                 return rule(self, layer, in_ports, out_shapes)
             except Unsupported as e:
                 reason = str(e)
+        return [self._fallback(layer, node, in_ports, out_shapes, reason)]
+
+    def _fallback(self, layer, node, in_ports, out_shapes, reason):
+        """A TensorNode running ``layer``'s Keras code (or the error saying why not)."""
         if len(out_shapes) != 1:
             raise ConversionError(
                 f"{describe(layer)}: {reason}, and layers with several outputs "
@@ -302,11 +260,21 @@ class Converter:
             raise ConversionError(
                 f"{describe(layer)}: {reason} (set allow_fallback=True to run it in a TensorNode)"
             )
+        shapes = [p.shape for p in in_ports]
+        if self.temporal_model:
+            fixed = {t.shape[1] for t in node.input_tensors} - {None}
+            n_steps = max(fixed) if fixed else 3
+            if len(fixed) > 1 or not acts_per_step(layer, node, shapes, n_steps):
+                raise ConversionError(
+                    f"{describe(layer)}: {reason}, and it does not act on each time "
+                    "step separately, as the layers of a temporal_model must (the "
+                    "nengo network computes one time step per simulation step)"
+                )
         warnings.warn(f"{describe(layer)}: {reason}; running it in a TensorNode")
-        func = CallOperation(layer, node, [p.shape for p in in_ports])
+        func = CallOperation(layer, node, shapes, time_axis=self.temporal_model)
         tn = TensorNode(
             func,
-            shape_in=(sum(size(p.shape) for p in in_ports),),
+            shape_in=(sum(size(s) for s in shapes),),
             shape_out=out_shapes[0],
             pass_time=False,
             label=layer.name,
@@ -314,46 +282,136 @@ class Converter:
         start = 0
         for p in in_ports:
             n = size(p.shape)
-            view = tn if n == tn.size_in else tn[start : start + n]
-            nengo.Connection(p.obj, view, synapse=p.synapse)
+            self.connect(p, tn if n == tn.size_in else tn[start : start + n])
             start += n
-        return [Port(tn, out_shapes[0], None)]
+        return Port(tn, out_shapes[0], None)
+
+    def check_regularizers(self, layer):
+        """Refuse layers with regularizers (nengodl's training would leave them out).
+
+        With ``inference_only=True`` they are dropped instead (they do not
+        change the model's output).
+        """
+        if self.inference_only:
+            return
+        names = [k for k, v in vars(layer).items() if k.endswith("_regularizer") and v]
+        if getattr(layer, "activity_regularizer", None) is not None:
+            names.append("activity_regularizer")
+        if not names:  # regularizers given to add_weight by custom layers
+            names = [
+                f"a regularizer on weight '{w.path}'"
+                for w in getattr(layer, "weights", [])
+                if getattr(w, "regularizer", None) is not None
+            ]
+        if names:
+            raise ConversionError(
+                f"{describe(layer)} has {', '.join(sorted(set(names)))}: the converted network "
+                "would train without the regularization loss (remove the regularizers, "
+                "or set inference_only=True to convert the model for inference only)"
+            )
 
     # ---- helpers for the layer rules ----
 
-    def connect(self, port, post, transform=1):
-        """Connect ``port`` to ``post`` (with the port's synapse)."""
-        return nengo.Connection(port.obj, post, transform=transform, synapse=port.synapse)
+    def port_axis(self, axis, ndim):
+        """Keras ``axis`` (counting the batch and time axes) as an axis of a port's shape.
 
-    def add_bias(self, post, bias):
-        """Add the constant vector ``bias`` to ``post`` (a trainable connection)."""
+        Raises `Unsupported` for the batch axis and the time axis of temporal models.
+        """
+        lead = 1 + self._time_axes
+        full = axis + ndim + lead if axis < 0 else axis
+        if not lead <= full < ndim + lead:
+            what = "batch or time" if self._time_axes else "batch"
+            raise Unsupported(f"axis={axis} is the {what} axis")
+        return full - lead
+
+    @contextlib.contextmanager
+    def one_step(self):
+        """Convert layers that see one time step (inside ``TimeDistributed``)."""
+        saved, self._time_axes = self._time_axes, 0
+        try:
+            yield
+        finally:
+            self._time_axes = saved
+
+    def connect(self, port, post, transform=1, trainable=False):
+        """Connect ``port`` to ``post`` (with the port's synapse)."""
+        conn = nengo.Connection(port.obj, post, transform=transform, synapse=port.synapse)
+        if not trainable:
+            self.net.config[conn].trainable = False
+        return conn
+
+    def add_bias(self, post, values, index=None, trainable=True, label="bias"):
+        """Add the constant ``values[index]`` to ``post`` (``values`` are the parameters).
+
+        Parameters
+        ----------
+        post : nengo object
+            Where the bias goes.
+        values : ndarray
+            The bias parameters (what trains).
+        index : ndarray, optional
+            Which parameter each element of ``post`` gets (a parameter shared by
+            several elements, such as a convolution's per-channel bias, then
+            goes through a Node of its own); default: one per element.
+        trainable : bool
+            Whether the parameters train.
+        label : str
+            Label of the created objects.
+        """
         if self._one is None:
             self._one = nengo.Node([1.0], label="one")
-        nengo.Connection(self._one, post, transform=bias[:, None], synapse=None)
+        target = post
+        if index is not None and not np.array_equal(index, np.arange(len(values))):
+            target = nengo.Node(size_in=len(values), label=label)
+            matrix = sp.sparse((post.size_in, len(values)), np.arange(len(index)), index, 1.0)
+            self.connect(Port(target, (len(values),), None), post, matrix)
+        conn = nengo.Connection(self._one, target, transform=values[:, None], synapse=None)
+        if not trainable:
+            self.net.config[conn].trainable = False
 
-    def linear_layer(self, layer, port, transform, shape, bias, activation=LINEAR):
-        """``activation(transform @ port + bias)``, with the layer's own activation
-        unless ``activation`` is given (None for linear)."""
-        act = getattr(layer, "activation", None) if activation is LINEAR else activation
-        target, out = self.activation_target(layer, act, shape, bias)
-        self.connect(port, target, transform)
+    def linear_layer(
+        self,
+        layer,
+        port,
+        transform,
+        shape,
+        bias=None,
+        bias_index=None,
+        activation=LAYER,
+        trainable=False,
+    ):
+        """``activation(transform @ port + bias[bias_index])``.
+
+        ``activation`` defaults to the layer's own activation (with the
+        converter's swaps applied); None means linear. ``trainable`` says
+        whether the transform and bias are parameters that train (never for
+        layers with ``trainable=False``).
+        """
+        act = getattr(layer, "activation", None) if activation is LAYER else activation
+        trainable = trainable and layer.trainable
+        target, out = self.activation_target(
+            layer, act, shape, bias, bias_index, swap=activation is LAYER, trainable=trainable
+        )
+        self.connect(port, target, transform, trainable=trainable)
         return out
 
     def sum_layer(self, layer, ports, transforms, shape):
-        """Sum of ``transform @ port`` over the inputs."""
+        """Sum of ``transform @ port`` over the inputs (fixed transforms)."""
         node = nengo.Node(size_in=size(shape), label=layer.name)
         for port, transform in zip(ports, transforms):
             self.connect(port, node, transform)
         return Port(node, shape, None)
 
     def apply_activation(self, layer, act, port, shape):
-        """``act(port)`` for activation layers."""
-        target, out = self.activation_target(layer, act, shape, None)
+        """``act(port)`` for activation layers (with the converter's swaps)."""
+        target, out = self.activation_target(layer, act, shape)
         self.connect(port, target)
         return out
 
-    def activation_target(self, layer, act, shape, bias):
-        """Objects computing ``act(x + bias)`` for ``x`` fed into ``target``.
+    def activation_target(
+        self, layer, act, shape, bias=None, bias_index=None, swap=True, trainable=False
+    ):
+        """Objects computing ``act(x + bias[bias_index])`` for ``x`` fed into ``target``.
 
         Returns
         -------
@@ -363,29 +421,38 @@ class Converter:
             The layer's output.
         """
         n = size(shape)
-        nt = None if act in LINEAR else self.neuron_type(layer, act)
-        if nt is None:
+        final = self.swap_activations.resolve(act) if swap else canonical(act)
+        per_element = bias is not None and (
+            bias_index is None or np.array_equal(bias_index, np.arange(n))
+        )
+        if not isinstance(final, NeuronType):
             node = nengo.Node(size_in=n, label=layer.name)
             if bias is not None:
-                self.add_bias(node, bias)
-            if act in LINEAR:
+                self.add_bias(node, bias, bias_index, trainable, f"{layer.name}.bias")
+            if final is None:
                 return node, Port(node, shape, None)
-            return node, self._activation_node(layer, act, node, shape)
+            return node, self._activation_node(layer, final, node, shape)
         scale = self.scale_for(layer)
-        if scale != 1:
-            nt = self._scaled(layer, nt, scale)
+        neuron_type = final if scale == 1 else scaled(layer, final, scale)
+        # the neurons' own biases hold a per-element bias; scaled layers take it
+        # through a connection (multiplied by the gain), so that it trains as in Keras
+        own_bias = per_element and scale == 1
         ens = nengo.Ensemble(
             n,
             1,
-            neuron_type=nt,
+            neuron_type=neuron_type,
             gain=nengo.dists.Choice([scale]),
-            bias=nengo.dists.Choice([0]) if bias is None else scale * bias,
+            bias=bias if own_bias else nengo.dists.Choice([0]),
             label=layer.name,
         )
+        self.net.config[ens].trainable = False  # encoders: unused
+        self.net.config[ens.neurons].trainable = own_bias and trainable
+        if bias is not None and not own_bias:
+            self.add_bias(ens.neurons, bias, bias_index, trainable, f"{layer.name}.bias")
         return ens.neurons, Port(ens.neurons, shape, self.synapse)
 
     def _activation_node(self, layer, act, node, shape):
-        reason = f"activation {getattr(act, '__name__', act)!r} has no nengo neuron type"
+        reason = f"activation {name_of(act)!r} has no nengo neuron type"
         if not self.allow_fallback:
             raise ConversionError(
                 f"{describe(layer)}: {reason} (set allow_fallback=True to run it in a "
@@ -399,20 +466,8 @@ class Converter:
             pass_time=False,
             label=f"{layer.name}.activation",
         )
-        nengo.Connection(node, tn, synapse=None)
+        self.connect(Port(node, shape, None), tn)
         return Port(tn, shape, None)
-
-    def neuron_type(self, layer, act):
-        """The nengo neuron type for Keras activation ``act`` (None if none)."""
-        if isinstance(act, nengo.neurons.NeuronType):
-            default = act
-        else:
-            if act in self.swap_activations:
-                return self.swap_activations[act]
-            default = DEFAULT_NEURONS.get(act)
-        if default is not None and str(default) in self.swap_activations:
-            return self.swap_activations[str(default)]
-        return default
 
     def scale_for(self, layer):
         """The ``scale_firing_rates`` factor of ``layer``."""
@@ -426,35 +481,30 @@ class Converter:
             )
         return float(scale)
 
-    def _scaled(self, layer, nt, scale):
-        """``nt`` with its amplitude divided by ``scale``."""
-        if not hasattr(nt, "amplitude"):
-            raise ConversionError(
-                f"{describe(layer)}: scale_firing_rates needs a neuron type with an "
-                f"amplitude ({nt} has none)"
-            )
-        names = list(inspect.signature(type(nt).__init__).parameters)[1:]
-        kwargs = {k: getattr(nt, k) for k in names if hasattr(nt, k)}
-        kwargs["amplitude"] = nt.amplitude / scale
-        return type(nt)(**kwargs)
-
     # ---- checking ----
 
     def verify(self, training=False, inputs=None, atol=1e-5, rtol=1e-4):
         """Check that the converted network gives the Keras model's output.
 
-        Runs one step of `nengodl.Simulator` (with a minibatch of the inputs) and
-        compares every output probe with ``model.predict``. Spiking neurons only
-        approximate their rates over time, so they need ``training=True``.
+        Runs `nengodl.Simulator` (one step, or the sequence of a temporal model,
+        with a minibatch of the inputs) and compares every output probe with
+        the Keras model. Spiking neurons only approximate their rates over
+        time, so they need ``training=True``.
 
         Parameters
         ----------
         training : bool
             Run in training mode, where spiking neurons run as their rate
-            counterparts (``SpikingRectifiedLinear`` as ``RectifiedLinear``, ...).
+            counterparts (``SpikingRectifiedLinear`` as ``RectifiedLinear``, ...),
+            and check that training changes both alike: the nengo network must
+            have as many trainable parameters as the Keras model, and after
+            three SGD steps (learning rate 0.1, mean squared error to targets of
+            ones) on both, their outputs must still agree. The Keras model and
+            the converted network are left as they were.
         inputs : array or list of arrays, optional
             Model inputs, ``(batch,) + input_shape`` each (default: two random
-            items, uniform in [-1, 1]).
+            items, uniform in [-1, 1]; 10 time steps for temporal models whose
+            time axis is None).
         atol, rtol : float
             Tolerances of the comparison.
 
@@ -467,43 +517,9 @@ class Converter:
         ------
         ValueError
             If an output differs (naming the output and the largest difference),
-            or if the network has synapses, or spiking neurons without ``training``.
+            if the numbers of trainable parameters differ (``training=True``), or
+            if the network has synapses, or spiking neurons without ``training``.
         """
-        from nengodl.simulator import Simulator
+        from nengodl.converter.verify import verify
 
-        spiking = any(e.neuron_type.spiking for e in self.net.all_ensembles)
-        if self.synapse is not None or (spiking and not training):
-            raise ValueError(
-                "verify needs rate neurons (or training=True) and synapse=None: the "
-                f"converted network has {'synapses' if self.synapse else 'spiking neurons'}"
-            )
-        keras_inputs = list(self.inputs)
-        if inputs is None:
-            rng = np.random.RandomState(0)
-            inputs = [rng.uniform(-1, 1, size=(2,) + tuple(t.shape[1:])) for t in keras_inputs]
-        if not isinstance(inputs, (list, tuple)):
-            inputs = [inputs]
-        inputs = [np.asarray(x, dtype=np.float32) for x in inputs]
-        expected = self.model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-        if not isinstance(expected, (list, tuple)):
-            expected = [expected]
-        batch = len(inputs[0])
-        data = {self.inputs[t]: x.reshape(batch, 1, -1) for t, x in zip(keras_inputs, inputs)}
-        previous = get_setting(self.net, "learning_phase")
-        with self.net:
-            configure_settings(learning_phase=bool(training))
-        try:
-            with Simulator(self.net, minibatch_size=batch, progress_bar=False) as sim:
-                sim.run_steps(1, data=data)
-        finally:
-            with self.net:
-                configure_settings(learning_phase=previous)
-        for t, y in zip(self.outputs, expected):
-            got = sim.data[self.outputs[t]][:, -1]
-            y = np.asarray(y).reshape(batch, -1)
-            if not np.allclose(got, y, atol=atol, rtol=rtol):
-                raise ValueError(
-                    f"Output '{self.outputs[t].label}' differs from the Keras model "
-                    f"(max abs difference {np.max(np.abs(got - y)):.3g})"
-                )
-        return True
+        return verify(self, training=training, inputs=inputs, atol=atol, rtol=rtol)

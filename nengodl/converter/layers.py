@@ -2,10 +2,14 @@
 
 A rule ``rule(cv, layer, in_ports, out_shapes)`` gets the `Converter` ``cv``,
 the Keras layer, one `Port` per input tensor and the output shapes (without
-the batch axis), builds nengo objects inside ``cv.net`` and returns one `Port`
-per output. A rule raises `Unsupported` (with the reason) for configurations it
-cannot express in nengo; the converter then falls back to a TensorNode or
-reports the error.
+the batch axis, and without the time axis of a ``temporal_model``), builds
+nengo objects inside ``cv.net`` and returns one `Port` per output. A rule
+raises `Unsupported` (with the reason) for configurations it cannot express in
+nengo; the converter then falls back to a TensorNode or reports the error.
+
+Rules registered with ``per_step=False`` (convolutions, pooling, padding)
+combine neighbouring positions along every axis, which in a temporal model
+includes the time axis; the converter does not use them for temporal models.
 """
 
 from collections import namedtuple
@@ -15,6 +19,7 @@ import nengo
 import numpy as np
 
 from nengodl.converter import sparse as sp
+from nengodl.converter.errors import Unsupported
 from nengodl.neurons import LeakyReLU
 
 Port = namedtuple("Port", ["obj", "shape", "synapse"])
@@ -24,14 +29,15 @@ connections that read it."""
 RULES = {}
 
 
-class Unsupported(Exception):
-    """A layer (or one of its arguments) that has no native nengo form."""
+def rule(*classes, per_step=True):
+    """Register the decorated function as the rule for Keras layer ``classes``.
 
-
-def rule(*classes):
-    """Register the decorated function as the rule for Keras layer ``classes``."""
+    ``per_step=False`` marks rules whose layers mix positions along all axes
+    (and so the time steps of a temporal model).
+    """
 
     def wrapper(func):
+        func.per_step = per_step
         for cls in classes:
             RULES[cls] = func
         return func
@@ -40,19 +46,57 @@ def rule(*classes):
 
 
 def to_numpy(variable):
-    """A Keras variable as a float64 numpy array."""
+    """A Keras variable as a float64 numpy array of the variable's declared shape.
+
+    (Keras 3's ``Constant`` initializer can store a value of another shape with
+    the same size, such as ``(1, 1)`` for a ``(1,)`` bias.)
+    """
     value = variable.numpy() if hasattr(variable, "numpy") else variable
-    return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+    value = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+    shape = tuple(getattr(variable, "shape", value.shape))
+    return value.reshape(shape) if value.size == size(shape) else value
 
 
 def size(shape):
     return int(np.prod(shape))
 
 
-def check_channels_last(layer):
-    fmt = getattr(layer, "data_format", "channels_last")
-    if fmt != "channels_last":
-        raise Unsupported(f"data_format={fmt!r} (only 'channels_last' is supported natively)")
+def is_channels_first(layer):
+    """Whether ``layer`` reads its inputs channels first."""
+    return getattr(layer, "data_format", "channels_last") == "channels_first"
+
+
+def channels_last(shape, first):
+    """``shape`` with the channel axis moved last when ``first``."""
+    return tuple(shape[1:]) + (shape[0],) if first else tuple(shape)
+
+
+def channels_first(shape):
+    """A channels_last ``shape`` with the channel axis moved first."""
+    return (shape[-1],) + tuple(shape[:-1])
+
+
+def spatial_transform(layer, in_shape, build):
+    """The sparse matrix of a spatial layer, in the layer's ``data_format``.
+
+    ``build(channels_last_in_shape)`` returns ``(out_shape, transform)`` in the
+    channels_last layout; for channels_first layers both are re-indexed.
+    """
+    first = is_channels_first(layer)
+    in_cl = channels_last(in_shape, first)
+    out_cl, transform = build(in_cl)
+    if not first:
+        return tuple(out_cl), transform
+    return channels_first(out_cl), sp.channels_first(transform, in_cl, out_cl)
+
+
+def channel_index(shape, first):
+    """The channel of each element of a flat array of ``shape``."""
+    channels = shape[0] if first else shape[-1]
+    n_locs = size(shape) // channels
+    return (
+        np.repeat(np.arange(channels), n_locs) if first else np.tile(np.arange(channels), n_locs)
+    )
 
 
 def check_padding(layer, allowed=("valid", "same")):
@@ -63,16 +107,57 @@ def check_padding(layer, allowed=("valid", "same")):
         )
 
 
+def check_out_shape(layer, out_shape, out_shapes):
+    """Fall back (`Unsupported`) where the native conversion's output shape is not Keras's."""
+    if tuple(out_shape) != tuple(out_shapes[0]):
+        raise Unsupported(
+            f"the native conversion of {layer.name} gives shape {tuple(out_shape)}, "
+            f"Keras {tuple(out_shapes[0])}"
+        )
+
+
+def check_plain(cv, layer):
+    """Refuse (`Unsupported`) LoRA, quantization and, unless ``inference_only``, constraints."""
+    if getattr(layer, "lora_enabled", False):
+        raise Unsupported("LoRA-enabled layers are not supported natively")
+    if getattr(layer, "quantization_mode", None):
+        raise Unsupported(f"quantization_mode={layer.quantization_mode!r}")
+    if not cv.inference_only:
+        for w in layer.weights:
+            if getattr(w, "constraint", None) is not None:
+                raise Unsupported(
+                    f"weight '{w.path}' has a constraint ({type(w.constraint).__name__}), "
+                    "which the native conversion would not apply while training "
+                    "(unless inference_only=True)"
+                )
+
+
+def check_same_size(ins, out_shapes):
+    """Refuse (`Unsupported`) reshapes that move elements between time steps."""
+    if size(ins[0].shape) != size(out_shapes[0]):
+        raise Unsupported(
+            f"it turns {size(ins[0].shape)} elements per time step into "
+            f"{size(out_shapes[0])} (it reshapes across time steps)"
+        )
+
+
 @rule(keras.layers.InputLayer)
 def identity(cv, layer, ins, out_shapes):
-    """Layers that leave the flat channels_last vector unchanged."""
-    if isinstance(layer, keras.layers.Flatten):
-        check_channels_last(layer)
+    """Layers that leave the flat vector of each step unchanged."""
+    check_same_size(ins, out_shapes)
     return [ins[0]._replace(shape=out_shapes[0])]
 
 
 @rule(keras.layers.Flatten, keras.layers.Reshape)
 def reshape(cv, layer, ins, out_shapes):
+    """Nothing, or (``Flatten`` with ``data_format="channels_first"``) the
+    permutation that moves the channels last."""
+    check_same_size(ins, out_shapes)
+    if is_channels_first(layer) and len(ins[0].shape) > 1:
+        in_shape = ins[0].shape
+        order = sp.channels_last_order(channels_last(in_shape, True))
+        transform = sp.selection(np.argsort(order), size(in_shape))
+        return [cv.sum_layer(layer, ins, [transform], out_shapes[0])]
     return identity(cv, layer, ins, out_shapes)
 
 
@@ -109,38 +194,36 @@ def leaky_relu(cv, layer, ins, out_shapes):
     return [cv.apply_activation(layer, act, ins[0], out_shapes[0])]
 
 
-def check_out_shape(layer, out_shape, out_shapes):
-    """Fall back (`Unsupported`) where the native conversion's output shape is not Keras's."""
-    if tuple(out_shape) != tuple(out_shapes[0]):
-        raise Unsupported(
-            f"the native conversion of {layer.name} gives shape {tuple(out_shape)}, "
-            f"Keras {tuple(out_shapes[0])}"
-        )
-
-
-def check_plain(layer):
-    if getattr(layer, "lora_enabled", False):
-        raise Unsupported("LoRA-enabled layers are not supported natively")
-    if getattr(layer, "quantization_mode", None):
-        raise Unsupported(f"quantization_mode={layer.quantization_mode!r}")
-
-
 @rule(keras.layers.Dense)
 def dense(cv, layer, ins, out_shapes):
-    check_plain(layer)
+    """A dense transform; on inputs of rank > 1, a kernel-size-1 convolution over the
+    leading axes, so that the kernel stays one shared (trainable) weight matrix."""
+    check_plain(cv, layer)
     kernel = to_numpy(layer.kernel)
-    prefix = size(ins[0].shape[:-1])
-    transform = kernel.T if prefix == 1 else np.kron(np.eye(prefix), kernel.T)
-    bias = np.tile(to_numpy(layer.bias), prefix) if layer.use_bias else None
-    return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], bias)]
+    in_shape = ins[0].shape
+    prefix = size(in_shape[:-1])
+    if prefix == 1:
+        transform = kernel.T
+    else:
+        transform = nengo.Convolution(
+            layer.units,
+            (prefix, in_shape[-1]),
+            kernel_size=(1,),
+            strides=(1,),
+            channels_last=True,
+            init=kernel[None],
+        )
+    bias = to_numpy(layer.bias) if layer.use_bias else None
+    index = channel_index(out_shapes[0], False)
+    return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], bias, index, trainable=True)]
 
 
-@rule(keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+@rule(keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, per_step=False)
 def convolution(cv, layer, ins, out_shapes):
-    check_plain(layer)
-    check_channels_last(layer)
+    check_plain(cv, layer)
     check_padding(layer, ("valid", "same", "causal"))
     kernel = to_numpy(layer.kernel)
+    first = is_channels_first(layer)
     in_shape = ins[0].shape
     plain = layer.rank in (1, 2) and layer.groups == 1 and layer.padding != "causal"
     plain = plain and all(d == 1 for d in layer.dilation_rate)
@@ -151,37 +234,43 @@ def convolution(cv, layer, ins, out_shapes):
             kernel_size=tuple(layer.kernel_size),
             strides=tuple(layer.strides),
             padding=layer.padding,
-            channels_last=True,
+            channels_last=not first,
             init=kernel,
         )
         out_shape = transform.output_shape.shape
     else:
-        out_shape, transform = sp.conv(
+        out_shape, transform = spatial_transform(
+            layer,
             in_shape,
-            kernel,
-            tuple(layer.strides),
-            layer.padding,
-            tuple(layer.dilation_rate),
-            layer.groups,
+            lambda shape: sp.conv(
+                shape,
+                kernel,
+                tuple(layer.strides),
+                layer.padding,
+                tuple(layer.dilation_rate),
+                layer.groups,
+            ),
         )
     check_out_shape(layer, out_shape, out_shapes)
-    n_locs = size(out_shape[:-1])
-    bias = np.tile(to_numpy(layer.bias), n_locs) if layer.use_bias else None
-    return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], bias)]
+    bias = to_numpy(layer.bias) if layer.use_bias else None
+    index = channel_index(out_shapes[0], first)
+    return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], bias, index, trainable=True)]
 
 
 @rule(keras.layers.BatchNormalization)
 def batch_norm(cv, layer, ins, out_shapes):
-    if not cv.inference_only:
+    """A fixed scale and offset (the moving statistics), when the layer cannot train."""
+    if not cv.inference_only and layer.trainable:
         raise Unsupported(
             "BatchNormalization is only folded into a fixed scale and offset with "
-            "inference_only=True (it behaves differently while training)"
+            "inference_only=True or layer.trainable=False (it behaves differently "
+            "while training)"
         )
     shape = ins[0].shape
     axes = [layer.axis] if np.isscalar(layer.axis) else list(layer.axis)
-    axes = [a - 1 if a > 0 else a + len(shape) for a in axes]  # drop batch axis
     if len(axes) != 1:
         raise Unsupported(f"axis={layer.axis} (only a single axis is supported)")
+    axis = cv.port_axis(axes[0], len(shape))
     mean = to_numpy(layer.moving_mean)
     var = to_numpy(layer.moving_variance)
     gamma = to_numpy(layer.gamma) if layer.scale else np.ones_like(mean)
@@ -189,70 +278,105 @@ def batch_norm(cv, layer, ins, out_shapes):
     scale = gamma / np.sqrt(var + layer.epsilon)
     offset = beta - mean * scale
     bshape = [1] * len(shape)
-    bshape[axes[0]] = -1
+    bshape[axis] = -1
     scale = np.broadcast_to(scale.reshape(bshape), shape).ravel()
     offset = np.broadcast_to(offset.reshape(bshape), shape).ravel()
     return [cv.linear_layer(layer, ins[0], scale, shape, offset, activation=None)]
 
 
 def pooling(cv, layer, ins, out_shapes):
-    check_channels_last(layer)
     check_padding(layer)
-    out_shape, transform = sp.avg_pool(
-        ins[0].shape, tuple(layer.pool_size), tuple(layer.strides), layer.padding
+    out_shape, transform = spatial_transform(
+        layer,
+        ins[0].shape,
+        lambda shape: sp.avg_pool(
+            shape, tuple(layer.pool_size), tuple(layer.strides), layer.padding
+        ),
     )
     check_out_shape(layer, out_shape, out_shapes)
-    return [cv.linear_layer(layer, ins[0], transform, out_shape, None, activation=None)]
+    return [cv.linear_layer(layer, ins[0], transform, out_shape, activation=None)]
+
+
+def check_max_to_avg(cv):
+    if not cv.max_to_avg_pool:
+        raise Unsupported(
+            "max pooling has no native nengo form; consider setting "
+            "max_to_avg_pool=True to replace it with average pooling"
+        )
 
 
 @rule(
     keras.layers.AveragePooling1D,
     keras.layers.AveragePooling2D,
     keras.layers.AveragePooling3D,
+    per_step=False,
 )
 def average_pooling(cv, layer, ins, out_shapes):
     return pooling(cv, layer, ins, out_shapes)
 
 
-@rule(keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.MaxPooling3D)
+@rule(
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    per_step=False,
+)
 def max_pooling(cv, layer, ins, out_shapes):
-    if not cv.max_to_avg_pool:
-        raise Unsupported(
-            "max pooling has no native nengo form; set max_to_avg_pool=True to "
-            "replace it with average pooling"
-        )
+    check_max_to_avg(cv)
     return pooling(cv, layer, ins, out_shapes)
+
+
+def global_pool_matrix(in_shape):
+    """``(out_shape, transform)``: channels_last means over all positions."""
+    channels = in_shape[-1]
+    cols = np.arange(size(in_shape))
+    transform = sp.sparse((channels, len(cols)), cols % channels, cols, channels / len(cols))
+    return (1,) * (len(in_shape) - 1) + (channels,), transform
 
 
 @rule(
     keras.layers.GlobalAveragePooling1D,
     keras.layers.GlobalAveragePooling2D,
     keras.layers.GlobalAveragePooling3D,
+    per_step=False,
 )
 def global_average_pooling(cv, layer, ins, out_shapes):
-    check_channels_last(layer)
-    in_shape = ins[0].shape
-    channels, n_locs = in_shape[-1], size(in_shape[:-1])
-    cols = np.arange(size(in_shape))
-    transform = sp.sparse((channels, len(cols)), cols % channels, cols, 1.0 / n_locs)
-    return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], None, activation=None)]
+    _, transform = spatial_transform(layer, ins[0].shape, global_pool_matrix)
+    return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], activation=None)]
 
 
-@rule(keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
+@rule(
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalMaxPooling3D,
+    per_step=False,
+)
+def global_max_pooling(cv, layer, ins, out_shapes):
+    check_max_to_avg(cv)
+    return global_average_pooling(cv, layer, ins, out_shapes)
+
+
+@rule(
+    keras.layers.ZeroPadding1D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.ZeroPadding3D,
+    per_step=False,
+)
 def zero_padding(cv, layer, ins, out_shapes):
-    check_channels_last(layer)
     pads = layer.padding
     if isinstance(layer, keras.layers.ZeroPadding1D):
         pads = [pads]
-    out_shape, transform = sp.zero_pad(ins[0].shape, [tuple(p) for p in pads])
+    pads = [tuple(p) for p in pads]
+    out_shape, transform = spatial_transform(
+        layer, ins[0].shape, lambda shape: sp.zero_pad(shape, pads)
+    )
     check_out_shape(layer, out_shape, out_shapes)
-    return [cv.linear_layer(layer, ins[0], transform, out_shape, None, activation=None)]
+    return [cv.linear_layer(layer, ins[0], transform, out_shape, activation=None)]
 
 
 @rule(keras.layers.Concatenate)
 def concatenate(cv, layer, ins, out_shapes):
-    ndim = len(ins[0].shape)
-    axis = layer.axis - 1 if layer.axis > 0 else layer.axis + ndim
+    axis = cv.port_axis(layer.axis, len(ins[0].shape))
     positions = sp.concat_positions([p.shape for p in ins], axis)
     n = size(out_shapes[0])
     transforms = [sp.selection(pos, n) for pos in positions]
@@ -271,3 +395,17 @@ def add(cv, layer, ins, out_shapes):
     else:
         transforms = [1] * len(ins)
     return [cv.sum_layer(layer, ins, transforms, out_shapes[0])]
+
+
+@rule(keras.layers.TimeDistributed)
+def time_distributed(cv, layer, ins, out_shapes):
+    """The wrapped layer, converted for one time step (nengo steps through time)."""
+    if not cv.temporal_model:
+        raise Unsupported("TimeDistributed is converted natively only with temporal_model=True")
+    inner = layer.layer
+    inner_rule = RULES.get(type(inner))
+    if inner_rule is None:
+        raise Unsupported(f"no native conversion for the wrapped {type(inner).__name__}")
+    cv.check_regularizers(inner)
+    with cv.one_step():
+        return inner_rule(cv, inner, ins, out_shapes)

@@ -3,7 +3,8 @@
 Each function returns a `nengo.transforms.Sparse` (or the shape it works on)
 mapping a flattened channels_last input to a flattened channels_last output, so
 that pooling, padding, concatenation and convolutions that
-`nengo.Convolution` does not cover are plain nengo transforms.
+`nengo.Convolution` does not cover are plain nengo transforms. `channels_first`
+re-indexes such a matrix for layers with ``data_format="channels_first"``.
 """
 
 import nengo
@@ -232,3 +233,55 @@ def concat_positions(shapes, axis):
 def selection(positions, size_out):
     """Sparse matrix putting input element ``j`` at output ``positions[j]``."""
     return sparse((size_out, len(positions)), positions, np.arange(len(positions)), 1.0)
+
+
+def channels_last_order(shape):
+    """Where each element of a channels_last array sits in the channels_first array.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``spatial + (channels,)``.
+
+    Returns
+    -------
+    order : ndarray
+        ``order[i]`` is the flat channels_first index of flat channels_last index ``i``.
+
+    Examples
+    --------
+    >>> channels_last_order((3, 2)).tolist()  # 3 positions, 2 channels
+    [0, 3, 1, 4, 2, 5]
+    """
+    cf = np.arange(int(np.prod(shape))).reshape((shape[-1],) + tuple(shape[:-1]))
+    return np.moveaxis(cf, 0, -1).ravel()
+
+
+def channels_first(transform, in_shape, out_shape):
+    """A channels_last sparse matrix re-indexed for channels_first inputs and outputs.
+
+    Parameters
+    ----------
+    transform : nengo.transforms.Sparse
+        Matrix from the flat channels_last input to the flat channels_last output.
+    in_shape, out_shape : tuple of int
+        The channels_last input and output shapes.
+
+    Returns
+    -------
+    transform : nengo.transforms.Sparse
+        The same map between the flat channels_first arrays.
+
+    Examples
+    --------
+    >>> _, t = avg_pool((2, 1, 2), (2, 1), (2, 1), "valid")  # 2 rows, 1 column, 2 channels
+    >>> channels_first(t, (2, 1, 2), (1, 1, 2)).init.indices.tolist()
+    [[0, 0], [0, 1], [1, 2], [1, 3]]
+    """
+    rows, cols = transform.init.indices.T
+    return sparse(
+        transform.shape,
+        channels_last_order(out_shape)[rows],
+        channels_last_order(in_shape)[cols],
+        transform.init.data,
+    )
