@@ -140,8 +140,11 @@ def test_batch_normalization_folded_and_dropout_removed():
         (L.ZeroPadding2D(((1, 0), (2, 1)), data_format="channels_first"), (2, 3, 4)),
         (L.Flatten(data_format="channels_first"), (2, 3, 4)),
         (L.Conv2D(3, 2, data_format="channels_first"), (2, 4, 5)),
-        # (Keras 3.x on the CPU adds the bias of dilated or grouped channels_first
-        # Conv2D to the wrong axis, so the sparse form is checked on 1D and 3D)
+        # sparse forms (Keras 3.15 on the CPU adds the bias of a dilated or grouped
+        # channels_first Conv2D along the last axis when that is as long as the
+        # number of filters, so the output widths here differ from it)
+        (L.Conv2D(3, 2, dilation_rate=2, data_format="channels_first"), (2, 5, 6)),
+        (L.Conv2D(4, 2, groups=2, data_format="channels_first"), (4, 5, 6)),
         (L.Conv1D(3, 2, dilation_rate=2, data_format="channels_first"), (2, 7)),
         (L.Conv3D(3, 2, strides=(1, 2, 1), data_format="channels_first"), (2, 3, 4, 3)),
         (L.Conv1D(3, 2, strides=2, padding="same", data_format="channels_first"), (2, 7)),

@@ -4,12 +4,20 @@
 objects where it can, running the Keras code of the others in a `TensorNode`.
 The modules hold:
 
-- ``converter``: `Converter` itself (the graph walk and the helpers the layer
-  rules build with) and `ConversionError`;
+- ``converter``: `Converter` itself (the graph walk, the fallback to
+  TensorNodes and the helpers the layer rules build with);
 - ``layers``: the rule turning each natively supported Keras layer into nengo
   objects;
 - ``sparse``: the sparse matrices of the spatial layers (pooling, padding,
-  concatenation, convolutions that `nengo.Convolution` does not cover).
+  concatenation, convolutions that `nengo.Convolution` does not cover) and
+  their channels_first re-indexing;
+- ``activations``: Keras activations, their neuron types, ``swap_activations``
+  and ``scale_firing_rates``' amplitudes;
+- ``fallback``: the TensorNode function running a layer's Keras code, and the
+  check that a layer of a temporal model acts on each time step separately;
+- ``verify``: `Converter.verify`, the converted network against the model;
+- ``maps``: the ``inputs``/``outputs``/``layers`` tables;
+- ``errors``: `ConversionError`.
 """
 
 from nengodl.converter.converter import ConversionError, Converter
