@@ -5,7 +5,7 @@ TensorFlow, with minibatches and run-time inputs; add TensorFlow and Keras code
 to a model with `TensorNode` and `Layer`.
 """
 
-from nengodl import dists, losses, obj
+from nengodl import callbacks, dists, losses, obj
 from nengodl.config import configure_settings
 from nengodl.converter import Converter
 from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
@@ -22,6 +22,7 @@ __all__ = [
     "SpikingLeakyReLU",
     "TensorNode",
     "__version__",
+    "callbacks",
     "configure_settings",
     "dists",
     "losses",
