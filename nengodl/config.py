@@ -1,80 +1,224 @@
-"""`configure_settings` and the per-object ``trainable`` setting.
+"""`configure_settings` and the per-object ``trainable`` and ``keep_history`` settings.
 
-Settings live in nengo's own config system: ``configure_settings(trainable=False)``
-makes ``trainable`` a configurable parameter of Ensembles, Neurons, Connections,
-Nodes and Networks and sets the default for the whole network, after which
-``net.config[obj].trainable`` overrides it per object or per class.
+Settings live in nengo's own config system, as in NengoDL 3:
+
+- ``trainable`` is set on the network being defined (the innermost ``with``
+  block): it becomes a configurable parameter of Ensembles, Neurons,
+  Connections, Nodes and Networks, and ``net.config[obj].trainable``
+  overrides it per object or per class;
+- ``keep_history`` becomes a parameter of Probes in the top-level network's
+  config (``net.config[probe].keep_history`` overrides it per probe);
+- every other setting is a parameter of the top-level network.
+
+``use_loop``, ``planner``, ``sorter`` and ``simplifications`` are accepted
+(checked, and stored) but change nothing: nengodl always runs a loop that
+takes any number of steps, and its operator merging and signal layout are
+its own (they never change the output; see `nengodl.options.Options` for the
+switches that tune them).
 """
+
+import math
+from collections.abc import Callable
 
 import nengo
 from nengo.ensemble import Neurons
-from nengo.exceptions import ConfigError
-from nengo.params import Parameter
+from nengo.exceptions import ConfigError, NetworkContextError, ValidationError
+from nengo.params import BoolParam, Parameter
+
+from nengodl.io.checks import check_dtype
 
 TRAINABLE_TYPES = (nengo.Ensemble, Neurons, nengo.Connection, nengo.Node, nengo.Network)
-SETTINGS = {
-    "trainable",
-    "lif_smoothing",
-    "inference_only",
-    "dtype",
-    "learning_phase",
-    "check_finite",
+
+
+def _check_bool(name, value, optional=False):
+    if (optional and value is None) or isinstance(value, bool):
+        return value
+    expected = "True, False or None" if optional else "True or False"
+    raise ValidationError(f"Must be {expected} (got {value!r})", attr=name)
+
+
+def _check_lif_smoothing(name, value):
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise ValidationError(
+            f"Must be a positive number (the SoftLIFRate sigma) or None (got {value!r})",
+            attr=name,
+        )
+    return float(value)
+
+
+def _check_dtype(name, value):
+    return None if value is None else check_dtype(value).name
+
+
+def _check_function(name, value):
+    if value is None or isinstance(value, Callable):
+        return value
+    raise ValidationError(f"Must be a function or None (got {value!r})", attr=name)
+
+
+def _check_functions(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(f, Callable) for f in value):
+        raise ValidationError(f"Must be a list of functions or None (got {value!r})", attr=name)
+    return list(value)
+
+
+# setting -> checker(name, value) -> value to store, for settings of the top-level network
+NETWORK_SETTINGS = {
+    "lif_smoothing": _check_lif_smoothing,
+    "inference_only": _check_bool,
+    "dtype": _check_dtype,
+    "learning_phase": lambda n, v: _check_bool(n, v, optional=True),
+    "check_finite": _check_bool,
+    "stateful": _check_bool,
+    "use_loop": _check_bool,
+    "planner": _check_function,
+    "sorter": _check_function,
+    "simplifications": _check_functions,
 }
+#: Settings accepted for NengoDL 3 compatibility that change nothing here.
+NO_EFFECT = ("use_loop", "planner", "sorter", "simplifications")
+#: NengoDL settings refused here, with the reason.
+REFUSED = {
+    "session_config": (
+        "NengoDL 3 removed it (there are no TensorFlow sessions); use tf.config "
+        "(e.g. tf.config.experimental.set_memory_growth) instead"
+    ),
+    "distribute_strategy": (
+        "give the strategy to the simulator instead: Simulator(..., strategy=s), or "
+        "build it inside `with s.scope():` (a strategy cannot be pickled with the network)"
+    ),
+}
+SETTINGS = {"trainable", "keep_history"} | set(NETWORK_SETTINGS)
+
+
+def _add_param(config, cls, name, param):
+    """Make ``name`` a parameter of ``cls`` in ``config`` (kept if it already is one,
+    so that values set per object stay)."""
+    if cls not in config.params:
+        config.configures(cls)
+    if name not in config[cls]._extra_params:
+        config[cls].set_param(name, param)
 
 
 def configure_settings(**kwargs):
     """Configure nengodl settings on the network being defined (``with net:``).
 
+    As in NengoDL 3, each call sets only the settings it names. ``trainable``
+    is set on the network being defined (so subnetworks can differ); the
+    others on the top-level network of the ``with`` blocks.
+
     Parameters
     ----------
     trainable : bool or None
-        Default trainability of all parameters (None leaves the default, True,
-        but makes ``net.config[obj].trainable`` available).
+        Default trainability of the parameters of this network's objects
+        (None leaves the default, True, but makes ``net.config[obj].trainable``
+        available; it then takes True, False or None).
+    keep_history : bool
+        Whether probes keep every step of a run (True, the default) or only
+        its last step (False: ``sim.data[probe]`` gets one row per run).
+        ``net.config[probe].keep_history`` then overrides it per probe.
+    stateful : bool
+        Whether runs carry the simulation state on to the next call (True, the
+        default). False makes every ``run``/``run_steps`` start where the
+        simulator stood before it (``stateful=True`` in a call does not
+        override it).
     lif_smoothing : float, optional
         Smoothing of the LIF rate approximation used while training.
     inference_only : bool
-        Build no training graph (`Simulator.train` and ``fit`` are refused).
+        Build no training graph (`Simulator.train` and ``fit`` are refused;
+        ``learning_phase=True`` with it is a `nengo.exceptions.BuildError`).
     dtype : str, optional
-        Default floating point type of simulators of this network.
-    learning_phase : bool
+        Default floating point type of simulators of this network,
+        ``"float32"`` or ``"float64"``.
+    learning_phase : bool, optional
         Run ``sim.run`` in training mode too (spiking neurons as rate neurons).
     check_finite : bool
         Refuse NaN and infinite values in ``data=`` and training data (default
         True; False saves one pass over large inputs).
+    use_loop : bool
+        Accepted, no effect: the loop runs any number of steps either way
+        (NengoDL 3's ``use_loop=False`` runs exactly ``unroll_simulation``
+        steps; so does a run of that many steps here, with the same output).
+    planner, sorter : callable, optional
+        Accepted, no effect (nengodl merges operators and lays out signals its
+        own way; the output does not depend on it).
+    simplifications : list of callable, optional
+        Accepted, no effect (as ``planner``).
+
+    Raises
+    ------
+    nengo.exceptions.NetworkContextError
+        Outside a ``with network:`` block.
+    nengo.exceptions.ConfigError
+        For an unknown setting, or one nengodl refuses (``session_config``,
+        ``distribute_strategy``), saying why.
+    nengo.exceptions.ValidationError
+        For a value of the wrong kind, naming the setting.
 
     Examples
     --------
     >>> import nengo, nengodl
     >>> with nengo.Network() as net:
-    ...     nengodl.configure_settings(trainable=False)
+    ...     nengodl.configure_settings(trainable=False, keep_history=False)
     ...     net.config[nengo.Ensemble].trainable = True
+    ...     ens = nengo.Ensemble(10, 1)
+    ...     p = nengo.Probe(ens)
+    >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+    ...     sim.run_steps(5)
+    >>> sim.data[p].shape  # the last step of the run only
+    (1, 1)
     """
     if len(nengo.Network.context) == 0:
-        raise ConfigError("configure_settings must be called inside a `with network:` block")
-    config = nengo.Network.context[-1].config
-    for name, value in kwargs.items():
+        raise NetworkContextError(
+            "configure_settings must be called inside a `with network:` block"
+        )
+    for name in kwargs:
+        if name in REFUSED:
+            raise ConfigError(f"Setting '{name}' is not supported: {REFUSED[name]}")
         if name not in SETTINGS:
             raise ConfigError(f"Unknown setting '{name}'; expected one of {sorted(SETTINGS)}")
+    checked = {}
+    for name, value in kwargs.items():  # every value is checked before anything is set
         if name == "trainable":
+            checked[name] = _check_bool(name, value, optional=True)
+        elif name == "keep_history":
+            checked[name] = _check_bool(name, value)
+        else:
+            checked[name] = NETWORK_SETTINGS[name](name, value)
+    top = nengo.Network.context[0].config
+    for name, value in checked.items():
+        if name == "trainable":
+            config = nengo.Network.context[-1].config
             for cls in TRAINABLE_TYPES:
-                if cls not in config.params:
-                    config.configures(cls)
-                if "trainable" not in config[cls]._extra_params:
-                    config[cls].set_param(
-                        "trainable", Parameter("trainable", default=None, optional=True)
-                    )
+                _add_param(config, cls, name, BoolParam(name, default=None, optional=True))
             if value is not None:
                 config[nengo.Network].trainable = value
+        elif name == "keep_history":
+            _add_param(top, nengo.Probe, name, BoolParam(name, default=True))
+            top[nengo.Probe].keep_history = value
         else:
-            if nengo.Network not in config.params:
-                config.configures(nengo.Network)
-            if name not in config[nengo.Network]._extra_params:
-                config[nengo.Network].set_param(name, Parameter(name, default=None, optional=True))
-            setattr(config[nengo.Network], name, value)
+            _add_param(top, nengo.Network, name, Parameter(name, default=None, optional=True))
+            setattr(top[nengo.Network], name, value)
 
 
 def get_setting(network, name, default=None):
-    """The value of setting ``name`` configured on ``network`` (or ``default``)."""
+    """The value of setting ``name`` configured on ``network`` (or ``default``).
+
+    Parameters
+    ----------
+    network : nengo.Network or None
+        The top-level network.
+    name : str
+        The setting (not ``trainable``: see `is_trainable`; not
+        ``keep_history``: see `keeps_history`).
+    default
+        What to return when the setting is not configured (or None).
+    """
     if network is None or nengo.Network not in network.config.params:
         return default
     cfg = network.config[nengo.Network]
@@ -82,6 +226,23 @@ def get_setting(network, name, default=None):
         return default
     value = getattr(network.config[network], name)
     return default if value is None else value
+
+
+def keeps_history(network, probe):
+    """Whether ``probe`` keeps every step of a run (the ``keep_history`` setting).
+
+    Parameters
+    ----------
+    network : nengo.Network or None
+        The top-level network (where `configure_settings` puts the setting).
+    probe : nengo.Probe
+        The probe.
+    """
+    if network is None or nengo.Probe not in network.config.params:
+        return True
+    if "keep_history" not in network.config[nengo.Probe]._extra_params:
+        return True
+    return bool(network.config[probe].keep_history)
 
 
 def _lookup(config, obj):

@@ -10,13 +10,13 @@ import numpy as np
 import tensorflow as tf
 from nengo.builder import Model
 from nengo.cache import get_default_decoder_cache
-from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
+from nengo.exceptions import BuildError, ReadonlyError, SimulatorClosed, ValidationError
 from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
 from nengodl import optimizer
-from nengodl.config import get_setting, network_chains, trainable_signals
-from nengodl.data import (
+from nengodl.config import get_setting, keeps_history, network_chains, trainable_signals
+from nengodl.io.checks import (
     check_device,
     check_dt,
     check_dtype,
@@ -27,28 +27,75 @@ from nengodl.data import (
     check_run_time,
     check_seed,
 )
-from nengodl.distribute import (
+from nengodl.io.params import ParamsMethods
+from nengodl.io.probes import ProbeRecorder, SimulationData
+from nengodl.options import Options
+from nengodl.plan import make_plan
+from nengodl.progress import Stage
+from nengodl.runtime.compiled import CompiledRunner
+from nengodl.runtime.distributed import (
     DistributedRunner,
     check_batch,
     is_multi_worker,
     resolve_strategy,
     stable_order,
 )
-from nengodl.options import Options
-from nengodl.params import ParamsMethods
-from nengodl.plan import make_plan
-from nengodl.probes import ProbeRecorder, SimulationData
-from nengodl.progress import Stage
-from nengodl.runtime.compiled import CompiledRunner
 from nengodl.runtime.numpy_step import NumpyStepper
 from nengodl.runtime.state import RunState, SignalValues
 from nengodl.tensor_node import TensorNode
-from nengodl.training import Trainer
-from nengodl.training_api import KerasMethods, SeedTrainingMethods
+from nengodl.training.methods import KerasMethods, SeedTrainingMethods
+from nengodl.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
 MAXINT = np.iinfo(np.int32).max
+# random ops that keep their state in their kernel: XLA draws them from a process-wide
+# stream, so a loop with one of them runs without XLA (see `Simulator.seed_scope`)
+STATEFUL_RANDOM_OPS = frozenset(
+    {
+        "RandomUniform",
+        "RandomUniformInt",
+        "RandomStandardNormal",
+        "TruncatedNormal",
+        "ParameterizedTruncatedNormal",
+        "RandomShuffle",
+        "Multinomial",
+        "RandomGamma",
+        "RandomPoisson",
+        "RandomPoissonV2",
+    }
+)
+
+
+def graph_ops(graph_def):
+    """Op types of a graph and of the functions in its library (loop bodies)."""
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types.update(node.op for node in function.node_def)
+    return types
+
+
+@contextlib.contextmanager
+def graph_seed(seed):
+    """Functions traced inside get ``seed`` as their graph-level random seed.
+
+    The random ops of a traced function take their seeds from the graph seed,
+    which TensorFlow copies from the eager global seed when tracing starts;
+    only that value is swapped here (the user's own eager random stream, and
+    the state of ops already traced, are left alone).
+    """
+    from tensorflow.python.eager import context  # no public way to set only this
+
+    ctx = context.context()
+    if not hasattr(ctx, "_seed"):  # pragma: no cover (another TensorFlow)
+        tf.random.set_seed(seed)
+        yield
+        return
+    previous, ctx._seed = ctx._seed, seed
+    try:
+        yield
+    finally:
+        ctx._seed = previous
 
 
 def item_seeds(seed, minibatch_size):
@@ -71,7 +118,11 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
     dt : float
         Length of a simulation time step, in seconds.
     seed : int, optional
-        Seed for all stochastic operators (default ``network.seed + 1``, or random).
+        Seed for all stochastic operators (default ``network.seed + 1``, or random),
+        also the graph-level seed of TensorFlow random ops in TensorNodes (so
+        ``tf.random.uniform`` in a TensorNode draws the same numbers in every
+        simulator with this seed; such a loop runs without XLA, whose random
+        streams are the process's).
     model : nengo.builder.Model, optional
         A model to build into (or a prebuilt model when ``network`` is None).
     device : str, optional
@@ -148,6 +199,12 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         if model is None:
             check_dt(dt)
         seed = check_seed(seed)
+        if seed is None:
+            if network is not None and network.seed is not None:
+                seed = network.seed + 1
+            else:
+                seed = np.random.randint(MAXINT)
+        self.seed = seed
         check_device(device)
         self.options = Options.from_module() if options is None else options
         self.progress_bar = progress_bar
@@ -208,8 +265,15 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         self.network = network
         toplevel = network if network is not None else self.model.toplevel
         self.check_finite = bool(get_setting(toplevel, "check_finite", True))
+        self._stateful = bool(get_setting(toplevel, "stateful", True))
+        if get_setting(toplevel, "learning_phase") and get_setting(toplevel, "inference_only"):
+            raise BuildError(
+                "this network is configured with inference_only=True and "
+                "learning_phase=True: an inference-only model has no training behaviour "
+                "to run with (drop one of the two settings)"
+            )
         with Stage("Construction", progress_bar):
-            with self._device_scope(), self._strategy_scope(strategy):
+            with self._device_scope(), self._strategy_scope(strategy), self.seed_scope():
                 self._plan = make_plan(
                     self.model,
                     self._step_order,
@@ -230,6 +294,11 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                     sharding=strategy is None and self._on_cpu(),
                 )
                 self._runner.trace()
+                if self._runner.jit and any(isinstance(n, TensorNode) for n in self.model.sig):
+                    traced = self._runner.loop.trace().graph.as_graph_def()
+                    if graph_ops(traced) & STATEFUL_RANDOM_OPS:
+                        logger.info("stateful random ops in a TensorNode: running without XLA")
+                        self._runner.disable_xla()
             if strategy is not None:
                 self._dist = DistributedRunner(self, strategy)
         recorder = ProbeRecorder(self.model.probes, self._plan.probe_sigs, self.dt, minibatch_size)
@@ -237,13 +306,12 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         if self._dist is None and NumpyStepper.usable(self._runner.loop, self._step_order):
             stepper = NumpyStepper(self._runner.loop, self._step_order)
         self._run_state = RunState(self._runner.loop, recorder, stepper)
+        # probes configured with keep_history=False: one row (the last step) per run
+        self._last_only = [
+            k for k, probe in enumerate(self.model.probes) if not keeps_history(toplevel, probe)
+        ]
         self.data = SimulationData(self.model.params, recorder, self)
 
-        if seed is None:
-            if network is not None and network.seed is not None:
-                seed = network.seed + 1
-            else:
-                seed = np.random.randint(MAXINT)
         # the Keras layers' weights as built, for reset(include_trainable=True)
         self._initial_extra = [np.array(v.numpy()) for v in self._plan.keras_variables()]
         self.closed = False
@@ -356,7 +424,7 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
 
     @property
     def distributed(self):
-        """(`nengodl.distribute.DistributedRunner` or None) The runner across a
+        """(`nengodl.runtime.distributed.DistributedRunner` or None) The runner across a
         distribution strategy's replicas (developer API)."""
         return self._dist
 
@@ -375,6 +443,43 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
     def jit(self):
         """(bool) Whether runs go through the XLA-compiled loop."""
         return self._runner.jit
+
+    def seed_scope(self):
+        """A context in which TensorFlow functions traced get the simulator's seed
+        as their graph-level random seed (developer API: every trace of the
+        simulation, training included, should happen inside one, so that random
+        ops in TensorNodes draw reproducible numbers)."""
+        return graph_seed(self.seed)
+
+    @property
+    def stateful(self):
+        """(bool) Whether runs carry the simulation state on to the next call
+        (``configure_settings(stateful=...)``, default True; NengoDL 3)."""
+        return self._stateful
+
+    @property
+    def keras_model(self):
+        """(`nengodl.training.keras_model.SimulatorModel`) NengoDL 3's Keras model
+        of the simulation: the model Keras callbacks see in `fit`, with
+        ``summary()``, ``weights``, ``get_weights``/``set_weights`` and
+        ``save_weights``/``load_weights`` (a `save_params` file, with the
+        optimizer's state).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=2)
+        ...     _ = nengo.Connection(a, b, transform=[[1.0], [2.0]])
+        ...     p = nengo.Probe(b)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.keras_model.count_params()
+        2
+        """
+        if self.closed:
+            raise SimulatorClosed("Simulator has no keras_model: it is closed.")
+        return self._keras().model
 
     # --- nengo's simulator API -----------------------------------------------
 
@@ -570,7 +675,12 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
             self.clear_probes()
 
     def soft_reset(self, include_trainable=False, include_probes=False):
-        """NengoDL 3's reset that keeps probe data and trained values by default.
+        """Deprecated (as in NengoDL 3): use `reset` with the same keywords.
+
+        Equivalent to ``reset(include_trainable=include_trainable,
+        include_probes=include_probes, include_processes=False)``: the signals and
+        the time are reset; probe data, trained values and the state of
+        processes and Node functions are kept.
 
         Parameters
         ----------
@@ -581,19 +691,31 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
 
         Examples
         --------
+        >>> import warnings
         >>> import nengo, nengodl
         >>> with nengo.Network() as net:
         ...     stim = nengo.Node([0.5])
         ...     p = nengo.Probe(stim)
         >>> with nengodl.Simulator(net, progress_bar=False) as sim:
         ...     sim.run_steps(3)
-        ...     sim.soft_reset()
+        ...     with warnings.catch_warnings(record=True):
+        ...         sim.soft_reset()
         ...     sim.n_steps, sim.data[p].shape
         (0, (3, 1))
         """
-        self.reset(include_probes=include_probes, include_trainable=include_trainable)
+        warnings.warn(
+            "Simulator.soft_reset is deprecated, use Simulator.reset(include_trainable=False, "
+            "include_probes=False, include_processes=False) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.reset(
+            include_probes=include_probes,
+            include_trainable=include_trainable,
+            include_processes=False,
+        )
 
-    def run(self, time_in_seconds, data=None, progress_bar=None):
+    def run(self, time_in_seconds, data=None, progress_bar=None, stateful=True):
         """Simulate for the given length of time.
 
         Parameters
@@ -605,6 +727,8 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
             ``(minibatch_size, n_steps, node.size_out)`` overriding its output.
         progress_bar : bool, optional
             Override the simulator's ``progress_bar`` setting for this run.
+        stateful : bool
+            As in `run_steps`.
 
         Examples
         --------
@@ -626,9 +750,9 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                 f"still at time {self.time}."
             )
         else:
-            self.run_steps(steps, data=data, progress_bar=progress_bar)
+            self.run_steps(steps, data=data, progress_bar=progress_bar, stateful=stateful)
 
-    def run_steps(self, n_steps, data=None, progress_bar=None):
+    def run_steps(self, n_steps, data=None, progress_bar=None, stateful=True):
         """Simulate for the given number of ``dt`` steps.
 
         Parameters
@@ -639,6 +763,14 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
             As in `run`.
         progress_bar : bool, optional
             Override the simulator's ``progress_bar`` setting for this run.
+        stateful : bool
+            Whether the run carries the simulation on (NengoDL 3). With False
+            the run starts where the simulator stands and its probe data is
+            recorded, but the simulator's signals, `n_steps` and `time` stay as
+            they were before it (the next run starts from the same state; the
+            internal state of Python Node functions and processes computed on the
+            host is not rewound). ``configure_settings(stateful=False)`` makes
+            every run behave so.
 
         Examples
         --------
@@ -653,12 +785,23 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         >>> sim.data[p][..., 0]
         array([[0., 1., 2., 3.],
                [4., 5., 6., 7.]])
+
+        A run that leaves the simulator where it was:
+
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.run_steps(3, stateful=False)
+        >>> sim.n_steps, sim.data[p].shape
+        (0, (3, 1))
         """
         if self.closed:
             raise SimulatorClosed("Simulator cannot run because it is closed.")
         n_steps = check_run_steps(n_steps)
+        if not isinstance(stateful, (bool, np.bool_)):
+            raise ValidationError(f"Must be True or False (got {stateful!r})", attr="stateful")
+        stateful = bool(stateful) and self._stateful
         run, plan = self._run_state, self._plan
-        if n_steps == 1 and not data and run.step_numpy():
+        fast = n_steps == 1 and not data and stateful and not self._last_only
+        if fast and run.step_numpy():
             return  # a single step costs less in numpy than a call of the compiled loop
         feeds = check_input_data(
             data, plan.node_keys, n_steps, self._batch, finite=self.check_finite
@@ -667,20 +810,12 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
             return
         if progress_bar is None:
             progress_bar = self.progress_bar
-        for key, host in plan.pre_ops.items():
-            if key in feeds:
-                continue
-            dtype = None if host.output is None else plan.feed_dtype(host.output)
-            out = host.precompute(run.n_steps, n_steps, dtype)
-            if out is not None:
-                feeds[key] = out
-        feeds = {
-            k: np.asarray(v, dtype=plan.feed_dtype(plan.feed_sig(k))) for k, v in feeds.items()
-        }
+        before = None if stateful else (run.tensors, self._host_values())
+        feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
         runner = self._runner if self._dist is None else self._dist
         if runner is self._runner and self._runner.needs_compile(feeds):
             # reported apart, so that the simulation's time is the loop's own
-            with Stage("Compilation", progress_bar), self._device_scope():
+            with Stage("Compilation", progress_bar), self._device_scope(), self.seed_scope():
                 self._runner.compile(run.tensors, feeds)
         with Stage("Simulation", progress_bar, max_value=n_steps) as stage:
             try:
@@ -691,10 +826,57 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                 if err is not None:
                     raise err from None
                 raise
-            # a constant Node given data in this run is itself again in the next
-            state = self._runner.loop.restore_constants(state, feeds)
-            run.advance(n_steps, state, outputs)
+            outputs, last = self._split_last(outputs)
+            if stateful:
+                # a constant Node given data in this run is itself again in the next
+                state = self._runner.loop.restore_constants(state, feeds)
+                self._record_last(last)
+                run.advance(n_steps, state, outputs)
+            else:
+                run.recorder.append(run.n_steps, outputs)
+                self._record_last(last)
+                run.tensors = before[0]
+                self._set_host_values(before[1])
             stage.update(n_steps)
+
+    def _split_last(self, outputs):
+        """Probe outputs of a run, with those of ``keep_history=False`` probes taken
+        out (empty) and returned apart as their last step."""
+        if not self._last_only:
+            return outputs, {}
+        outputs = list(outputs)
+        last = {}
+        for k in self._last_only:
+            last[k] = outputs[k][-1:]
+            outputs[k] = outputs[k][:0]
+        return outputs, last
+
+    def _record_last(self, last):
+        """Append the last step of a run to each ``keep_history=False`` probe."""
+        recorder = self._run_state.recorder
+        for k, row in last.items():
+            probe = self.model.probes[k]
+            before = recorder[probe]
+            if self._minibatch_size is None:
+                before = before[None]
+            row = np.moveaxis(row, 0, 1).astype(before.dtype)
+            recorder.replace(probe, np.concatenate([before, row], axis=1))
+
+    def _host_values(self):
+        """Copies of the signals of the host operators (to rewind a stateless run)."""
+        return [
+            [
+                None if sd is None else {b: np.array(sd[b]) for b in h.bases if not b.readonly}
+                for sd in h.sigdicts
+            ]
+            for h in self._plan.host_ops
+        ]
+
+    def _set_host_values(self, values):
+        for h, items in zip(self._plan.host_ops, values):
+            for sd, saved in zip(h.sigdicts, items):
+                for base, val in (saved or {}).items():
+                    sd[base][...] = val
 
     def step(self, data=None):
         """Advance the simulator by one step (``dt`` seconds).

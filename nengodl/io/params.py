@@ -1,0 +1,555 @@
+"""Parameter I/O: trained values in `sim.data`, saving, loading and freezing.
+
+Trained parameters live in the simulator's `tf.Variable` objects (one per base
+signal). These helpers read them back as nengo objects' parameters, save and
+load them (with the simulation state, optionally), and write them into the
+network so that any nengo simulator runs the trained model.
+"""
+
+import inspect
+import os
+import warnings
+
+import nengo
+import numpy as np
+from nengo.ensemble import Neurons
+from nengo.exceptions import ValidationError
+from nengo.solvers import NoSolver
+
+from nengodl.signals import flat_indices
+
+
+def check_in_model(sim, obj):
+    """Refuse an object that is not part of the simulator's model."""
+    if obj not in sim.model.params:
+        raise ValidationError(
+            f"{obj} is not in this simulator's network (objects of another network, or "
+            "a copy of one, have no parameters here)",
+            attr="objs",
+        )
+
+
+def signal_value(sim, sig):
+    """Current value of a parameter (or state, item 0) signal of ``sim``."""
+    return sim.run_state.view_value(sig)[0]
+
+
+def trained_ensemble(sim, ens, built):
+    """``built`` (a BuiltEnsemble) with the simulator's current encoders and bias."""
+    if isinstance(ens.neuron_type, nengo.Direct):
+        return built
+    enc_sig = sim.model.sig[ens]["encoders"]
+    bias_sig = sim.model.sig[ens.neurons]["bias"]
+    if enc_sig in sim.plan.trainable_sigs:
+        scaled = signal_value(sim, enc_sig)
+        encoders = scaled * (ens.radius / built.gain)[:, None]
+        built = built._replace(scaled_encoders=scaled, encoders=encoders)
+    if bias_sig in sim.plan.trainable_sigs:
+        built = built._replace(bias=signal_value(sim, bias_sig))
+    return built
+
+
+def trained_connection(sim, conn, built):
+    """``built`` (a BuiltConnection) with the simulator's current weights."""
+    sig = sim.model.sig[conn].get("weights")
+    if sig is None or sig.sparse or sig not in sim.plan.trainable_sigs:
+        return built
+    return built._replace(weights=signal_value(sim, sig))
+
+
+def current_params(sim, obj, built):
+    """The built parameters of ``obj`` as currently trained."""
+    if isinstance(obj, nengo.Ensemble):
+        return trained_ensemble(sim, obj, built)
+    if isinstance(obj, nengo.Connection):
+        return trained_connection(sim, obj, built)
+    return built
+
+
+def _with_init(transform, init):
+    """A transform like ``transform`` (Convolution, ConvolutionTranspose) with ``init``."""
+    names = inspect.signature(type(transform).__init__).parameters
+    kwargs = {n: getattr(transform, n) for n in names if n not in ("self", "init")}
+    return type(transform)(init=init, **kwargs)
+
+
+def ensemble_params(sim, ens):
+    """Keyword arguments recreating ``ens`` with its current encoders and bias."""
+    if isinstance(ens.neuron_type, nengo.Direct):
+        raise ValidationError(
+            f"get_nengo_params cannot recreate {ens}: it has Direct neurons, whose "
+            "encoders nengo's builder ignores (copy its parameters from sim.data instead)",
+            attr="objs",
+        )
+    built = trained_ensemble(sim, ens, sim.model.params[ens])
+    return dict(
+        encoders=built.encoders,
+        normalize_encoders=False,
+        gain=built.gain,
+        bias=built.bias,
+        max_rates=nengo.dists.Uniform(0, 1),
+        intercepts=nengo.dists.Uniform(-1, 1),
+    )
+
+
+def connection_params(sim, conn):
+    """Keyword arguments recreating ``conn`` with its current weights."""
+    weights = trained_connection(sim, conn, sim.model.params[conn]).weights
+    transform = conn.transform
+    if weights is None:  # no weights (NoTransform): nothing to carry over
+        return dict(transform=None)
+    if isinstance(transform, nengo.Sparse):
+        if isinstance(weights, nengo.transforms.SparseMatrix):
+            sparse = nengo.Sparse(
+                transform.shape, indices=np.array(weights.indices), init=np.array(weights.data)
+            )
+        else:  # a scipy.sparse matrix
+            sparse = nengo.Sparse(transform.shape, init=weights.copy())
+        return dict(transform=sparse)
+    if isinstance(transform, nengo.Convolution) or (
+        isinstance(transform, nengo.transforms.Transform) and np.ndim(weights) > 2
+    ):
+        return dict(transform=_with_init(transform, np.array(weights)))
+    if (
+        isinstance(conn.pre_obj, nengo.Ensemble)
+        and not isinstance(conn.pre_obj.neuron_type, nengo.Direct)
+        and not conn.solver.weights
+    ):
+        size = weights.shape[0]
+        return dict(
+            solver=NoSolver(weights.T, weights=False),
+            function=lambda x, size=size: np.zeros(size),
+            transform=nengo.transforms.Dense((size, size), np.eye(size)) if size > 1 else 1,
+        )
+    return dict(transform=weights)
+
+
+def get_nengo_params(sim, objs, as_dict=False):
+    """Keyword arguments that recreate ``objs`` with their trained parameters.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The (trained) simulator.
+    objs : Ensemble, Neurons, Connection or list of them
+        The objects (Neurons stand for their Ensemble).
+    as_dict : bool
+        Return a dict keyed by each object's label instead of a list.
+
+    Returns
+    -------
+    list or dict
+        For an Ensemble: ``encoders``, ``normalize_encoders``, ``gain``, ``bias``,
+        ``max_rates``, ``intercepts``; for a Connection: ``solver``, ``function``
+        and ``transform`` (decoded connections) or ``transform`` (others: an
+        array, or a `nengo.Sparse` / `nengo.Convolution` like the connection's
+        own, holding the current weights).
+
+    Raises
+    ------
+    nengo.exceptions.ValidationError
+        For objects of another network, Nodes and other objects that have no
+        such parameters, and Ensembles of Direct neurons.
+    """
+    single = not isinstance(objs, (list, tuple))
+    objs = [objs] if single else list(objs)
+    objs = [obj.ensemble if isinstance(obj, Neurons) else obj for obj in objs]
+    for obj in objs:
+        if isinstance(obj, nengo.Node):
+            raise ValidationError(
+                f"get_nengo_params cannot recreate {obj}: a Node has no parameters "
+                "that training changes (its output is its own function); pass Ensembles "
+                "and Connections",
+                attr="objs",
+            )
+        if not isinstance(obj, (nengo.Ensemble, nengo.Connection)):
+            raise ValidationError(
+                f"get_nengo_params supports Ensembles and Connections (got {obj!r})",
+                attr="objs",
+            )
+        check_in_model(sim, obj)
+    out = [
+        ensemble_params(sim, o) if isinstance(o, nengo.Ensemble) else connection_params(sim, o)
+        for o in objs
+    ]
+    if as_dict:
+        return {obj.label or str(obj): p for obj, p in zip(objs, out)}
+    return out[0] if single else out
+
+
+def freeze_params(sim, objs=None):
+    """Write trained parameters into the network objects.
+
+    Afterwards any nengo simulator (nengo's own included) runs the trained model.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The (trained) simulator.
+    objs : Network, Ensemble, Connection or list, optional
+        What to freeze (default: the simulator's whole network).
+    """
+    if objs is None:
+        objs = [sim.network]
+    elif not isinstance(objs, (list, tuple)):
+        objs = [objs]
+    flat = []
+    for obj in objs:
+        if isinstance(obj, nengo.Network):
+            flat.extend(obj.all_ensembles)
+            flat.extend(c for c in obj.all_connections if c.learning_rule is None)
+        else:
+            flat.append(obj)
+    for obj in flat:
+        check_in_model(sim, obj)
+    for obj in flat:
+        if isinstance(obj, nengo.Ensemble) and isinstance(obj.neuron_type, nengo.Direct):
+            continue
+        if isinstance(obj, nengo.Connection) and "weights" not in sim.model.sig[obj]:
+            continue
+        if isinstance(obj, nengo.Connection) and sim.model.sig[obj]["weights"] is None:
+            continue
+        params = get_nengo_params(sim, obj)
+        for name, value in params.items():
+            setattr(obj, name, value)
+
+
+def signal_keys(sim):
+    """``(key, signal)`` for the signals of the model's objects, in build order.
+
+    Keys (``"<object index>.<name>"``, the index counting `model.sig` entries)
+    are the same for every simulator of the same network, in any process,
+    whereas the order of base signals and variables is not (it follows sets
+    of operators). Saved values are therefore keyed by signal.
+    """
+    for k, sigs in enumerate(sim.model.sig.values()):
+        for name, sig in sigs.items():
+            if sig is not None and hasattr(sig, "base") and not sig.sparse:
+                yield f"{k}.{name}", sig
+
+
+def variable_layout(sim, variables):
+    """A string describing which model signals each of ``variables`` holds.
+
+    Two simulators of one network whose trainable variables have equal layouts
+    (nengo's merging optimiser can lay them out differently from build to
+    build) can exchange state stored per variable, such as an optimizer's.
+    """
+    bases = {id(var): base for base, var in sim.run_state.variables().items()}
+    parts = {}
+    for key, sig in signal_keys(sim):
+        parts.setdefault(sig.base, []).append(f"{key}@{int(flat_indices(sig).ravel()[0])}")
+    return ";".join(
+        ",".join(parts.get(bases.get(id(var)), [tuple(var.shape).__repr__()])) for var in variables
+    )
+
+
+def _uncovered(bases, covered):
+    """The bases of ``bases`` with elements no model signal refers to."""
+    return [b for b in bases if not covered.get(b, np.zeros(b.size, bool)).all()]
+
+
+def _coverage(sim, bases):
+    covered = {}
+    for _, sig in signal_keys(sim):
+        if sig.base in bases:
+            mask = covered.setdefault(sig.base, np.zeros(sig.base.size, bool))
+            mask[flat_indices(sig).ravel()] = True
+    return covered
+
+
+def save_params(sim, path, include_state=False, extra=None):
+    """Save trainable parameters (and optionally the simulation state) to ``path``.
+
+    Values are stored per model signal (see `signal_keys`), so a file saved by
+    one simulator loads into any other simulator of the same network (another
+    process, or one using a distribution strategy).
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator.
+    path : str
+        File name; ``.npz`` is appended if missing.
+    include_state : bool
+        Also save the current simulation state (signals, time).
+    extra : dict, optional
+        More arrays to store in the same file (e.g. an optimizer's state).
+    """
+    variables = sim.run_state.variables()
+    values = {base: var.numpy().ravel() for base, var in variables.items()}
+    state = {}
+    if include_state:
+        state = {
+            base: val.reshape(len(val), -1) for base, val in sim.run_state.state_arrays().items()
+        }
+    arrays = {}
+    for key, sig in signal_keys(sim):
+        idx = flat_indices(sig).ravel()
+        if sig.base in values:
+            arrays[f"param:{key}"] = values[sig.base][idx]
+        if sig.base in state:
+            arrays[f"state:{key}"] = state[sig.base][:, idx]
+    # elements no model signal refers to: by position (best effort)
+    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
+        arrays[f"param_{k}"] = values[base]
+    for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
+        arrays[f"state_{k}"] = state[base]
+    for k, var in enumerate(sim.plan.keras_variables()):
+        arrays[f"keras_{k}"] = var.numpy()
+    if include_state:
+        arrays["n_steps"] = np.array(sim.n_steps)
+    arrays.update(extra or {})
+    if not str(path).endswith(".npz"):
+        path = f"{path}.npz"
+    write_npz(path, arrays)
+
+
+def write_npz(path, arrays):
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically.
+
+    The file is written under a temporary name and then renamed, so a process
+    killed while saving leaves the previous file intact.
+
+    Parameters
+    ----------
+    path : str
+        File name (used as is).
+    arrays : dict
+        Map from entry name to array.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+
+
+def load_params(sim, path, include_state=False):
+    """Load values saved by `save_params` into ``sim``.
+
+    Raises
+    ------
+    ValidationError
+        If the file does not match the simulator's model.
+    """
+    if not str(path).endswith(".npz"):
+        path = f"{path}.npz"
+    what = "a parameter file written by Simulator.save_params (a .npz archive)"
+    if not os.path.exists(path):
+        raise ValidationError(f"No file {path}; expected {what}", attr="path")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = dict(f)
+    except Exception as e:  # truncated, not a zip archive, a plain .npy...
+        raise ValidationError(
+            f"Cannot read {path} ({type(e).__name__}: {e}); expected {what}", attr="path"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path} is not {what}", attr="path")
+
+    def entry(key, shape):
+        if key not in data or data[key].shape != shape:
+            raise ValidationError(
+                f"{path} does not match this model: entry '{key}' is "
+                f"{'missing' if key not in data else data[key].shape}, "
+                f"expected shape {shape}",
+                attr="path",
+            )
+        return data[key]
+
+    run = sim.run_state
+    variables = run.variables()
+    values = {base: var.numpy().ravel().copy() for base, var in variables.items()}
+    state = {}
+    if include_state:
+        if "n_steps" not in data:
+            raise ValidationError(f"{path} holds no simulation state", attr="path")
+        state = {
+            base: val.reshape(len(val), -1).copy() for base, val in run.state_arrays().items()
+        }
+    for key, sig in signal_keys(sim):
+        idx = flat_indices(sig).ravel()
+        if sig.base in values:
+            values[sig.base][idx] = entry(f"param:{key}", idx.shape)
+        if sig.base in state:
+            state[sig.base][:, idx] = entry(f"state:{key}", (sim.plan.minibatch_size,) + idx.shape)
+    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
+        values[base] = entry(f"param_{k}", values[base].shape)
+    for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
+        state[base] = entry(f"state_{k}", state[base].shape)
+    keras_values = [  # every entry is checked before anything changes
+        (var, entry(f"keras_{k}", tuple(var.shape)))
+        for k, var in enumerate(sim.plan.keras_variables())
+    ]
+    for base, var in variables.items():
+        var.assign(values[base].reshape(var.shape).astype(np.asarray(var.numpy()).dtype))
+    for var, value in keras_values:
+        var.assign(value.astype(np.asarray(var.numpy()).dtype))
+    if include_state:
+        run.set_state_arrays(state)
+        run.n_steps = int(data["n_steps"])
+    run.trained = True
+
+
+def resolve_include_state(include_state, include_non_trainable):
+    """``include_state``, or the value of its deprecated NengoDL 3 name.
+
+    NengoDL 3.0 and 3.1 called it ``include_non_trainable`` (the simulation
+    state was what Keras saw as the non-trainable weights); 3.2 renamed it and
+    kept the old name with a DeprecationWarning, as here.
+    """
+    if include_non_trainable is None:
+        return include_state
+    warnings.warn(
+        "include_non_trainable is deprecated, use include_state instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return include_non_trainable
+
+
+class ParamsMethods:
+    """The `Simulator` methods that read, save, load and freeze parameters."""
+
+    def save_params(self, path, include_state=False, include_non_trainable=None):
+        """Save all parameters (and optionally the simulation state) to a ``.npz`` file.
+
+        Every parameter is saved, trainable or not (the weights of Keras layers in
+        TensorNodes included), as in NengoDL 3.
+
+        Parameters
+        ----------
+        path : str
+            File name; ``.npz`` is appended if missing.
+        include_state : bool
+            Also save the simulation state (signal values and time).
+        include_non_trainable : bool, optional
+            Deprecated name of ``include_state`` (NengoDL 3.0-3.1); it warns and,
+            when given, is used instead.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim)
+        >>> path = os.path.join(tempfile.mkdtemp(), "params")
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.save_params(path)
+        >>> os.path.exists(path + ".npz")
+        True
+        """
+        include_state = resolve_include_state(include_state, include_non_trainable)
+        save_params(self, path, include_state=include_state)
+
+    def load_params(self, path, include_state=False, include_non_trainable=None):
+        """Load parameters (and optionally the state) saved by `save_params`.
+
+        Parameters
+        ----------
+        path : str
+            File name; ``.npz`` is appended if missing.
+        include_state : bool
+            Also restore the simulation state saved with ``include_state=True``.
+        include_non_trainable : bool, optional
+            Deprecated name of ``include_state`` (as in `save_params`).
+
+        Raises
+        ------
+        nengo.exceptions.ValidationError
+            If the file does not match this simulator's model.
+
+        Examples
+        --------
+        Save a connection weight, train it away, and restore it:
+
+        >>> import os, tempfile
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> path = os.path.join(tempfile.mkdtemp(), "params")
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.save_params(path)
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=3)
+        ...     trained = float(sim.data[conn].weights)
+        ...     sim.load_params(path)
+        ...     restored = float(sim.data[conn].weights)
+        >>> trained, restored
+        (0.6875, 2.0)
+        """
+        include_state = resolve_include_state(include_state, include_non_trainable)
+        self.run_state.parameters_changing()
+        load_params(self, path, include_state=include_state)
+
+    def get_nengo_params(self, objs, as_dict=False):
+        """Keyword arguments that recreate ``objs``, with trained values, in plain nengo.
+
+        Parameters
+        ----------
+        objs : Ensemble, Neurons, Connection or list of them
+            The objects (Neurons stand for their Ensemble).
+        as_dict : bool
+            Return a dict keyed by each object's label instead of a list.
+
+        Returns
+        -------
+        dict, list or dict of dicts
+            For an Ensemble: ``encoders``, ``normalize_encoders``, ``gain``, ``bias``,
+            ``max_rates``, ``intercepts``; for a Connection: ``transform`` (and
+            ``solver``, ``function`` for decoded connections); a sparse or
+            convolution transform comes back as a `nengo.Sparse` or
+            `nengo.Convolution` holding the current weights.
+
+        Raises
+        ------
+        nengo.exceptions.ValidationError
+            For a Node (it has no such parameters), an Ensemble of Direct
+            neurons, or an object of another network.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network(seed=0) as net:
+        ...     ens = nengo.Ensemble(10, 1)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     params = sim.get_nengo_params(ens)
+        >>> sorted(params)
+        ['bias', 'encoders', 'gain', 'intercepts', 'max_rates', 'normalize_encoders']
+        >>> with nengo.Network() as copy:
+        ...     same = nengo.Ensemble(10, 1, **params)
+        """
+        return get_nengo_params(self, objs, as_dict=as_dict)
+
+    def freeze_params(self, objs=None):
+        """Write trained parameters into the network objects.
+
+        Afterwards any simulator, ``nengo.Simulator`` included, runs the trained model.
+
+        Parameters
+        ----------
+        objs : Network, Ensemble, Connection or list, optional
+            What to freeze (default: the simulator's whole network).
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), n_epochs=10)
+        ...     sim.freeze_params()
+        >>> with nengo.Simulator(net, progress_bar=False) as nengo_sim:
+        ...     nengo_sim.step()
+        >>> round(float(nengo_sim.data[p][0, 0]), 4)  # was 2.0 before training
+        0.5015
+        """
+        freeze_params(self, objs)

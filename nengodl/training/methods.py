@@ -1,0 +1,470 @@
+"""The Simulator's training methods: the seed tutorial's API and the Keras-style API.
+
+Both are front ends of `nengodl.training.Trainer`, which runs minibatches
+through the compiled simulation loop; `SeedTrainingMethods` holds ``train``,
+``loss`` and ``check_gradients`` (NengoDL 2's API, as the seed tutorial uses
+it) and `KerasMethods` holds ``compile``, ``fit``, ``evaluate`` and
+``predict`` (NengoDL 3's).
+"""
+
+from collections.abc import Mapping
+
+import nengo
+import numpy as np  # noqa: F401 (the docstring examples use it)
+from nengo.exceptions import ValidationError
+
+from nengodl.training.gradients import check_gradients, check_input_gradients
+from nengodl.training.keras_api import KerasAPI
+
+
+class SeedTrainingMethods:
+    """The `Simulator` methods of the seed tutorial's training API."""
+
+    def train(
+        self,
+        data,
+        optimizer,
+        objective=None,
+        n_epochs=1,
+        shuffle=True,
+        progress_bar=None,
+        seed=None,
+    ):
+        """Optimise the model's parameters with deep-learning methods.
+
+        Spiking neurons run as their rate counterparts while training. Every
+        minibatch starts from the initial state; the simulator's own state
+        (time, probe data) is not changed.
+
+        Parameters
+        ----------
+        data : dict
+            Map from input `nengo.Node` to inputs and from `nengo.Probe` to
+            targets, each ``(batch_size, n_steps, size)``; ``batch_size`` must be a
+            multiple of ``minibatch_size`` and is split into minibatches.
+        optimizer : keras.optimizers.Optimizer or tf.compat.v1.train.Optimizer
+            The optimisation algorithm.
+        objective : callable or dict, optional
+            ``f(outputs, targets) -> scalar`` for the single probe in ``data``, or
+            a dict mapping probes to such functions; default `nengodl.obj.mse`.
+        n_epochs : int
+            Number of passes through the data.
+        shuffle : bool
+            Shuffle the batch order each epoch.
+        progress_bar : bool, optional
+            Override the simulator's ``progress_bar`` setting.
+        seed : int, optional
+            Seed for shuffling and for inputs computed by Nodes not in ``data``.
+
+        Returns
+        -------
+        float or None
+            Mean loss of the last epoch (None when ``n_epochs`` is 0: nothing
+            was trained).
+
+        Examples
+        --------
+        Train the weight of a connection (initially 2) so that its output is 0.5; each
+        SGD step with learning rate 0.25 on the squared error halves the distance:
+
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), objective=nengodl.obj.mse,
+        ...                   n_epochs=10)
+        ...     weight = float(sim.data[conn].weights)
+        >>> weight == 0.5 + 1.5 / 2 ** 10
+        True
+        """
+        return self.trainer.train(
+            data,
+            optimizer,
+            objective=objective,
+            n_epochs=n_epochs,
+            shuffle=shuffle,
+            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
+            seed=seed,
+        )
+
+    def loss(self, data, objective=None, progress_bar=None, seed=None):
+        """Evaluate an objective on ``data`` with the model as defined.
+
+        Spiking neurons stay spiking.
+
+        Parameters
+        ----------
+        data : dict
+            Inputs and targets, as for `train`.
+        objective : callable or dict, optional
+            As for `train`.
+        progress_bar : bool, optional
+            Override the simulator's ``progress_bar`` setting.
+        seed : int, optional
+            Seed for inputs computed by Nodes not in ``data``.
+
+        Returns
+        -------
+        float
+            The objective averaged over all minibatches.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.loss(data, objective=nengodl.obj.mse)  # (2 - 0.5) ** 2
+        2.25
+        """
+        return self.trainer.loss(
+            data,
+            objective=objective,
+            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
+            seed=seed,
+        )
+
+    def check_gradients(self, inputs=None, outputs=None, atol=None, rtol=1e-3, objective=None):
+        """Check analytic gradients against finite differences.
+
+        Two checks, chosen by the arguments:
+
+        - NengoDL 3's, ``check_gradients(inputs=None, outputs=None, atol, rtol)``:
+          the Jacobian of each probe's output (a run from the initial state, in
+          training mode) with respect to the input Nodes' data; see
+          `nengodl.training.gradients.check_input_gradients`. Returns a dict
+          from probe to ``{"analytic": [...], "numeric": [...]}``.
+        - The seed tutorial's, ``check_gradients(data, objective=None, atol=None)``
+          (``data`` holding targets for probes, or an ``objective`` given): the
+          gradient of the objective with respect to the trainable parameters, on
+          one minibatch. Returns the largest relative error.
+
+        Parameters
+        ----------
+        inputs : list or dict, optional
+            NengoDL 3: data for the input Nodes (default zeros for
+            ``2 * unroll_simulation`` steps). Seed tutorial: ``data``, inputs
+            and targets as for `train`.
+        outputs : nengo.Probe or list, optional
+            NengoDL 3: the probes checked (default all). A callable or a dict of
+            callables here is the seed tutorial's ``objective`` (given by position).
+        atol : float, optional
+            Allowed error (NengoDL 3 check: absolute, default 1e-5 in float64
+            and 1e-3 in float32; seed tutorial's: relative to ``max(1, |numeric|)``,
+            default 1e-4 in float64 and 1e-2 in float32).
+        rtol : float
+            NengoDL 3 check: error allowed relative to the numeric gradient.
+        objective : callable or dict, optional
+            The seed tutorial's objective, as for `train`.
+
+        Returns
+        -------
+        dict or float
+            As above; a `SimulationError` is raised where a gradient is off.
+
+        Examples
+        --------
+        NengoDL 3's check: the output of ``b`` is twice the input, so its
+        Jacobian is twice the identity:
+
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        ...     grads = sim.check_gradients()
+        >>> grads[p]["analytic"][0]
+        array([[2., 0.],
+               [0., 2.]])
+
+        The seed tutorial's check, of a loss against the parameters:
+
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        ...     bool(sim.check_gradients(data) < 1e-4)
+        True
+        >>> with nengodl.Simulator(net, dtype="float32", progress_bar=False) as sim:
+        ...     bool(sim.check_gradients(data) < 1e-2)
+        True
+        """
+        if callable(outputs) or isinstance(outputs, Mapping):
+            objective, outputs = outputs, None
+        has_targets = isinstance(inputs, Mapping) and any(
+            isinstance(key, nengo.Probe) for key in inputs
+        )
+        if objective is not None or has_targets:
+            if outputs is not None:
+                raise ValidationError(
+                    "give either data with targets (and an objective) or outputs, not both",
+                    attr="outputs",
+                )
+            return check_gradients(self.trainer, inputs, objective, atol=atol)
+        return check_input_gradients(self, inputs, outputs, atol=atol, rtol=rtol)
+
+
+class KerasMethods:
+    """The `Simulator` methods of NengoDL 3's Keras-style API."""
+
+    def _keras(self):
+        if self._keras_api is None:
+            self._keras_api = KerasAPI(self)
+        self.run_state.parameters_changing()  # training may change what the stepper holds
+        return self._keras_api
+
+    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
+        """Set the optimizer, losses and metrics used by `fit` and `evaluate`.
+
+        Parameters
+        ----------
+        optimizer : keras.optimizers.Optimizer or str, optional
+            Optimiser (Keras 3, or ``tf.compat.v1.train``).
+        loss : loss or dict, optional
+            A Keras loss (object, name or ``f(y_true, y_pred)``), or a dict from
+            Probe (or probe label) to loss.
+        metrics : metric, list or dict, optional
+            Keras metrics, per probe if a dict.
+        loss_weights : dict, optional
+            Weight of each probe's loss in the total.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.compile(optimizer=keras.optimizers.SGD(0.25), loss={p: "mse"})
+        ...     sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))}, verbose=0)["loss"]
+        4.0
+        """
+        self._keras().compile(optimizer, loss, metrics, loss_weights)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        epochs=1,
+        validation_data=None,
+        callbacks=None,
+        shuffle=True,
+        initial_epoch=0,
+        n_steps=None,
+        stateful=False,
+        verbose=1,
+        seed=None,
+        batch_size=None,
+    ):
+        """Train with the compiled optimizer and losses (Keras ``Model.fit``).
+
+        Parameters
+        ----------
+        x, y : dict or array
+            Inputs (by input Node) and targets (by Probe), ``(batch, n_steps, size)``.
+        epochs : int
+            Number of passes through the data.
+        validation_data : tuple, optional
+            ``(x_val, y_val)`` evaluated after each epoch (``val_`` logs).
+        callbacks : list of keras.callbacks.Callback, optional
+            Keras callbacks (History, EarlyStopping, ModelCheckpoint, ...).
+        shuffle : bool
+            Shuffle the order of the minibatches each epoch.
+        initial_epoch : int
+            Epoch at which to start (for resuming a run).
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty (inputs from the Nodes).
+        stateful : bool
+            Must be False: every minibatch starts from the initial state.
+        verbose : int
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
+        seed : int, optional
+            Seed for shuffling and for inputs computed by Nodes not in ``x``.
+        batch_size : int, optional
+            Accepted for Keras compatibility and ignored: minibatches have the
+            simulator's ``minibatch_size``.
+
+        Returns
+        -------
+        keras.callbacks.History
+            Loss (and metric) values per epoch in ``history.history``.
+
+        Examples
+        --------
+        Train a connection weight (initially 2) towards 0; with the squared error and
+        SGD at learning rate 0.25 each epoch halves it:
+
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.compile(optimizer=keras.optimizers.SGD(0.25), loss={p: "mse"})
+        ...     history = sim.fit({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
+        ...                       epochs=3, verbose=0)
+        ...     weight = float(sim.data[conn].weights)
+        >>> weight
+        0.25
+        >>> [round(loss, 4) for loss in history.history["loss"]]  # weight ** 2 before each epoch
+        [4.0, 1.0, 0.25]
+        """
+        return self._keras().fit(
+            x,
+            y,
+            epochs=epochs,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            shuffle=shuffle,
+            initial_epoch=initial_epoch,
+            n_steps=n_steps,
+            stateful=stateful,
+            verbose=verbose,
+            seed=seed,
+            batch_size=batch_size,
+        )
+
+    def evaluate(
+        self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None, batch_size=None
+    ):
+        """Compute the compiled losses and metrics (spiking neurons stay spiking).
+
+        Parameters
+        ----------
+        x, y : dict or array
+            Inputs and targets, as for `fit`.
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty.
+        callbacks : list of keras.callbacks.Callback, optional
+            Keras callbacks.
+        verbose : int
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
+        seed : int, optional
+            Seed for inputs computed by Nodes not in ``x``.
+        batch_size : int, optional
+            Accepted for Keras compatibility.
+
+        Returns
+        -------
+        dict
+            ``loss``, ``<probe>_loss`` and ``<probe>_<metric>`` values.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.compile(loss={p: "mse"}, metrics={p: "mae"})
+        ...     result = sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
+        ...                           verbose=0)
+        >>> sorted(result), result["loss"]
+        (['loss', 'probe_0_loss', 'probe_0_mean_absolute_error'], 4.0)
+        """
+        return self._keras().evaluate(
+            x,
+            y,
+            n_steps=n_steps,
+            callbacks=callbacks,
+            verbose=verbose,
+            seed=seed,
+            batch_size=batch_size,
+        )
+
+    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
+        """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
+
+        Parameters
+        ----------
+        x : dict or array
+            Inputs, as for `fit`.
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty.
+        stateful : bool
+            Must be False.
+        verbose : int
+            0: no output; otherwise a progress bar (if the simulator's
+            ``progress_bar`` is on).
+        seed : int, optional
+            Seed for inputs computed by Nodes not in ``x``.
+        batch_size : int, optional
+            Accepted for Keras compatibility.
+
+        Returns
+        -------
+        dict
+            Map from Probe to its output, ``(batch, n_steps, size)``.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     out = sim.predict({a: np.ones((4, 3, 1))}, verbose=0)
+        >>> out[p].shape, float(out[p][0, 0, 0])
+        ((4, 3, 1), 2.0)
+        """
+        return self._keras().predict(
+            x,
+            n_steps=n_steps,
+            stateful=stateful,
+            verbose=verbose,
+            seed=seed,
+            batch_size=batch_size,
+        )
+
+    def predict_on_batch(self, x=None, n_steps=None):
+        """`predict` for exactly one minibatch of inputs.
+
+        Parameters
+        ----------
+        x : dict or array
+            Inputs, ``(minibatch_size, n_steps, size)``.
+        n_steps : int, optional
+            Number of steps to simulate when ``x`` is empty.
+
+        Returns
+        -------
+        dict
+            Map from Probe to its output.
+
+        Examples
+        --------
+        >>> import keras, nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     a = nengo.Node([1.0])
+        ...     b = nengo.Node(size_in=1)
+        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
+        ...     p = nengo.Probe(b)
+        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
+        >>> with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        ...     out = sim.predict_on_batch({a: np.ones((2, 3, 1))})
+        >>> out[p][:, :, 0]
+        array([[2., 2., 2.],
+               [2., 2., 2.]], dtype=float32)
+        """
+        return self._keras().predict(x, n_steps=n_steps, verbose=0)
