@@ -19,9 +19,9 @@ from nengo.builder.probe import SimProbe
 from nengo.exceptions import BuildError
 
 from nengodl.config import is_trainable
-from nengodl.host import ErrorBox, HostOp, is_input_op
 from nengodl.ops import find_builder
 from nengodl.ops.basic import TimeUpdateBuilder
+from nengodl.runtime.host import ErrorBox, HostOp, is_input_op
 from nengodl.signals import SignalLayout, flat_indices
 
 
@@ -211,6 +211,22 @@ class Plan:
     def feed_sig(self, key):
         """The signal that the values fed for ``key`` set."""
         return self.pre_ops[key].output if key in self.pre_ops else self.const_inputs[key]
+
+    def complete_feeds(self, feeds, start_step, n_steps):
+        """``feeds`` (feed key to ``(n_steps, batch) + shape`` arrays) with the
+        outputs of the host operators computed ahead of a run that are not
+        given, everything in the dtype it is fed as."""
+        feeds = dict(feeds)
+        for key, host in self.pre_ops.items():
+            if key in feeds:
+                continue
+            dtype = None if host.output is None else self.feed_dtype(host.output)
+            out = host.precompute(start_step, n_steps, dtype)
+            if out is not None:
+                feeds[key] = out
+        return {
+            k: np.asarray(v, dtype=self.feed_dtype(self.feed_sig(k))) for k, v in feeds.items()
+        }
 
     def feed_dtype(self, sig):
         """Numpy dtype of values fed for ``sig``."""

@@ -9,7 +9,7 @@ from nengo.exceptions import SimulationError, ValidationError
 
 import nengodl
 from nengodl.config import is_trainable, network_chains, trainable_signals
-from nengodl.params import signal_value
+from nengodl.io.params import signal_value
 
 
 def linear_net(W0):

@@ -7,7 +7,7 @@ precomputes constants), and called once per traced simulation step with a
 
 A builder's ``supports(op)`` class method says whether the operator can run
 natively; operators without a native builder run through the host fallback
-(`nengodl.host`).
+(`nengodl.runtime.host`).
 """
 
 from nengodl.ops.registry import OpBuilder, find_builder, register

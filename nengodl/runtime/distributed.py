@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
-from nengodl.training import check_finite, masked_gradients
+from nengodl.training.trainer import check_finite, masked_gradients
 
 #: strategies whose replicas run the same program on equal slices of a batch
 SUPPORTED = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)

@@ -118,7 +118,7 @@ class SimulationData(Mapping):
             return self.recorder[key]
         built = self.params[key]
         if self.sim is not None and self.sim.run_state.trained and built is not None:
-            from nengodl.params import current_params
+            from nengodl.io.params import current_params
 
             return current_params(self.sim, key, built)
         return built

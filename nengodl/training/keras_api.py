@@ -6,105 +6,24 @@ shaped ``(batch_size, n_steps, size)``. Losses follow Keras' ``f(y_true, y_pred)
 convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 """
 
-import shutil
-import warnings
 from collections.abc import Mapping
 
 import keras
 import numpy as np
 from nengo.exceptions import ValidationError
 
-from nengodl import params
-from nengodl.data import check_count
-from nengodl.distribute import optimizer_variables
-from nengodl.progress import Stage
-from nengodl.training import TrainingData, check_optimizer, random_state
-
-
-class SimulatorModel:
-    """What Keras callbacks see as ``model`` during `fit`/`evaluate`.
-
-    Supports ``stop_training`` (EarlyStopping), ``get_weights``/``set_weights``
-    (``restore_best_weights``), ``save_weights``/``save``/``load_weights``
-    (ModelCheckpoint; with the optimizer's state, for BackupAndRestore),
-    ``optimizer``, ``trainable_variables`` and ``history``.
-    """
-
-    built = True  # read by BackupAndRestore
-
-    def __init__(self, sim):
-        self.sim = sim
-        self.stop_training = False
-        self.optimizer = None
-        self.history = None
-        self.train_function = None  # read by TensorBoard (no graph is written)
-        self.layers = []
-        self._initial_epoch = None  # set by BackupAndRestore when it restores
-
-    @property
-    def trainable_variables(self):
-        """The variables `fit` trains (what the optimizer's state is built for)."""
-        return [v for v, _ in self.sim.trainer.variables()]
-
-    def _variables(self):
-        return self.sim.loop.all_variables() + self.sim.plan.keras_variables()
-
-    def get_weights(self):
-        """All parameter values, as numpy arrays."""
-        return [v.numpy() for v in self._variables()]
-
-    def set_weights(self, weights):
-        """Assign values returned by `get_weights`."""
-        for var, w in zip(self._variables(), weights):
-            var.assign(w)
-
-    def save_weights(self, filepath, overwrite=True, **kwargs):
-        """Save parameters and the optimizer's state with `nengodl.params.save_params`.
-
-        The file is ``<filepath without .weights.h5>.npz``; a copy is written
-        to ``filepath`` itself when that name differs (BackupAndRestore checks
-        that it exists).
-        """
-        base = str(filepath).removesuffix(".weights.h5")
-        state = optimizer_variables(self.optimizer)
-        extra = {f"optimizer_{k}": v.numpy() for k, v in enumerate(state)}
-        if state:
-            extra["optimizer_layout"] = np.array(
-                params.variable_layout(self.sim, self.trainable_variables)
-            )
-        params.save_params(self.sim, base, extra=extra)
-        if str(filepath) != f"{base}.npz" and not str(filepath).endswith(".npz"):
-            shutil.copyfile(f"{base}.npz", filepath)
-
-    save = save_weights
-
-    def load_weights(self, filepath, **kwargs):
-        """Load parameters (and the optimizer's state, when saved) from `save_weights`.
-
-        The optimizer's state is stored per variable: it is restored only when
-        the trainable variables hold the same signals as when it was saved
-        (always for multi-worker strategies and ``optimize=False``; nengo's
-        merging optimiser may lay them out differently), else a warning says so.
-        """
-        base = str(filepath).removesuffix(".weights.h5").removesuffix(".npz")
-        self.sim.load_params(base)
-        state = optimizer_variables(self.optimizer)
-        with np.load(f"{base}.npz") as f:
-            values = [f[f"optimizer_{k}"] for k in range(len(state)) if f"optimizer_{k}" in f]
-            layout = str(f["optimizer_layout"]) if "optimizer_layout" in f else None
-        if not values:
-            return
-        if [v.shape for v in values] != [tuple(v.shape) for v in state] or layout != (
-            params.variable_layout(self.sim, self.trainable_variables)
-        ):
-            warnings.warn(
-                f"the optimizer state in {base}.npz does not match this simulator's "
-                "variables (build with optimize=False for an exact resume); it is "
-                "not restored"
-            )
-            return
-        for var, val in zip(state, values):
-            var.assign(val)
+from nengodl.io.checks import check_count
+from nengodl.runtime.distributed import optimizer_variables
+from nengodl.training.data import TrainingData
+from nengodl.training.keras_model import SimulatorModel
+from nengodl.training.loop import (
+    EpochIterator,
+    EpochLogs,
+    evaluate_batches,
+    fit_epochs,
+    predict_batches,
+)
+from nengodl.training.trainer import check_optimizer
 
 
 def probe_name(sim, probe):
@@ -276,48 +195,59 @@ class KerasAPI:
             )
         return TrainingData(self.sim, data, any_target_size=True)
 
-    def _metric_logs(self, metrics, outputs, targets, prefix=""):
-        logs = {}
-        by_probe = dict(zip(self.sim.plan.probes, outputs))
-        for p, ms in metrics.items():
-            for m in ms:
-                metric = getattr(m, "name", getattr(m, "__name__", "metric"))
-                name = f"{prefix}{probe_name(self.sim, p)}_{metric}"
-                y_pred = by_probe[p]
-                y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
-                if isinstance(m, keras.metrics.Metric):
-                    m.update_state(y_true, y_pred)
-                    logs[name] = m
-                else:
-                    logs[name] = float(keras.ops.mean(m(y_true, y_pred)))
-        return logs
-
-    def _run_eval(self, tdata, objective, metrics, seed, prefix="", progress=False):
-        step = self.sim.trainer.eval_step(objective)
-        seeds = random_state(seed)
+    def _metric_fn(self, metrics, prefix=""):
+        """``fn(outputs, targets) -> {name: value}`` of one minibatch's metrics
+        (Keras `Metric` objects are reset now and updated in place), or None."""
+        if not metrics:
+            return None
         for ms in metrics.values():
             for m in ms:
                 if isinstance(m, keras.metrics.Metric):
                     m.reset_state()
-        totals, per_probe, metric_vals = [], [], {}
-        with Stage("Evaluation", progress, max_value=tdata.n_batches) as stage:
-            for inputs, targets in tdata.batches():
-                values, outputs = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
-                totals.append(float(np.sum(values)))
-                per_probe.append(values)
-                for k, v in self._metric_logs(metrics, outputs, targets, prefix).items():
-                    metric_vals.setdefault(k, []).append(v)
-                stage.update(len(totals))
-        logs = {f"{prefix}loss": float(np.mean(totals))}
-        means = np.mean(per_probe, axis=0)
-        for p, v in zip(objective, means):
-            logs[f"{prefix}{probe_name(self.sim, p)}_loss"] = float(v)
-        for k, vals in metric_vals.items():
-            v = vals[-1]
-            logs[k] = (
-                float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
-            )
-        return logs
+        by_index = {p: k for k, p in enumerate(self.sim.plan.probes)}
+
+        def fn(outputs, targets):
+            logs = {}
+            for p, ms in metrics.items():
+                for m in ms:
+                    metric = getattr(m, "name", getattr(m, "__name__", "metric"))
+                    name = f"{prefix}{probe_name(self.sim, p)}_{metric}"
+                    y_pred = outputs[by_index[p]]
+                    y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
+                    if isinstance(m, keras.metrics.Metric):
+                        m.update_state(y_true, y_pred)
+                        logs[name] = m
+                    else:
+                        logs[name] = float(keras.ops.mean(m(y_true, y_pred)))
+            return logs
+
+        return fn
+
+    def _logs(self, objective, metrics, prefix=""):
+        """`EpochLogs` for one pass with ``objective`` and ``metrics``."""
+        names = [probe_name(self.sim, p) for p in objective]
+        return EpochLogs(names, self._metric_fn(metrics, prefix), prefix)
+
+    def _run_eval(self, tdata, seed, prefix="", progress=False, callbacks=None):
+        objective = self._objective(tdata.targets)
+        metrics = self._metrics(list(tdata.targets))
+        step = self.sim.trainer.eval_step(objective)
+        if callbacks is not None:
+            step = _with_batch_hooks(step, callbacks, "test")
+        logs = evaluate_batches(
+            step, EpochIterator(tdata, seed=seed), self._logs(objective, metrics, prefix), progress
+        )
+        return logs.result()
+
+    def _callbacks(self, callbacks, verbose, epochs, steps):
+        return keras.callbacks.CallbackList(
+            callbacks,
+            add_history=True,
+            model=self.model,
+            epochs=epochs,
+            steps=steps,
+            verbose=verbose,
+        )
 
     def fit(
         self,
@@ -351,81 +281,37 @@ class KerasAPI:
         objective = self._objective(tdata.targets)
         metrics = self._metrics(list(tdata.targets))
         trainer = self.sim.trainer
-        step = trainer.train_step(self.compiled["optimizer"], objective)
+        optimizer = self.compiled["optimizer"]
+        step = trainer.train_step(optimizer, objective)
         val = None
         if validation_data is not None:
             vx, vy = validation_data[:2]
             val = self._data(vx, vy, n_steps)
         self.model.stop_training = False
-        cbs = keras.callbacks.CallbackList(
-            callbacks,
-            add_history=True,
-            model=self.model,
-            epochs=epochs,
-            steps=tdata.n_batches,
-            verbose=verbose,
-        )
-        rng = random_state(seed) if shuffle else None
-        seeds = random_state(seed)
+        cbs = self._callbacks(callbacks, verbose, epochs, tdata.n_batches)
+        batches = EpochIterator(tdata, shuffle, seed)
         cbs.on_train_begin()
-        initial_epoch = self._resume(initial_epoch, tdata, rng, seeds)
-        logs = {}
-        last = [float("nan")]
-        with Stage(
-            "Training",
-            verbose and self.sim.progress_bar,
-            max_value=(epochs - initial_epoch) * tdata.n_batches,
-            suffix=lambda: f"loss: {last[0]:.4g}",
-            variables=("epoch", "loss"),
-        ) as stage:
-            done = 0
-            for epoch in range(initial_epoch, epochs):
-                cbs.on_epoch_begin(epoch)
-                totals, per_probe, metric_vals = [], [], {}
-                for ms in metrics.values():
-                    for m in ms:
-                        if isinstance(m, keras.metrics.Metric):
-                            m.reset_state()
-                for b, (inputs, targets) in enumerate(tdata.batches(rng)):
-                    cbs.on_train_batch_begin(b)
-                    values, outputs = step(
-                        inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1)
-                    )
-                    totals.append(float(np.sum(values)))
-                    per_probe.append(values)
-                    for k, v in self._metric_logs(metrics, outputs, targets).items():
-                        metric_vals.setdefault(k, []).append(v)
-                    cbs.on_train_batch_end(b, {"loss": totals[-1]})
-                    done += 1
-                    stage.update(done, epoch=epoch + 1, loss=float(np.mean(totals)))
-                logs = {"loss": float(np.mean(totals))}
-                for p, v in zip(objective, np.mean(per_probe, axis=0)):
-                    logs[f"{probe_name(self.sim, p)}_loss"] = float(v)
-                for k, vals in metric_vals.items():
-                    v = vals[-1]
-                    logs[k] = (
-                        float(v.result())
-                        if isinstance(v, keras.metrics.Metric)
-                        else float(np.mean(vals))
-                    )
-                if val is not None:
-                    logs.update(
-                        self._run_eval(
-                            val,
-                            self._objective(val.targets),
-                            self._metrics(list(val.targets)),
-                            seed,
-                            prefix="val_",
-                        )
-                    )
-                last[0] = logs["loss"]
-                cbs.on_epoch_end(epoch, logs)
-                if self.model.stop_training:
-                    break
+        initial_epoch = self._resume(initial_epoch, batches)
+        # the compiled whole-epoch call where nothing needs each minibatch as it ends
+        epoch_fn = None
+        if not callbacks and not metrics:
+            epoch_fn = trainer.epoch_function(optimizer, objective, tdata)
+        logs = fit_epochs(
+            step,
+            batches,
+            epochs,
+            lambda: self._logs(objective, metrics),
+            initial_epoch=initial_epoch,
+            callbacks=cbs,
+            validate=None if val is None else lambda: self._run_eval(val, seed, prefix="val_"),
+            epoch_fn=epoch_fn,
+            progress=verbose and self.sim.progress_bar,
+            should_stop=lambda: self.model.stop_training,
+        )
         cbs.on_train_end(logs)
         return self.model.history
 
-    def _resume(self, initial_epoch, tdata, rng, seeds):
+    def _resume(self, initial_epoch, batches):
         """First epoch of `fit`: ``initial_epoch``, or the one a callback restored.
 
         After a restore (``BackupAndRestore``), the shuffling and seed streams
@@ -439,10 +325,7 @@ class KerasAPI:
         if dist is not None:
             variables = self.model._variables() + optimizer_variables(self.model.optimizer)
             start = dist.sync_from_chief(variables, start)
-        if start > initial_epoch:
-            for _ in range(initial_epoch, start):
-                for _ in tdata.batches(rng):
-                    seeds.randint(2**31 - 1)
+        batches.skip(start - initial_epoch)
         return start
 
     def evaluate(
@@ -451,31 +334,40 @@ class KerasAPI:
         """See `Simulator.evaluate`."""
         self._check_compiled("evaluate")
         tdata = self._data(x, y, n_steps)
-        return self._run_eval(
-            tdata,
-            self._objective(tdata.targets),
-            self._metrics(list(tdata.targets)),
-            seed,
-            progress=verbose and self.sim.progress_bar,
+        cbs = self._callbacks(callbacks, verbose, 1, tdata.n_batches)
+        cbs.on_test_begin()
+        logs = self._run_eval(
+            tdata, seed, progress=verbose and self.sim.progress_bar, callbacks=cbs
         )
+        cbs.on_test_end(logs)
+        return logs
 
     def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
         """See `Simulator.predict`."""
         tdata = self._data(x, None, n_steps)
-        step = self.sim.trainer.predict_step()
-        seeds = random_state(seed)
-        chunks = []
-        with Stage(
-            "Prediction", verbose and self.sim.progress_bar, max_value=tdata.n_batches
-        ) as stage:
-            for inputs, _ in tdata.batches():
-                outs = step(inputs, tdata.n_steps, seeds.randint(2**31 - 1))
-                chunks.append([o.numpy() for o in outs])
-                stage.update(len(chunks))
-        return {
-            p: np.concatenate([c[k] for c in chunks], axis=0)
-            for k, p in enumerate(self.sim.plan.probes)
-        }
+        outputs = predict_batches(
+            self.sim.trainer.predict_step(),
+            EpochIterator(tdata, seed=seed),
+            verbose and self.sim.progress_bar,
+        )
+        return dict(zip(self.sim.plan.probes, outputs))
+
+
+def _with_batch_hooks(step, callbacks, kind):
+    """``step`` telling ``callbacks`` of each minibatch (``kind``: "test" or "predict")."""
+    count = [0]
+    begin = getattr(callbacks, f"on_{kind}_batch_begin")
+    end = getattr(callbacks, f"on_{kind}_batch_end")
+
+    def hooked(*args):
+        begin(count[0])
+        result = step(*args)
+        losses = result[0] if kind == "test" else None
+        end(count[0], {} if losses is None else {"loss": float(np.sum(losses))})
+        count[0] += 1
+        return result
+
+    return hooked
 
 
 class TrainingDataNoInputs:

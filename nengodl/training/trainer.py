@@ -6,19 +6,22 @@ counterparts while training, and the objectives compare probe outputs with
 targets. Training never changes the simulator's run state (time, probe data).
 """
 
-from collections.abc import Mapping
-
 import keras
-import nengo
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import SimulationError, ValidationError
 
-from nengodl.data import check_count, check_finite_data
-from nengodl.host import HostOp
-from nengodl.objectives import mse
-from nengodl.progress import Stage
+from nengodl.io.checks import check_count
+from nengodl.runtime.host import HostOp
 from nengodl.runtime.xla import warn_xla_fallback
+from nengodl.training.data import TrainingData, resolve_objective
+from nengodl.training.loop import (
+    EpochIterator,
+    EpochLogs,
+    evaluate_batches,
+    fit_epochs,
+    random_state,
+)
 
 
 def check_optimizer(optimizer):
@@ -52,11 +55,11 @@ def masked_gradients(grads, masks, variables):
     ]
 
 
-def random_state(seed):
-    """``np.random.RandomState(seed)``; with ``seed=None`` it is seeded from numpy's
-    global generator, so that `numpy.random.seed` (or ``keras.utils.set_random_seed``)
-    makes shuffling and stochastic inputs repeatable."""
-    return np.random.RandomState(np.random.randint(2**31 - 1) if seed is None else seed)
+def bad_loss(losses):
+    """Whether a loss is NaN or +inf (training stops); -inf is a loss driven as low
+    as it goes, and training goes on (as in NengoDL 3 and Keras)."""
+    losses = np.asarray(losses)
+    return bool(np.isnan(losses).any() or (losses == np.inf).any())
 
 
 def check_finite(losses, grads):
@@ -69,7 +72,7 @@ def check_finite(losses, grads):
     grads : list of tf.Tensor
         Gradients about to be applied.
     """
-    if not np.all(np.isfinite(losses)):
+    if bad_loss(losses):
         raise SimulationError(
             f"training loss became {float(np.sum(losses))}; parameters are "
             "left at their last finite values"
@@ -78,131 +81,6 @@ def check_finite(losses, grads):
         raise SimulationError(
             "training gradients became non-finite; parameters are left at their last finite values"
         )
-
-
-class TrainingData:
-    """Inputs and targets split into minibatches.
-
-    Parameters
-    ----------
-    sim : Simulator
-        The simulator (for its input Nodes, probes and minibatch size).
-    data : dict
-        Map from input Node to inputs and from Probe to targets, each
-        ``(batch_size, n_steps, size)``.
-    any_target_size : bool
-        Accept targets of size 1 besides the probe's size (Keras losses such as
-        ``SparseCategoricalCrossentropy`` take class indices); other sizes are
-        refused, rather than broadcast against the output.
-    """
-
-    def __init__(self, sim, data, any_target_size=False):
-        if not isinstance(data, Mapping) or not data:
-            raise ValidationError(
-                "data must be a non-empty dict mapping input Nodes and Probes to arrays",
-                attr="data",
-            )
-        self.inputs, self.targets = {}, {}
-        shapes = {}
-        for obj, value in data.items():
-            arr = np.asarray(value)
-            if isinstance(obj, nengo.Probe):
-                if obj not in sim.model.probes:
-                    raise ValidationError(f"{obj} is not in the simulated model", attr="data")
-                size = int(np.prod(sim.model.sig[obj]["in"].shape))
-                if any_target_size and arr.ndim == 3 and arr.shape[2] == 1:
-                    size = 1  # class indices, or one value for every output
-                self.targets[obj] = arr
-            elif isinstance(obj, nengo.Node):
-                if obj not in sim.plan.node_keys:
-                    raise ValidationError(
-                        f"{obj} is not an input Node (size_in=0) of the simulated model",
-                        attr="data",
-                    )
-                size = obj.size_out
-                self.inputs[obj] = arr
-            else:
-                raise ValidationError(
-                    f"data keys must be input Nodes or Probes (got {obj!r})", attr="data"
-                )
-            if arr.dtype.kind not in "biuf":
-                raise ValidationError(
-                    f"data for {obj} must be numeric (got dtype {arr.dtype})", attr="data"
-                )
-            if arr.ndim != 3 or arr.shape[2] != size:
-                raise ValidationError(
-                    f"data for {obj} has shape {arr.shape}; expected "
-                    f"(batch_size, n_steps, {size})",
-                    attr="data",
-                )
-            if sim.check_finite:
-                check_finite_data(arr, obj, allow_nan=isinstance(obj, nengo.Probe))
-            shapes[obj] = arr.shape[:2]
-        if len(set(shapes.values())) > 1:
-            listing = ", ".join(f"{k}: {v}" for k, v in shapes.items())
-            raise ValidationError(
-                f"all data must have the same batch size and number of steps ({listing})",
-                attr="data",
-            )
-        self.batch_size, self.n_steps = next(iter(shapes.values()))
-        mb = sim.plan.minibatch_size
-        if self.batch_size % mb != 0:
-            raise ValidationError(
-                f"batch size {self.batch_size} is not a multiple of the simulator's "
-                f"minibatch_size ({mb})",
-                attr="data",
-            )
-        self.n_batches = self.batch_size // mb
-        self.minibatch_size = mb
-
-    def batches(self, rng=None):
-        """Yield ``(inputs, targets)`` dicts of minibatches (shuffled with ``rng``)."""
-        order = np.arange(self.batch_size)
-        if rng is not None:
-            rng.shuffle(order)
-        for b in range(self.n_batches):
-            idx = order[b * self.minibatch_size : (b + 1) * self.minibatch_size]
-            yield (
-                {k: v[idx] for k, v in self.inputs.items()},
-                {k: v[idx] for k, v in self.targets.items()},
-            )
-
-
-def resolve_objective(objective, targets, probes):
-    """Map probe -> objective function from the ``objective`` argument
-    (``probes``: those of the simulated model)."""
-    if objective is None:
-        if not targets:
-            raise ValidationError("no Probe targets in data for the objective", attr="data")
-        return {p: mse for p in targets}
-    if callable(objective) and not isinstance(objective, Mapping):
-        if len(targets) != 1:
-            raise ValidationError(
-                "a single objective function needs exactly one Probe target in data "
-                f"(got {len(targets)}); pass a dict {{probe: function}}",
-                attr="objective",
-            )
-        return {next(iter(targets)): objective}
-    if not isinstance(objective, Mapping):
-        raise ValidationError(
-            f"objective must be a function or a dict {{probe: function}} "
-            f"(got {type(objective).__name__})",
-            attr="objective",
-        )
-    for probe, fn in objective.items():
-        if not isinstance(probe, nengo.Probe):
-            raise ValidationError(
-                f"objective keys must be Probes (got {probe!r})", attr="objective"
-            )
-        if probe not in probes:
-            raise ValidationError(
-                f"{probe} is not a probe of this simulator's network", attr="objective"
-            )
-        if probe not in targets and getattr(fn, "needs_targets", True):
-            raise ValidationError(
-                f"{probe} is in the objective but has no target in data", attr="objective"
-            )
-    return dict(objective)
 
 
 class Trainer:
@@ -406,43 +284,28 @@ class Trainer:
             return None  # as Keras's fit with no epochs: the data checked, nothing trained
         objective = resolve_objective(objective, tdata.targets, self.sim.model.probes)
         step = self.train_step(optimizer, objective)
-        rng = random_state(seed) if shuffle else None
-        seeds = random_state(seed)
-        last = [float("nan")]
-        epoch_fn = None  # distributed training, and inputs computed on the host: by batch
-        if self.sim.distributed is None:
-            create_optimizer_variables(optimizer, [v for v, _ in self.variables()])
-            epoch_fn = self._epoch_function(optimizer, objective, tdata)
-        with Stage(
-            "Training",
-            progress_bar,
-            max_value=n_epochs * tdata.n_batches,
-            suffix=lambda: f"loss: {last[0]:.4g}",
-            variables=("epoch", "loss"),
-        ) as stage:
-            done = 0
-            for epoch in range(n_epochs):
-                losses = []
-                batches = list(tdata.batches(rng))
-                if epoch_fn is not None:
-                    losses = epoch_fn(batches)
-                    batches = []
-                    done += len(losses)
-                for inputs, targets in batches:
-                    values, _ = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
-                    losses.append(float(np.sum(values)))
-                    done += 1
-                    stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
-                stage.update(done, epoch=epoch + 1, loss=float(np.mean(losses)))
-                last[0] = float(np.mean(losses))
-        return last[0]
+        names = [str(p) for p in objective]
+        logs = fit_epochs(
+            step,
+            EpochIterator(tdata, shuffle, seed),
+            n_epochs,
+            lambda: EpochLogs(names),
+            epoch_fn=self.epoch_function(optimizer, objective, tdata),
+            progress=progress_bar,
+        )
+        return logs["loss"]
 
-    def _epoch_function(self, optimizer, objective, tdata):
+    def epoch_function(self, optimizer, objective, tdata):
         """One compiled call that trains on every minibatch of an epoch, or None.
 
-        Used when all inputs come from the data (nothing is computed on the host
-        per minibatch). A batch whose loss is not finite stops the updates.
+        Only where all inputs come from the data (nothing is computed on the host
+        per minibatch) and no distribution strategy is used. It returns one row
+        of losses (one per objective) per minibatch; a batch whose loss is NaN
+        or +inf, or whose gradients are not finite, stops the updates.
         """
+        if self.sim.distributed is not None:
+            return None
+        create_optimizer_variables(optimizer, [v for v, _ in self.variables()])
         plan = self.plan
         fed = {plan.node_keys[n] for n in tdata.inputs}
         if any(key not in fed for key in plan.fed_keys):
@@ -455,9 +318,7 @@ class Trainer:
         keys = [plan.node_keys[n] for n in tdata.inputs]
         dtypes = [plan.feed_dtype(plan.feed_sig(k)) for k in keys]
 
-        def fn(feeds, targets):
-            first = next(iter(feeds.values())) if feeds else targets[0]
-            n_batches = first.shape[0] if first.shape[0] is not None else tf.shape(first)[0]
+        def fn(feeds, targets, n_batches):
 
             def body(b, losses, stop):
                 with tf.GradientTape() as tape:
@@ -468,15 +329,15 @@ class Trainer:
                         initial,
                         max_steps=n_steps,
                     )
-                    total = tf.reduce_sum(
-                        self._losses(
-                            outputs, [None if t is None else t[b] for t in targets], objective
-                        )
+                    values = self._losses(
+                        outputs, [None if t is None else t[b] for t in targets], objective
                     )
+                    total = tf.reduce_sum(values)
                 grads = masked_gradients(tape.gradient(total, variables), masks, variables)
+                # a loss of -inf goes on (see `bad_loss`)
+                usable = tf.logical_not(tf.math.is_nan(total) | tf.equal(total, np.inf))
                 finite = tf.reduce_all(
-                    [tf.math.is_finite(total)]
-                    + [tf.reduce_all(tf.math.is_finite(g)) for g in grads]
+                    [usable] + [tf.reduce_all(tf.math.is_finite(g)) for g in grads]
                 )
 
                 def apply():
@@ -486,12 +347,16 @@ class Trainer:
                 tf.cond(
                     tf.logical_and(finite, tf.logical_not(stop)), apply, lambda: tf.constant(False)
                 )
-                return b + 1, losses.write(b, total), tf.logical_or(stop, tf.logical_not(finite))
+                return b + 1, losses.write(b, values), tf.logical_or(stop, tf.logical_not(finite))
 
             _, losses, stop = tf.while_loop(
                 lambda b, *_: b < n_batches,
                 body,
-                (tf.constant(0), tf.TensorArray(tf.float64, size=n_batches), tf.constant(False)),
+                (
+                    tf.constant(0),
+                    tf.TensorArray(tf.float64, size=n_batches, element_shape=(len(objective),)),
+                    tf.constant(False),
+                ),
                 maximum_iterations=n_batches,
             )
             return losses.stack(), stop
@@ -502,17 +367,17 @@ class Trainer:
         compiled = [tf.function(fn, autograph=False, jit_compile=True)] if self.sim.jit else []
         compiled.append(tf.function(fn, autograph=False))
 
-        def call(feeds, targets):
+        def call(feeds, targets, n_batches):
             if len(compiled) > 1:  # not known yet whether XLA compiles it
                 try:
-                    result = compiled[0](feeds, targets)
+                    result = compiled[0](feeds, targets, n_batches)
                 except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
                     warn_xla_fallback(e, "training epoch")
                     compiled.pop(0)
                 else:
                     del compiled[1:]
                     return result
-            return compiled[0](feeds, targets)
+            return compiled[0](feeds, targets, n_batches)
 
         def run_epoch(batches):
             feeds = {
@@ -523,17 +388,18 @@ class Trainer:
                 np.stack([tgt[p] for _, tgt in batches]) if p in tdata.targets else None
                 for p in objective
             ]
-            losses, stop = call(feeds, targets)
+            losses, stop = call(feeds, targets, len(batches))  # static, for XLA
             losses = losses.numpy()
             # batches before a non-finite one did update the parameters
             self.sim.run_state.trained = True
             if bool(stop):
-                bad = losses[~np.isfinite(losses)]
+                totals = losses.sum(axis=1)
+                bad = totals[np.isnan(totals) | (totals == np.inf)]
                 what = f"loss became {bad[0]}" if len(bad) else "gradients became non-finite"
                 raise SimulationError(
                     f"training {what}; parameters are left at their last finite values"
                 )
-            return [float(v) for v in losses]
+            return losses
 
         return run_epoch
 
@@ -541,84 +407,14 @@ class Trainer:
         """See `Simulator.loss`."""
         tdata = TrainingData(self.sim, data)
         objective = resolve_objective(objective, tdata.targets, self.sim.model.probes)
-        step = self.eval_step(objective)
-        seeds = random_state(seed)
-        losses = []
-        with Stage("Calculation", progress_bar, max_value=tdata.n_batches) as stage:
-            for inputs, targets in tdata.batches():
-                values, _ = step(inputs, targets, tdata.n_steps, seeds.randint(2**31 - 1))
-                losses.append(float(np.sum(values)))
-                stage.update(len(losses))
-        return float(np.mean(losses))
-
-
-def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=None, seed=0):
-    """Compare analytic gradients with central finite differences.
-
-    Parameters
-    ----------
-    trainer : Trainer
-        The simulator's trainer.
-    data : dict
-        Inputs and targets, as for `Simulator.train` (one minibatch is used).
-    objective : callable or dict, optional
-        As for `Simulator.train`.
-    atol : float, optional
-        Allowed error, relative to ``max(1, |numeric gradient|)`` (default 1e-4
-        in float64, 1e-2 in float32, whose finite differences are coarse).
-    n_checks : int
-        Elements checked per variable.
-    eps : float, optional
-        Finite difference step (default 1e-5 in float64, 1e-3 in float32).
-
-    Returns
-    -------
-    float
-        The largest relative error found.
-
-    Raises
-    ------
-    SimulationError
-        If an error exceeds ``atol``.
-    """
-    double = trainer.plan.dtype == tf.float64
-    atol = (1e-4 if double else 1e-2) if atol is None else atol
-    eps = (1e-5 if double else 1e-3) if eps is None else eps
-    tdata = TrainingData(trainer.sim, data)
-    objective = resolve_objective(objective, tdata.targets, trainer.sim.model.probes)
-    inputs, targets = next(tdata.batches())
-    pairs = trainer.variables()
-    variables = [v for v, _ in pairs]
-    grads_fn = trainer._function("grads", objective, variables, True)
-    loss_step = trainer.eval_step(objective, training=True)
-    feeds = trainer._host_inputs(inputs, tdata.n_steps, seed)
-    _, _, grads = grads_fn(
-        tf.constant(tdata.n_steps, tf.int32), feeds, trainer._targets(objective, targets)
-    )
-    rng = random_state(seed)
-    worst = 0.0
-    for (var, mask), grad in zip(pairs, grads):
-        original = var.numpy().copy()
-        flat_mask = np.ones(original.size, bool) if mask is None else np.asarray(mask).ravel()
-        candidates = np.flatnonzero(flat_mask)
-        grad = np.zeros(original.size) if grad is None else np.asarray(grad).ravel()
-        for i in rng.choice(candidates, size=min(n_checks, len(candidates)), replace=False):
-            values = []
-            for sign in (1, -1):
-                pert = original.ravel().copy()
-                pert[i] += sign * eps
-                var.assign(pert.reshape(original.shape))
-                values.append(float(np.sum(loss_step(inputs, targets, tdata.n_steps, seed)[0])))
-            var.assign(original)
-            numeric = (values[0] - values[1]) / (2 * eps)
-            err = abs(numeric - grad[i]) / max(1.0, abs(numeric))
-            worst = max(worst, err)
-            if err > atol:
-                raise SimulationError(
-                    f"gradient mismatch for {var.name} element {i}: analytic {grad[i]:.6g}, "
-                    f"numeric {numeric:.6g}"
-                )
-    return worst
+        logs = evaluate_batches(
+            self.eval_step(objective),
+            EpochIterator(tdata, seed=seed),
+            EpochLogs([str(p) for p in objective]),
+            progress_bar,
+            label="Calculation",
+        )
+        return logs.mean_loss()
 
 
 def get_inference_only(sim):

@@ -1,0 +1,1 @@
+"""What goes in and out of a simulator: checked user input, probe data, parameters."""

@@ -1,0 +1,214 @@
+"""The one loop over minibatches that training, evaluation and prediction share.
+
+`EpochIterator` gives the minibatches of one pass over the data (shuffled
+from its seed for training), each with the seed for inputs that Nodes compute
+on the host; `fit_epochs` runs training epochs (through the compiled
+whole-epoch function where it can, else batch by batch), calling Keras
+callbacks and a validation function; `evaluate_batches` and
+`predict_batches` run one pass without updates. The seed tutorial's
+`Simulator.train` / `Simulator.loss` and the Keras-style `fit` / `evaluate` /
+`predict` are thin front ends over these.
+"""
+
+import keras
+import numpy as np
+
+from nengodl.progress import Stage
+
+
+def random_state(seed):
+    """``np.random.RandomState(seed)``; with ``seed=None`` it is seeded from numpy's
+    global generator, so that `numpy.random.seed` (or ``keras.utils.set_random_seed``)
+    makes shuffling and stochastic inputs repeatable."""
+    return np.random.RandomState(np.random.randint(2**31 - 1) if seed is None else seed)
+
+
+class EpochIterator:
+    """The minibatches of training data, one epoch after another.
+
+    Parameters
+    ----------
+    tdata : TrainingData
+        The data, split into minibatches.
+    shuffle : bool
+        Shuffle the order of the minibatches in each epoch.
+    seed : int, optional
+        Seed of the shuffling and of the per-batch seeds.
+    """
+
+    def __init__(self, tdata, shuffle=False, seed=None):
+        self.tdata = tdata
+        self.n_steps = tdata.n_steps
+        self.n_batches = tdata.n_batches
+        self._rng = random_state(seed) if shuffle else None
+        self._seeds = random_state(seed)
+
+    def epoch(self):
+        """Yield ``(inputs, targets, seed)`` for each minibatch of one epoch."""
+        for inputs, targets in self.tdata.batches(self._rng):
+            yield inputs, targets, int(self._seeds.randint(2**31 - 1))
+
+    def skip(self, n_epochs):
+        """Draw the shuffles and seeds of ``n_epochs`` epochs without running them."""
+        for _ in range(n_epochs):
+            for _ in self.epoch():
+                pass
+
+
+class EpochLogs:
+    """Loss and metric values over the minibatches of one epoch.
+
+    Parameters
+    ----------
+    names : list of str
+        The name of each objective's probe (for ``<name>_loss`` logs).
+    metrics : callable, optional
+        ``metrics(outputs, targets) -> {name: value or keras Metric}`` for one
+        minibatch (Keras metrics are updated in place and read at the end).
+    prefix : str
+        Prefix of every log name (``"val_"`` for validation).
+    """
+
+    def __init__(self, names, metrics=None, prefix=""):
+        self.names, self.metrics, self.prefix = names, metrics, prefix
+        self.per_objective = []
+        self.metric_values = {}
+
+    def add(self, losses, outputs=None, targets=None):
+        """Add one minibatch's losses (one per objective) and metrics."""
+        self.per_objective.append(np.asarray(losses, dtype=np.float64))
+        if self.metrics is not None:
+            for k, v in self.metrics(outputs, targets).items():
+                self.metric_values.setdefault(k, []).append(v)
+
+    @property
+    def totals(self):
+        """The total loss of each minibatch so far."""
+        return [float(np.sum(v)) for v in self.per_objective]
+
+    def mean_loss(self):
+        """The mean total loss over the minibatches so far."""
+        return float(np.mean(self.totals)) if self.per_objective else float("nan")
+
+    def result(self):
+        """The logs: ``loss``, ``<probe>_loss`` for each objective, and metrics."""
+        p = self.prefix
+        logs = {f"{p}loss": self.mean_loss()}
+        means = np.mean(self.per_objective, axis=0)
+        for name, v in zip(self.names, means):
+            logs[f"{p}{name}_loss"] = float(v)
+        for k, vals in self.metric_values.items():
+            v = vals[-1]
+            logs[k] = (
+                float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
+            )
+        return logs
+
+
+def evaluate_batches(step, batches, logs, progress=False, label="Evaluation"):
+    """One pass of ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``
+    over ``batches`` (an `EpochIterator`) without updates; returns ``logs``
+    (an `EpochLogs`) with every minibatch added."""
+    with Stage(label, progress, max_value=batches.n_batches) as stage:
+        for inputs, targets, seed in batches.epoch():
+            losses, outputs = step(inputs, targets, batches.n_steps, seed)
+            logs.add(losses, outputs, targets)
+            stage.update(len(logs.per_objective))
+    return logs
+
+
+def predict_batches(step, batches, progress=False):
+    """One pass of ``step(inputs, n_steps, seed) -> outputs`` over ``batches``;
+    returns each output (one per probe) concatenated over the minibatches."""
+    chunks = []
+    with Stage("Prediction", progress, max_value=batches.n_batches) as stage:
+        for inputs, _, seed in batches.epoch():
+            chunks.append([o.numpy() for o in step(inputs, batches.n_steps, seed)])
+            stage.update(len(chunks))
+    return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
+
+
+def fit_epochs(
+    step,
+    batches,
+    epochs,
+    make_logs,
+    initial_epoch=0,
+    callbacks=None,
+    validate=None,
+    epoch_fn=None,
+    progress=False,
+    should_stop=None,
+):
+    """Run training epochs; returns the logs of the last epoch run.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(inputs, targets, n_steps, seed) -> (losses, outputs)`` trains on
+        one minibatch.
+    batches : EpochIterator
+        The training data.
+    epochs : int
+        The epoch to stop before (as Keras's ``epochs``).
+    make_logs : callable
+        ``make_logs() -> EpochLogs`` for one epoch.
+    initial_epoch : int
+        The first epoch to run.
+    callbacks : keras.callbacks.CallbackList, optional
+        Told of each epoch and batch.
+    validate : callable, optional
+        ``validate() -> dict`` of ``val_`` logs, after each epoch.
+    epoch_fn : callable, optional
+        ``epoch_fn(batches) -> per-batch losses`` (one row per minibatch, one
+        value per objective) training a whole epoch in one compiled call, used
+        instead of ``step`` when given (batch callbacks are then told of each
+        minibatch after the epoch's call).
+    progress : bool
+        Show a progress bar.
+    should_stop : callable, optional
+        ``should_stop() -> bool`` checked after each epoch (Keras's
+        ``model.stop_training``).
+    """
+    logs = {}
+    current = [float("nan")]
+    with Stage(
+        "Training",
+        progress,
+        max_value=(epochs - initial_epoch) * batches.n_batches,
+        suffix=lambda: f"loss: {current[0]:.4g}",
+        variables=("epoch", "loss"),
+    ) as stage:
+        done = 0
+        for epoch in range(initial_epoch, epochs):
+            if callbacks is not None:
+                callbacks.on_epoch_begin(epoch)
+            epoch_logs = make_logs()
+            if epoch_fn is not None:
+                rows = epoch_fn([(inputs, targets) for inputs, targets, _ in batches.epoch()])
+                for b, row in enumerate(rows):
+                    epoch_logs.add(row)
+                    if callbacks is not None:
+                        callbacks.on_train_batch_begin(b)
+                        callbacks.on_train_batch_end(b, {"loss": float(np.sum(row))})
+                done += len(rows)
+            else:
+                for b, (inputs, targets, seed) in enumerate(batches.epoch()):
+                    if callbacks is not None:
+                        callbacks.on_train_batch_begin(b)
+                    losses, outputs = step(inputs, targets, batches.n_steps, seed)
+                    epoch_logs.add(losses, outputs, targets)
+                    if callbacks is not None:
+                        callbacks.on_train_batch_end(b, {"loss": epoch_logs.totals[-1]})
+                    done += 1
+                    stage.update(done, epoch=epoch + 1, loss=epoch_logs.mean_loss())
+            logs = epoch_logs.result()
+            stage.update(done, epoch=epoch + 1, loss=logs["loss"])
+            if validate is not None:
+                logs.update(validate())
+            current[0] = logs["loss"]
+            if callbacks is not None:
+                callbacks.on_epoch_end(epoch, logs)
+            if should_stop is not None and should_stop():
+                break
+    return logs
