@@ -350,3 +350,38 @@ def test_isolate_state_from_the_start_and_per_batch():
         with nengodl.Simulator(net, progress_bar=False) as ref:
             ref.run_steps(3)
             np.testing.assert_allclose(sim.data[p], ref.data[p])
+
+
+class RunEachTestBatch(keras.callbacks.Callback):
+    """A callback changing the simulator's state during `evaluate`."""
+
+    def __init__(self, sim):
+        super().__init__()
+        self.sim = sim
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.sim.run_steps(2)
+
+
+def test_isolate_state_and_tensorboard_in_evaluate(tmp_path):
+    net, inp, _, _, _, p = make_net()
+    x, y = data(inp, p)
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        sim.evaluate(x, y, verbose=0, callbacks=[RunEachTestBatch(sim)])
+        assert sim.n_steps == 2 * len(x[inp])  # the control: the state changed
+
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        sim.run_steps(5)
+        probed = sim.data[p].copy()
+        tb = TensorBoard(tmp_path)
+        logs = sim.evaluate(
+            x, y, verbose=0, callbacks=[RunEachTestBatch(sim), IsolateState(sim), tb]
+        )
+        assert sim.n_steps == 5
+        np.testing.assert_array_equal(sim.data[p], probed)
+    # Keras' evaluation summary, at the optimizer's iteration count (0: no training yet)
+    ((step, value),) = read_events(tmp_path / "validation")["evaluation_loss_vs_iterations"]
+    assert step == 0
+    np.testing.assert_allclose(value, logs["loss"], rtol=1e-6)
