@@ -385,3 +385,24 @@ def test_isolate_state_and_tensorboard_in_evaluate(tmp_path):
     ((step, value),) = read_events(tmp_path / "validation")["evaluation_loss_vs_iterations"]
     assert step == 0
     np.testing.assert_allclose(value, logs["loss"], rtol=1e-6)
+
+
+def test_tensorboard_histograms_of_keras_layer_weights(tmp_path):
+    with nengo.Network(seed=0) as net:
+        a = nengo.Node(np.zeros(3))
+        dense = keras.layers.Dense(4)
+        p = nengo.Probe(nengodl.Layer(dense)(a))
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        before = dense.kernel.numpy().copy()
+        sim.fit(
+            {a: np.ones((2, 1, 3))},
+            {p: np.ones((2, 1, 4))},
+            verbose=0,
+            callbacks=[TensorBoard(tmp_path, histogram_freq=1)],
+        )
+        kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
+    assert np.abs(kernel - before).max() > 1e-3  # trained, so the logged values are the new ones
+    train = read_events(tmp_path / "train")
+    check_histogram(train["dense/kernel/histogram"][0][1], kernel)
+    check_histogram(train["dense/bias/histogram"][0][1], bias)
