@@ -342,14 +342,27 @@ class KerasAPI:
         cbs.on_test_end(logs)
         return logs
 
-    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
+    def predict(
+        self,
+        x=None,
+        n_steps=None,
+        stateful=False,
+        verbose=1,
+        seed=None,
+        batch_size=None,
+        callbacks=None,
+    ):
         """See `Simulator.predict`."""
         tdata = self._data(x, None, n_steps)
+        cbs = self._callbacks(callbacks, verbose, 1, tdata.n_batches)
+        step = self.sim.trainer.predict_step()
+        if callbacks:
+            step = _with_batch_hooks(step, cbs, "predict")
+        cbs.on_predict_begin()
         outputs = predict_batches(
-            self.sim.trainer.predict_step(),
-            EpochIterator(tdata, seed=seed),
-            verbose and self.sim.progress_bar,
+            step, EpochIterator(tdata, seed=seed), verbose and self.sim.progress_bar
         )
+        cbs.on_predict_end()
         return dict(zip(self.sim.plan.probes, outputs))
 
 

@@ -390,7 +390,16 @@ class KerasMethods:
             batch_size=batch_size,
         )
 
-    def predict(self, x=None, n_steps=None, stateful=False, verbose=1, seed=None, batch_size=None):
+    def predict(
+        self,
+        x=None,
+        n_steps=None,
+        stateful=False,
+        verbose=1,
+        seed=None,
+        batch_size=None,
+        callbacks=None,
+    ):
         """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
 
         Parameters
@@ -408,6 +417,8 @@ class KerasMethods:
             Seed for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
             Accepted for Keras compatibility.
+        callbacks : list of keras.callbacks.Callback, optional
+            Keras callbacks, told of the prediction and of each minibatch.
 
         Returns
         -------
@@ -435,6 +446,7 @@ class KerasMethods:
             verbose=verbose,
             seed=seed,
             batch_size=batch_size,
+            callbacks=callbacks,
         )
 
     def predict_on_batch(self, x=None, n_steps=None):
