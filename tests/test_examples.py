@@ -36,6 +36,17 @@ EXPECTED_PLOTS = {
         "from-tensorflow-3-spiking",
         "from-tensorflow-4-decision",
     ],
+    "keras-in-nengo": [
+        "keras-in-nengo-1-loss",
+        "keras-in-nengo-2-spikes",
+        "keras-in-nengo-3-accuracy",
+    ],
+    "lmu": [
+        "lmu-1-data",
+        "lmu-2-impulse",
+        "lmu-3-recall",
+        "lmu-4-accuracy",
+    ],
     "spiking-digits": [
         "spiking-digits-1-data",
         "spiking-digits-2-loss",
@@ -86,6 +97,27 @@ def check_from_tensorflow(out):
     assert number(out, "restored:") == saved
 
 
+def check_keras_in_nengo(out):
+    keras_accuracy = number(out, "Keras test accuracy:")
+    assert keras_accuracy >= 85  # ten classes: chance is 10% (5 epochs: ~92%, 20: ~98%)
+    # the Keras model run as a nengodl.Layer gives what Keras's own predict gives
+    assert number(out, "largest difference from the Keras model's probabilities:") < 1e-5
+    # read through spiking LIF ensembles it classifies about as well (measured: the same)
+    assert number(out, "Spiking test accuracy:") >= keras_accuracy - 3
+
+
+def check_lmu(out):
+    # the memory's impulse response follows the shifted Legendre polynomials (measured 0.075)
+    assert number(out, "RMS difference from the Legendre polynomials (first 6):") < 0.12
+    lmu_accuracy = number(out, "LMU test accuracy:")
+    # 5 epochs: ~93% (LSTM ~54%); 20 epochs: ~94% (LSTM ~81%)
+    assert lmu_accuracy >= 75
+    assert lmu_accuracy > number(out, "LSTM test accuracy:")
+    assert number(out, "LMU trainable parameters:") <= 1.1 * number(
+        out, "LSTM trainable parameters:"
+    )
+
+
 def check_spiking_digits(out):
     # ten classes: chance is 10%
     assert number(out, "Spiking test accuracy:") >= 60
@@ -99,6 +131,8 @@ def check_trained_memory(out):
 CHECKS = {
     "from-nengo": check_from_nengo,
     "from-tensorflow": check_from_tensorflow,
+    "keras-in-nengo": check_keras_in_nengo,
+    "lmu": check_lmu,
     "spiking-digits": check_spiking_digits,
     "trained-memory": check_trained_memory,
 }
