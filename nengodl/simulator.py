@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import random
 import warnings
 
 import nengo
@@ -77,25 +78,37 @@ def graph_ops(graph_def):
 
 @contextlib.contextmanager
 def graph_seed(seed):
-    """Functions traced inside get ``seed`` as their graph-level random seed.
+    """TensorFlow's global random seed is ``seed`` inside, and what it was after.
 
-    The random ops of a traced function take their seeds from the graph seed,
-    which TensorFlow copies from the eager global seed when tracing starts;
-    only that value is swapped here (the user's own eager random stream, and
-    the state of ops already traced, are left alone).
+    Functions traced inside take ``seed`` as their graph-level seed (TensorFlow
+    copies the eager global seed into a function's graph when tracing starts),
+    so their random ops get the same seeds in every simulator of the model with
+    this seed. The eager context's seed and op-seed stream are swapped in and
+    back out, rather than set with `tf.random.set_seed`, which would restart
+    the user's own random stream and, by clearing TensorFlow's kernel cache,
+    the streams of every random op already traced (other simulators'
+    included). Eager random ops run inside (in a Keras layer's ``build``, say)
+    work, but share TensorFlow's eager kernels, so are not reproducible from
+    one simulator to the next; seed their initializers instead.
     """
-    from tensorflow.python.eager import context  # no public way to set only this
+    from tensorflow.python.eager import context  # no public way to swap it back
 
     ctx = context.context()
-    if not hasattr(ctx, "_seed"):  # pragma: no cover (another TensorFlow)
+    missing = object()
+    previous = (getattr(ctx, "_seed", missing), getattr(ctx, "_rng", missing))
+    if previous[0] is missing:  # pragma: no cover (another TensorFlow)
         tf.random.set_seed(seed)
         yield
         return
-    previous, ctx._seed = ctx._seed, seed
+    ctx._seed, ctx._rng = seed, random.Random(seed)
     try:
         yield
     finally:
-        ctx._seed = previous
+        ctx._seed = previous[0]
+        if previous[1] is missing:
+            del ctx._rng
+        else:
+            ctx._rng = previous[1]
 
 
 def item_seeds(seed, minibatch_size):
@@ -813,7 +826,7 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         before = None if stateful else (run.tensors, self._host_values())
         feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
         runner = self._runner if self._dist is None else self._dist
-        if runner is self._runner and self._runner.needs_compile(feeds):
+        if runner is self._runner and self._runner.needs_compile(n_steps, feeds):
             # reported apart, so that the simulation's time is the loop's own
             with Stage("Compilation", progress_bar), self._device_scope(), self.seed_scope():
                 self._runner.compile(run.tensors, feeds)

@@ -6,6 +6,7 @@ config and Simulator docs and tests), closed-form Jacobians.
 
 import warnings
 
+import keras
 import nengo
 import numpy as np
 import pytest
@@ -429,6 +430,42 @@ def test_seed_makes_tf_random_in_tensor_nodes_reproducible():
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
     assert len(np.unique(first)) == first.size  # a stream, not one draw repeated
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        tf.random.uniform(())  # the user's own eager random ops still work
+
+
+class RandomScale(keras.layers.Layer):
+    """Scales its input by weights drawn with an eager `tf.random` op in `build`."""
+
+    def build(self, input_shape):
+        init = tf.random.uniform((input_shape[-1],), 1.0, 2.0)
+        self.w = self.add_weight(shape=init.shape, initializer=lambda *_, **__: init)
+
+    def call(self, x):
+        return x * self.w
+
+
+def scaled_output(seed):
+    with nengo.Network() as net:
+        a = nengo.Node([1.0, 1.0, 1.0])
+        node = nengodl.TensorNode(RandomScale(), shape_in=(3,), shape_out=(3,), pass_time=False)
+        nengo.Connection(a, node, synapse=None)
+        p = nengo.Probe(node)
+    with nengodl.Simulator(net, seed=seed, progress_bar=False) as sim:
+        sim.step()
+    return sim.data[p][0]
+
+
+def test_simulator_seed_leaves_the_users_tf_random_stream_alone():
+    """The seed is swapped in for the simulator's traces only: the user's eager random
+    stream (and the state of random ops traced earlier) goes on undisturbed, and eager
+    random ops in a Keras layer's `build` inside the simulator still work."""
+    try:
+        tf.random.set_seed(7)
+        expected = [tf.random.uniform((3,)).numpy() for _ in range(2)]
+        tf.random.set_seed(7)
+        first = tf.random.uniform((3,)).numpy()
+        built = scaled_output(3)  # the layer is built (eagerly) inside the simulator
+        second = tf.random.uniform((3,)).numpy()
+    finally:
+        tf.random.set_seed(None)
+    np.testing.assert_array_equal([first, second], expected)
+    assert np.all((built >= 1) & (built < 2))
