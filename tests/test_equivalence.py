@@ -147,7 +147,13 @@ def test_optimisation_switches_leave_output_unchanged(seed_net, optimize, jit):
     with nengo.Simulator(seed_net, progress_bar=False, seed=0, optimize=optimize) as ref:
         ref.run(0.3)
     with nengodl.Simulator(
-        seed_net, progress_bar=False, dtype="float64", seed=0, optimize=optimize, jit=jit
+        seed_net,
+        progress_bar=False,
+        dtype="float64",
+        seed=0,
+        optimize=optimize,
+        jit=jit,
+        options=Options(xla_after_steps=0),  # XLA (where jit) from the first run
     ) as sim:
         assert sim.jit == jit
         sim.run(0.3)
@@ -161,7 +167,13 @@ def test_unrolled_loop_matches_nengo(seed_net, jit):
         ref.run_steps(10)
         ref.run_steps(7)
     with nengodl.Simulator(
-        seed_net, progress_bar=False, dtype="float64", seed=0, jit=jit, unroll_simulation=3
+        seed_net,
+        progress_bar=False,
+        dtype="float64",
+        seed=0,
+        jit=jit,
+        unroll_simulation=3,
+        options=Options(xla_after_steps=0),
     ) as sim:
         sim.run_steps(10)
         sim.run_steps(7)
@@ -238,7 +250,11 @@ def test_minibatch_shards_match_nengo_item_by_item(shard_bytes, drop_transient):
     # shard_bytes=1 splits the minibatch into one loop per item (0: one loop);
     # each item has its own input and its own PES-learned weights
     options = Options(
-        shard_bytes=shard_bytes, drop_transient=drop_transient, op_bytes=0, shard_workers=2
+        shard_bytes=shard_bytes,
+        drop_transient=drop_transient,
+        op_bytes=0,
+        shard_workers=2,
+        xla_after_steps=0,
     )
     n_items, steps = 4, (30, 20)
     inputs = (

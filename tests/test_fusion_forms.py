@@ -97,7 +97,10 @@ def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run_steps(200)
     with nengodl.Simulator(
-        net, dtype="float64", progress_bar=False, options=Options(slice_sums=slice_sums)
+        net,
+        dtype="float64",
+        progress_bar=False,
+        options=Options(slice_sums=slice_sums, xla_after_steps=0),
     ) as sim:
         sim.run_steps(200)
     assert bool(used) == slice_sums
@@ -127,7 +130,7 @@ def test_folded_decoding_sums_match_nengo(monkeypatch, fold_width, jit):
         probe = nengo.Probe(out)
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run_steps(300)
-    options = Options(fold_width=fold_width)
+    options = Options(fold_width=fold_width, xla_after_steps=0)
     with nengodl.Simulator(
         net, dtype="float64", jit=jit, progress_bar=False, options=options
     ) as sim:
@@ -149,7 +152,7 @@ def test_clock_outside_the_step_matches_nengo(outside):
     with nengo.Simulator(net, progress_bar=False) as ref:
         ref.run_steps(1500)
         clock = ref.signals[ref.model.step], ref.signals[ref.model.time], ref.time
-    options = Options(clock_outside=outside)
+    options = Options(clock_outside=outside, xla_after_steps=0)
     with nengodl.Simulator(net, dtype="float64", progress_bar=False, options=options) as sim:
         assert sim.loop.clock_outside == outside
         sim.run_steps(1100)

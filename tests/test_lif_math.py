@@ -48,7 +48,7 @@ def test_series_terms_gives_up_on_wide_ranges():
 @pytest.mark.parametrize("fast", [True, False])
 def test_lif_state_matches_nengo(neuron_type, jit, fast):
     # fast: the series and the kept decayed voltage (the default); both are options
-    options = Options(lif_series=fast, keep_shared=fast)
+    options = Options(lif_series=fast, keep_shared=fast, xla_after_steps=0)
     with nengo.Network(seed=3) as net:
         stim = nengo.Node(lambda t: [np.sin(20 * t), np.cos(7 * t)])
         ens = nengo.Ensemble(

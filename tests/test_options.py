@@ -43,11 +43,12 @@ def net_and_reference():
         {"fold_width": 4},
         {"lif_series": False},
         {"fast_closure": False},
+        {"xla_after_steps": 10**6},  # every run without XLA
     ],
 )
 def test_each_option_gives_nengos_output(change):
     net, probes, ref = net_and_reference()
-    options = Options(**change)
+    options = Options(**{"xla_after_steps": 0, **change})  # XLA from the first run
     for minibatch_size in [None, 3]:
         with nengodl.Simulator(
             net,

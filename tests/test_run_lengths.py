@@ -11,6 +11,8 @@ import pytest
 import tensorflow as tf
 
 import nengodl
+from nengodl.benchmarks.networks import integrator
+from nengodl.options import Options
 
 
 def mixed_net():
@@ -186,10 +188,36 @@ def test_unroll_factors_give_identical_output(jit):
     outputs = []
     for unroll in [1, 10, 25]:
         with nengodl.Simulator(
-            net, dtype="float64", progress_bar=False, jit=jit, unroll_simulation=unroll
+            net,
+            dtype="float64",
+            progress_bar=False,
+            jit=jit,
+            unroll_simulation=unroll,
+            options=Options(xla_after_steps=0),
         ) as sim:
             run_lengths(sim, [57, 3])  # leftovers of each unroll factor
         outputs.append([sim.data[p] for p in net.probed])
     for other in outputs[1:]:
         for a, b in zip(outputs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def test_short_runs_skip_xla_until_the_simulator_has_run_long_enough():
+    """Runs shorter than ``xla_after_steps`` use the loop without XLA (nothing is
+    compiled) until that many steps have run; output is nengo's across the switch."""
+    net = integrator(2, 10, nengo.LIF())
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(700)
+    options = Options(xla_after_steps=300)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False, options=options) as sim:
+        compiled = []
+        for n in [100, 150, 60]:  # 310 steps, each run shorter than 300
+            sim.run_steps(n)
+            compiled.append(sim.runner.xla.n_compiled > 0)
+        sim.run_steps(390)  # after 300 steps: through XLA
+        compiled.append(sim.runner.xla.n_compiled > 0)
+        np.testing.assert_allclose(sim.data[net.probe], ref.data[net.probe], atol=1e-10, rtol=0)
+    assert compiled == [False, False, False, True]
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False, options=options) as sim:
+        sim.run_steps(300)  # as long as the threshold: XLA from the start
+        assert sim.runner.xla.n_compiled == 1

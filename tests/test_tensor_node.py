@@ -145,7 +145,8 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
     for double in [py_double, lambda x: 2 * x]:
         net, a, p = model(double)
         data = {a: np.ones((4, 1, 1)), p: np.full((4, 1, 1), 0.8)}
-        with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        options = nengodl.options.Options(xla_after_steps=0)  # XLA from the first run
+        with nengodl.Simulator(net, minibatch_size=2, progress_bar=False, options=options) as sim:
             if double is py_double:
                 with pytest.warns(UserWarning, match="XLA cannot compile"):
                     sim.run_steps(3)
@@ -168,7 +169,7 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
 
 def test_tensor_node_may_mix_minibatch_items():
     # the minibatch is never split into shards when a TensorNode could see all items
-    options = nengodl.options.Options(shard_bytes=1, shard_workers=2)
+    options = nengodl.options.Options(shard_bytes=1, shard_workers=2, xla_after_steps=0)
     with nengo.Network() as net:
         inp = nengo.Node([0.0])
         mean = nengodl.TensorNode(

@@ -128,8 +128,11 @@ def verify(conv, training=False, inputs=None, atol=1e-5, rtol=1e-4):
     targets = [np.ones(lead + tuple(t.shape[len(lead) :]), np.float32) for t in model.outputs]
     saved = [np.array(w.numpy()) for w in model.weights]
     previous = get_setting(conv.net, "learning_phase")
+    # (an inference-only network refuses a learning phase; its parameter count
+    # shows what cannot train)
+    inference_only = bool(get_setting(conv.net, "inference_only", False))
     with conv.net:
-        configure_settings(learning_phase=bool(training))
+        configure_settings(learning_phase=bool(training) and not inference_only)
     try:
         if training:
             train_keras(model, inputs, targets)

@@ -60,24 +60,41 @@ class CompiledRunner:
         self.xla = (
             XlaLoop(self.loop, plan_shard(plan, options, carried, sharding)) if jit else None
         )
+        self.xla_after = options.xla_after_steps
+        self.steps_run = 0  # through this runner, since the simulator was made
 
     @property
     def jit(self):
-        """Whether runs go through XLA."""
+        """Whether runs (long ones, or all once the simulator has run long
+        enough: see `uses_xla`) go through XLA."""
         return self.xla is not None
+
+    def uses_xla(self, n_steps, feeds):
+        """Whether a run of ``n_steps`` with ``feeds`` goes through XLA: where
+        XLA can run the loop and the program is compiled already, the run is
+        ``options.xla_after_steps`` long or more, or this many steps have run
+        before. Shorter runs of a simulator that has not run much use the loop
+        without XLA: a compiled XLA program costs compile time and memory that
+        TensorFlow keeps for the process's life (about 5 MiB each), which
+        simulators made for a few short runs (test suites, sweeps) never repay."""
+        if self.xla is None:
+            return False
+        if not self.xla.uncompiled(feeds):
+            return True
+        return n_steps >= self.xla_after or self.steps_run >= self.xla_after
 
     def trace(self):
         """Trace the loop, so that errors in the model's TensorFlow code show
         now (once a step has been traced for the XLA loop, nothing more is
-        done: its loop is traced when first run)."""
+        done: the loops are traced when first run)."""
         if self.xla is None:
             self.loop.trace()
         elif not self._step_traced:
             self.xla.trace()
 
-    def needs_compile(self, feeds):
-        """Whether a run with ``feeds`` first compiles an XLA program."""
-        return self.xla is not None and self.xla.uncompiled(feeds)
+    def needs_compile(self, n_steps, feeds):
+        """Whether a run of ``n_steps`` with ``feeds`` first compiles an XLA program."""
+        return self.uses_xla(n_steps, feeds) and self.xla.uncompiled(feeds)
 
     def compile(self, state, feeds):
         """Compile what a run with ``feeds`` needs (XLA off if it cannot)."""
@@ -86,8 +103,10 @@ class CompiledRunner:
 
     def run(self, n_steps, state, feeds):
         """Run ``n_steps`` steps; arguments and results as `SimLoop.run`."""
-        runner = self.loop if self.xla is None else self.xla
-        return runner.run(n_steps, state, feeds)
+        runner = self.xla if self.uses_xla(n_steps, feeds) else self.loop
+        out = runner.run(n_steps, state, feeds)
+        self.steps_run += n_steps
+        return out
 
     def disable_xla(self):
         """Run without XLA from now on (training found it cannot compile)."""

@@ -191,6 +191,11 @@ class XlaLoop:
             tf.TensorSpec([], tf.int32), state_specs, feed_specs, self.chunk, specs=True
         )
 
+    @property
+    def n_compiled(self):
+        """How many programs (sets of fed inputs) XLA has compiled for this loop."""
+        return len(self._compiled)
+
     def uncompiled(self, feeds):
         """Whether a run with ``feeds`` needs a compilation first."""
         return (self.chunk, tuple(sorted(feeds))) not in self._compiled
