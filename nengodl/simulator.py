@@ -312,6 +312,8 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                     if graph_ops(traced) & STATEFUL_RANDOM_OPS:
                         logger.info("stateful random ops in a TensorNode: running without XLA")
                         self._runner.disable_xla()
+                        self._runner.loop.make_serial()  # draws in step order
+                        self._runner.loop.trace()  # (traced here, with the seed)
             if strategy is not None:
                 self._dist = DistributedRunner(self, strategy)
         recorder = ProbeRecorder(self.model.probes, self._plan.probe_sigs, self.dt, minibatch_size)
@@ -832,7 +834,7 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                 self._runner.compile(run.tensors, feeds)
         with Stage("Simulation", progress_bar, max_value=n_steps) as stage:
             try:
-                with self._device_scope():
+                with self._device_scope(), self.seed_scope():
                     state, outputs = runner.run(n_steps, run.tensors, feeds)
             except tf.errors.OpError:
                 err = plan.errors.pop()

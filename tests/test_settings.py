@@ -424,8 +424,9 @@ def random_draws(seed, runs):
     return sim.data[p]
 
 
-def test_seed_makes_tf_random_in_tensor_nodes_reproducible():
-    runs = [1] * 5
+@pytest.mark.parametrize("runs", [[1] * 5, [40, 7, 1]])
+def test_seed_makes_tf_random_in_tensor_nodes_reproducible(runs):
+    # runs of many steps too: the loop draws in step order (no parallel iterations)
     first, again, other = random_draws(3, runs), random_draws(3, runs), random_draws(4, runs)
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)

@@ -92,6 +92,7 @@ class SimLoop:
             (self.params[b], m.reshape(b.shape)) for b, m in plan.param_masks.items()
         ]
         self.trainable += list(self.pinned.values())
+        self.serial = False  # run loop iterations one after another (see `make_serial`)
         self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
         self._step_fns = {}  # (batch, feed keys, training) -> traced XLA step
         # the XLA loop's step leaves out the clock where nothing in the loop
@@ -334,7 +335,7 @@ class SimLoop:
                 i, state = i + 1, [full[k] for k in carried]
             return i, state, tas
 
-        parallel = 1 if plan.has_host_loop_ops else 10
+        parallel = 1 if plan.has_host_loop_ops or self.serial else 10
         i, state = tf.constant(0), [given[k] for k in carried]
         # XLA compiles the loop body as a whole: unrolling it only makes the
         # program (and the memory and time XLA needs for it) k times larger,
@@ -360,6 +361,12 @@ class SimLoop:
         for k, value in zip(carried, state):
             final[k] = value
         return final, [ta.stack() for ta in tas]
+
+    def make_serial(self):
+        """Run loop iterations strictly one after another from now on (for
+        stateful random ops, whose draws must come in step order to repeat)."""
+        self.serial = True
+        self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
 
     def _run(self, n_steps, state, feeds):
         return self.loop(n_steps, state, feeds, training=self.learning_phase, carry_all=False)

@@ -421,4 +421,4 @@ def get_inference_only(sim):
     """Whether the simulator's network was configured with ``inference_only``."""
     from nengodl.config import get_setting
 
-    return bool(get_setting(sim.network, "inference_only", False))
+    return bool(get_setting(sim.model.toplevel, "inference_only", False))
