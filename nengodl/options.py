@@ -30,8 +30,9 @@ class Options:
     xla_after_steps : int
         Runs shorter than this go through the loop without XLA until the
         simulator has run this many steps (or its XLA program is compiled
-        already): an XLA program costs compile time and memory that
-        TensorFlow keeps for the process's life (0: XLA from the first run).
+        already): an XLA program costs compile time and about 1.5 MiB that
+        TensorFlow keeps for the process's life (default 0: XLA from the first
+        run; e.g. 500 for processes making many short-lived simulators).
     shard_bytes : int
         On a CPU, a minibatch is split into shards of about this much state,
         each run by its own XLA loop, side by side (0: no sharding).
@@ -74,7 +75,7 @@ class Options:
     xla_chunk: int = 1024
     probe_buffer_bytes: int = 64 * 2**20
     xla_max_steps: int = 600
-    xla_after_steps: int = 500
+    xla_after_steps: int = 0
     shard_bytes: int = 64 * 1024
     op_bytes: int = 4 * 1024
     param_cache_bytes: int = 2**20

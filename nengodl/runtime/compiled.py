@@ -74,9 +74,10 @@ class CompiledRunner:
         XLA can run the loop and the program is compiled already, the run is
         ``options.xla_after_steps`` long or more, or this many steps have run
         before. Shorter runs of a simulator that has not run much use the loop
-        without XLA: a compiled XLA program costs compile time and memory that
-        TensorFlow keeps for the process's life (about 5 MiB each), which
-        simulators made for a few short runs (test suites, sweeps) never repay."""
+        without XLA (with ``xla_after_steps`` above 0; the default, 0, compiles
+        at the first run): an XLA program costs compile time and about 1.5 MiB
+        that TensorFlow keeps for the process's life, which simulators made
+        for a few short runs may never repay."""
         if self.xla is None:
             return False
         if not self.xla.uncompiled(feeds):
