@@ -3,7 +3,6 @@
 import contextlib
 import logging
 import os
-import random
 import warnings
 
 import nengo
@@ -42,6 +41,7 @@ from nengodl.runtime.distributed import (
     stable_order,
 )
 from nengodl.runtime.numpy_step import NumpyStepper
+from nengodl.runtime.seeds import STATEFUL_RANDOM_OPS, graph_ops, graph_seed
 from nengodl.runtime.state import RunState, SignalValues
 from nengodl.tensor_node import TensorNode
 from nengodl.training.methods import KerasMethods, SeedTrainingMethods
@@ -50,65 +50,6 @@ from nengodl.training.trainer import Trainer
 logger = logging.getLogger(__name__)
 
 MAXINT = np.iinfo(np.int32).max
-# random ops that keep their state in their kernel: XLA draws them from a process-wide
-# stream, so a loop with one of them runs without XLA (see `Simulator.seed_scope`)
-STATEFUL_RANDOM_OPS = frozenset(
-    {
-        "RandomUniform",
-        "RandomUniformInt",
-        "RandomStandardNormal",
-        "TruncatedNormal",
-        "ParameterizedTruncatedNormal",
-        "RandomShuffle",
-        "Multinomial",
-        "RandomGamma",
-        "RandomPoisson",
-        "RandomPoissonV2",
-    }
-)
-
-
-def graph_ops(graph_def):
-    """Op types of a graph and of the functions in its library (loop bodies)."""
-    types = {node.op for node in graph_def.node}
-    for function in graph_def.library.function:
-        types.update(node.op for node in function.node_def)
-    return types
-
-
-@contextlib.contextmanager
-def graph_seed(seed):
-    """TensorFlow's global random seed is ``seed`` inside, and what it was after.
-
-    Functions traced inside take ``seed`` as their graph-level seed (TensorFlow
-    copies the eager global seed into a function's graph when tracing starts),
-    so their random ops get the same seeds in every simulator of the model with
-    this seed. The eager context's seed and op-seed stream are swapped in and
-    back out, rather than set with `tf.random.set_seed`, which would restart
-    the user's own random stream and, by clearing TensorFlow's kernel cache,
-    the streams of every random op already traced (other simulators'
-    included). Eager random ops run inside (in a Keras layer's ``build``, say)
-    work, but share TensorFlow's eager kernels, so are not reproducible from
-    one simulator to the next; seed their initializers instead.
-    """
-    from tensorflow.python.eager import context  # no public way to swap it back
-
-    ctx = context.context()
-    missing = object()
-    previous = (getattr(ctx, "_seed", missing), getattr(ctx, "_rng", missing))
-    if previous[0] is missing:  # pragma: no cover (another TensorFlow)
-        tf.random.set_seed(seed)
-        yield
-        return
-    ctx._seed, ctx._rng = seed, random.Random(seed)
-    try:
-        yield
-    finally:
-        ctx._seed = previous[0]
-        if previous[1] is missing:
-            del ctx._rng
-        else:
-            ctx._rng = previous[1]
 
 
 def item_seeds(seed, minibatch_size):
@@ -316,15 +257,15 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                         self._runner.loop.trace()  # (traced here, with the seed)
             if strategy is not None:
                 self._dist = DistributedRunner(self, strategy)
-        recorder = ProbeRecorder(self.model.probes, self._plan.probe_sigs, self.dt, minibatch_size)
+        # probes configured with keep_history=False: one row (the last step) per run
+        last_only = [p for p in self.model.probes if not keeps_history(toplevel, p)]
+        recorder = ProbeRecorder(
+            self.model.probes, self._plan.probe_sigs, self.dt, minibatch_size, last_only
+        )
         stepper = None
         if self._dist is None and NumpyStepper.usable(self._runner.loop, self._step_order):
             stepper = NumpyStepper(self._runner.loop, self._step_order)
         self._run_state = RunState(self._runner.loop, recorder, stepper)
-        # probes configured with keep_history=False: one row (the last step) per run
-        self._last_only = [
-            k for k, probe in enumerate(self.model.probes) if not keeps_history(toplevel, probe)
-        ]
         self.data = SimulationData(self.model.params, recorder, self)
 
         # the Keras layers' weights as built, for reset(include_trainable=True)
@@ -815,8 +756,7 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
             raise ValidationError(f"Must be True or False (got {stateful!r})", attr="stateful")
         stateful = bool(stateful) and self._stateful
         run, plan = self._run_state, self._plan
-        fast = n_steps == 1 and not data and stateful and not self._last_only
-        if fast and run.step_numpy():
+        if n_steps == 1 and not data and stateful and run.step_numpy():
             return  # a single step costs less in numpy than a call of the compiled loop
         feeds = check_input_data(
             data, plan.node_keys, n_steps, self._batch, finite=self.check_finite
@@ -825,7 +765,7 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
             return
         if progress_bar is None:
             progress_bar = self.progress_bar
-        before = None if stateful else (run.tensors, self._host_values())
+        before = None if stateful else (run.tensors, run.host_values())
         feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
         runner = self._runner if self._dist is None else self._dist
         if runner is self._runner and self._runner.needs_compile(n_steps, feeds):
@@ -841,57 +781,15 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                 if err is not None:
                     raise err from None
                 raise
-            outputs, last = self._split_last(outputs)
             if stateful:
                 # a constant Node given data in this run is itself again in the next
                 state = self._runner.loop.restore_constants(state, feeds)
-                self._record_last(last)
                 run.advance(n_steps, state, outputs)
             else:
                 run.recorder.append(run.n_steps, outputs)
-                self._record_last(last)
                 run.tensors = before[0]
-                self._set_host_values(before[1])
+                run.set_host_values(before[1])
             stage.update(n_steps)
-
-    def _split_last(self, outputs):
-        """Probe outputs of a run, with those of ``keep_history=False`` probes taken
-        out (empty) and returned apart as their last step."""
-        if not self._last_only:
-            return outputs, {}
-        outputs = list(outputs)
-        last = {}
-        for k in self._last_only:
-            last[k] = outputs[k][-1:]
-            outputs[k] = outputs[k][:0]
-        return outputs, last
-
-    def _record_last(self, last):
-        """Append the last step of a run to each ``keep_history=False`` probe."""
-        recorder = self._run_state.recorder
-        for k, row in last.items():
-            probe = self.model.probes[k]
-            before = recorder[probe]
-            if self._minibatch_size is None:
-                before = before[None]
-            row = np.moveaxis(row, 0, 1).astype(before.dtype)
-            recorder.replace(probe, np.concatenate([before, row], axis=1))
-
-    def _host_values(self):
-        """Copies of the signals of the host operators (to rewind a stateless run)."""
-        return [
-            [
-                None if sd is None else {b: np.array(sd[b]) for b in h.bases if not b.readonly}
-                for sd in h.sigdicts
-            ]
-            for h in self._plan.host_ops
-        ]
-
-    def _set_host_values(self, values):
-        for h, items in zip(self._plan.host_ops, values):
-            for sd, saved in zip(h.sigdicts, items):
-                for base, val in (saved or {}).items():
-                    sd[base][...] = val
 
     def step(self, data=None):
         """Advance the simulator by one step (``dt`` seconds).

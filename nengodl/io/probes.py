@@ -23,9 +23,12 @@ class ProbeRecorder:
         Simulation time step.
     minibatch_size : int or None
         The simulator's minibatch size (None for no minibatch axis in the data).
+    last_only : collection of nengo.Probe, optional
+        Probes configured with ``keep_history=False``: each run adds only its
+        last step to their data (NengoDL 3).
     """
 
-    def __init__(self, probes, signals, dt, minibatch_size):
+    def __init__(self, probes, signals, dt, minibatch_size, last_only=()):
         self.probes = list(probes)
         self.shapes = {p: sig.shape for p, sig in zip(self.probes, signals)}
         self.dtypes = {p: sig.dtype for p, sig in zip(self.probes, signals)}
@@ -33,14 +36,18 @@ class ProbeRecorder:
         self.minibatch_size = minibatch_size
         self.chunks = {p: [] for p in self.probes}
         self.periods = [1 if p.sample_every is None else p.sample_every / dt for p in self.probes]
+        self.last_only = frozenset(last_only)
         self._cache = {}
 
     def append(self, first_step, outputs):
         """Add the outputs of a run (each ``(n_steps, batch) + shape``)."""
         for probe, out in zip(self.probes, outputs):
-            mask = sample_mask(probe, self.dt, first_step, out.shape[0])
-            if not mask.all():
-                out = out[mask]
+            if probe in self.last_only:
+                out = out[-1:]
+            else:
+                mask = sample_mask(probe, self.dt, first_step, out.shape[0])
+                if not mask.all():
+                    out = out[mask]
             # kept as given (a view, in the simulation's dtype); converted to the
             # signal's dtype when the data are read
             self.chunks[probe].append(np.moveaxis(out, 0, 1))
@@ -50,7 +57,7 @@ class ProbeRecorder:
         """Add the value of each probe's signal after one step (no minibatch axis)."""
         step = first_step + 1
         for probe, period, value in zip(self.probes, self.periods, values):
-            if step % period < 1:
+            if step % period < 1 or probe in self.last_only:
                 self.chunks[probe].append(value.reshape((1, 1) + value.shape))
                 self._cache.pop(probe, None)
 

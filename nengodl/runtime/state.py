@@ -96,14 +96,10 @@ class RunState:
         """Everything here as plain values (for pickling): parameters and state
         by base signal (pickled with the model, so the keys are the loaded
         model's), host operators' signals, step count, probe data, trained flag."""
-        host = [
-            [{b: np.array(sd[b]) for b in h.bases if not b.readonly} for sd in h.sigdicts]
-            for h in self.plan.host_ops
-        ]
         return {
             "params": {base: np.array(var.numpy()) for base, var in self.variables().items()},
             "state": self.state_arrays(),
-            "host": host,
+            "host": self.host_values(),
             "n_steps": self.n_steps,
             "probe_chunks": self.recorder.chunks_by_probe(),
             "trained": self.trained,
@@ -115,13 +111,27 @@ class RunState:
             if base in snapshot["params"]:
                 var.assign(snapshot["params"][base])
         self.set_state_arrays(snapshot["state"])
-        for h, items in zip(self.plan.host_ops, snapshot["host"]):
-            for sd, values in zip(h.sigdicts, items):
-                for base, val in values.items():
-                    sd[base][...] = val
+        self.set_host_values(snapshot["host"])
         self.n_steps = snapshot["n_steps"]
         self.recorder.set_chunks(snapshot["probe_chunks"])
         self.trained = snapshot["trained"]
+
+    def host_values(self):
+        """Copies of the host operators' signals, per operator and minibatch item."""
+        return [
+            [
+                None if sd is None else {b: np.array(sd[b]) for b in h.bases if not b.readonly}
+                for sd in h.sigdicts
+            ]
+            for h in self.plan.host_ops
+        ]
+
+    def set_host_values(self, values):
+        """Set the host operators' signals from `host_values`."""
+        for h, items in zip(self.plan.host_ops, values):
+            for sd, saved in zip(h.sigdicts, items):
+                for base, val in (saved or {}).items():
+                    sd[base][...] = val
 
     # --- values by base signal ---------------------------------------------------
 
