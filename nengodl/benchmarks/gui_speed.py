@@ -50,21 +50,23 @@ OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
 
 
 class WebSocketClient:
-    """A websocket to one component of a nengo-gui page (what nengo.js opens).
+    """A websocket client to 127.0.0.1 (what nengo.js opens to each component
+    of a nengo-gui page; also enough for Chromium's DevTools).
 
     Parameters
     ----------
     port : int
         The server's port on 127.0.0.1.
-    uid : int
-        The component's id (``id(component)``, as the page's JavaScript names it).
-    cookie : str
+    path : str
+        The resource, e.g. ``/viz_component?uid=ID`` for the component whose
+        ``id()`` is ID (as the page's JavaScript names it).
+    cookie : str, optional
         The session cookie (``name=value``) that the page's request was given.
     timeout : float
         Seconds to wait for the connection and the handshake.
     """
 
-    def __init__(self, port, uid, cookie, timeout=30.0):
+    def __init__(self, port, path, cookie=None, timeout=30.0):
         from nengo_gui.server import WebSocketFrame
 
         self._parse = WebSocketFrame.parse
@@ -72,12 +74,13 @@ class WebSocketClient:
         host = f"127.0.0.1:{port}"
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         request = (
-            f"GET /viz_component?uid={uid} HTTP/1.1\r\nHost: {host}\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
             f"Origin: http://{host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Cookie: {cookie}\r\n\r\n"
         )
-        self.sock.sendall(request.encode("ascii"))
+        if cookie is not None:
+            request += f"Cookie: {cookie}\r\n"
+        self.sock.sendall((request + "\r\n").encode("ascii"))
         reply = b""
         while b"\r\n\r\n" not in reply:
             chunk = self.sock.recv(4096)
@@ -88,18 +91,22 @@ class WebSocketClient:
         status = head.split(b"\r\n", 1)[0]
         if b" 101 " not in status + b" ":
             self.sock.close()
-            raise ConnectionError(f"websocket to component {uid} refused: {status!r}")
+            raise ConnectionError(f"websocket to {path} refused: {status!r}")
         self.buffer = bytearray(rest)
         self.closed = False
 
     def send_text(self, text):
         """Send a text message (masked, as a client must)."""
         data = text.encode("utf-8")
-        if len(data) >= 126:
-            raise ValueError(f"message too long for this client: {text!r}")
+        if len(data) > 0xFFFF:
+            raise ValueError(f"message too long for this client ({len(data)} bytes)")
+        if len(data) < 126:
+            header = bytes([0x80 | OP_TEXT, 0x80 | len(data)])
+        else:
+            header = struct.pack("!BBH", 0x80 | OP_TEXT, 0x80 | 126, len(data))
         mask = os.urandom(4)
         payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        self.sock.sendall(bytes([0x80 | OP_TEXT, 0x80 | len(data)]) + mask + payload)
+        self.sock.sendall(header + mask + payload)
 
     def read_frame(self, timeout):
         """The next data frame as ``(opcode, data)`` (text as str, binary as
@@ -247,7 +254,7 @@ class GuiSession:
 
     def connect(self, component):
         """A `WebSocketClient` to ``component``."""
-        client = WebSocketClient(self.port, id(component), self.cookie)
+        client = WebSocketClient(self.port, f"/viz_component?uid={id(component)}", self.cookie)
         self.clients.append(client)
         return client
 
@@ -371,6 +378,109 @@ def measure(filename, backend, window, dt=0.001):
     return build, real_time, full
 
 
+def serve(filename, backend, port, seconds, screenshot=None, size="1280,720"):
+    """Serve ``filename`` as ``nengo -b BACKEND`` does (on 127.0.0.1:``port``,
+    without opening a browser) and press play on every page that a browser
+    opens (nengo-gui has no option to start playing by itself), for
+    ``seconds`` seconds; or, given ``screenshot`` (a PNG file name), open the
+    page in headless Chromium, let it run ``seconds`` seconds and save what
+    the browser shows (the user guide's screenshot)."""
+    from nengo_gui import guibackend
+    from nengo_gui.components import SimControl
+    from nengo_gui.gui import BaseGUI
+    from nengo_gui.page import PageSettings
+
+    settings = guibackend.GuiServerSettings(("127.0.0.1", port), auto_shutdown=0)
+    gui = BaseGUI(
+        guibackend.ModelContext(filename=filename), settings, PageSettings(backend=backend)
+    )
+    thread = threading.Thread(target=gui.start, daemon=True)
+    thread.start()
+    url = str(gui.server.get_url())
+    print(f"serving {filename} on {backend}: {url}", flush=True)
+    stop = threading.Event()
+
+    def autoplay():
+        started = set()
+        while not stop.wait(0.1):
+            for page in gui.server.pages:
+                if id(page) not in started and page.components:
+                    started.add(id(page))
+                    page.get_component(SimControl).message("continue")
+
+    player = threading.Thread(target=autoplay, daemon=True)
+    player.start()
+    try:
+        if screenshot is None:
+            stop.wait(seconds)
+        else:
+            browser_screenshot(url, screenshot, size, seconds)
+    finally:
+        stop.set()
+        player.join(5)
+        for page in gui.server.pages:
+            page.finished = True
+            page.sim = None
+        gui.server.shutdown()
+        thread.join(10)
+
+
+def browser_screenshot(url, png, size, seconds):
+    """Open ``url`` in headless Chromium (Debian's ``chromium`` package) at
+    window size ``size`` ("W,H"), wait ``seconds`` and save the page as ``png``
+    through the DevTools protocol."""
+    import json
+    import subprocess
+    import urllib.parse
+    import urllib.request
+
+    browser = shutil.which("chromium") or shutil.which("chromium-headless-shell")
+    if browser is None:
+        raise RuntimeError("no Chromium found (apt-get install chromium)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        devtools = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--window-size={size}", f"--remote-debugging-port={devtools}",
+             "--remote-allow-origins=*", f"--user-data-dir={profile}", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            targets = None
+            for _ in range(300):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{devtools}/json/list") as r:
+                        targets = [t for t in json.load(r) if t.get("type") == "page"]
+                    if targets:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            if not targets:
+                raise RuntimeError("Chromium's DevTools did not answer")
+            time.sleep(seconds)
+            path = urllib.parse.urlparse(targets[0]["webSocketDebuggerUrl"]).path
+            ws = WebSocketClient(devtools, path)
+            ws.send_text(json.dumps({"id": 1, "method": "Page.captureScreenshot"}))
+            while True:
+                item = ws.read_frame(60)
+                if item is None:
+                    raise RuntimeError("no screenshot from Chromium")
+                reply = json.loads(item[1])
+                if reply.get("id") == 1:
+                    break
+            ws.close()
+            with open(png, "wb") as f:
+                f.write(base64.b64decode(reply["result"]["data"]))
+            print(f"saved {png}", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -381,7 +491,28 @@ def main(argv=None):
     )
     parser.add_argument("--repeats", type=int, default=2, help="runs per backend")
     parser.add_argument("--window", type=float, default=2.0, help="seconds timed per window")
+    parser.add_argument(
+        "--serve",
+        metavar="MODEL",
+        help="instead: serve this model file (or tutorial name) on nengodl and press "
+        "play on each page a browser opens",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="the port of --serve")
+    parser.add_argument(
+        "--seconds", type=float, default=60, help="how long --serve serves (or runs, --screenshot)"
+    )
+    parser.add_argument(
+        "--screenshot", metavar="PNG", help="with --serve: save headless Chromium's view"
+    )
+    parser.add_argument("--size", default="1280,720", help="--screenshot's window size")
     args = parser.parse_args(argv)
+    if args.serve is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            filename = args.serve
+            if not os.path.exists(filename):
+                filename = tutorial_file(filename, folder)
+            serve(filename, "nengodl", args.port, args.seconds, args.screenshot, args.size)
+        return None
     import logging
 
     import nengo_gui
@@ -395,6 +526,8 @@ def main(argv=None):
     print("| --- | --- | --- | --- | --- | --- |")
     for name in args.models:
         best = {}
+        with tempfile.TemporaryDirectory() as folder:
+            name = os.path.basename(tutorial_file(name, folder))[:-3]
         for rep in range(args.repeats):
             order = ("nengo", "nengodl") if rep % 2 == 0 else ("nengodl", "nengo")
             for backend in order:
