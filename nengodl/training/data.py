@@ -1,5 +1,6 @@
 """Training data: inputs and targets checked, split into minibatches; objectives resolved."""
 
+import warnings
 from collections.abc import Mapping
 
 import nengo
@@ -20,13 +21,20 @@ class TrainingData:
     data : dict
         Map from input Node to inputs and from Probe to targets, each
         ``(batch_size, n_steps, size)``.
-    any_target_size : bool
-        Accept targets of size 1 besides the probe's size (Keras losses such as
-        ``SparseCategoricalCrossentropy`` take class indices); other sizes are
-        refused, rather than broadcast against the output.
+    keras_style : bool
+        Apply the rules of NengoDL 3's Keras-style ``fit`` / ``evaluate`` /
+        ``predict`` instead of the seed API's: targets may have size 1 besides
+        the probe's size (Keras losses such as ``SparseCategoricalCrossentropy``
+        take class indices; other sizes are refused rather than broadcast), and
+        any number of steps (what the loss makes of them); a batch that is not
+        a multiple of ``minibatch_size`` loses its last items, with a warning.
+        The seed API refuses both.
+    n_steps : int, optional
+        Number of steps to simulate where ``data`` has no inputs (by default,
+        the targets' number of steps).
     """
 
-    def __init__(self, sim, data, any_target_size=False):
+    def __init__(self, sim, data, keras_style=False, n_steps=None):
         if not isinstance(data, Mapping) or not data:
             raise ValidationError(
                 "data must be a non-empty dict mapping input Nodes and Probes to arrays",
@@ -40,7 +48,7 @@ class TrainingData:
                 if obj not in sim.model.probes:
                     raise ValidationError(f"{obj} is not in the simulated model", attr="data")
                 size = int(np.prod(sim.model.sig[obj]["in"].shape))
-                if any_target_size and arr.ndim == 3 and arr.shape[2] == 1:
+                if keras_style and arr.ndim == 3 and arr.shape[2] == 1:
                     size = 1  # class indices, or one value for every output
                 self.targets[obj] = arr
             elif isinstance(obj, nengo.Node):
@@ -68,22 +76,56 @@ class TrainingData:
             if sim.check_finite:
                 check_finite_data(arr, obj, allow_nan=isinstance(obj, nengo.Probe))
             shapes[obj] = arr.shape[:2]
-        if len(set(shapes.values())) > 1:
+        # Keras-style targets may have their own number of steps (NengoDL 3)
+        timed = self.inputs if keras_style else shapes
+        if keras_style:
+            same = len({s[0] for s in shapes.values()}) <= 1
+            same = same and len({shapes[k][1] for k in timed}) <= 1
+        else:
+            same = len(set(shapes.values())) <= 1
+        if not same:
             listing = ", ".join(f"{k}: {v}" for k, v in shapes.items())
-            raise ValidationError(
-                f"all data must have the same batch size and number of steps ({listing})",
-                attr="data",
+            what = (
+                "batch size, and inputs the same number of steps"
+                if keras_style
+                else ("batch size and number of steps")
             )
-        self.batch_size, self.n_steps = next(iter(shapes.values()))
+            raise ValidationError(f"all data must have the same {what} ({listing})", attr="data")
+        self.batch_size = next(iter(shapes.values()))[0]
+        if timed:
+            self.n_steps = shapes[next(iter(timed))][1]
+        else:
+            self.n_steps = next(iter(shapes.values()))[1] if n_steps is None else int(n_steps)
         mb = sim.plan.minibatch_size
         if self.batch_size % mb != 0:
-            raise ValidationError(
-                f"batch size {self.batch_size} is not a multiple of the simulator's "
-                f"minibatch_size ({mb})",
-                attr="data",
-            )
+            if not keras_style:
+                raise ValidationError(
+                    f"batch size {self.batch_size} is not a multiple of the simulator's "
+                    f"minibatch_size ({mb})",
+                    attr="data",
+                )
+            self._truncate(mb)
         self.n_batches = self.batch_size // mb
         self.minibatch_size = mb
+
+    def _truncate(self, mb):
+        """Drop the items after the last whole minibatch (as NengoDL 3 does)."""
+        if self.batch_size < mb:
+            raise ValidationError(
+                f"the data's batch size ({self.batch_size}) is less than the simulator's "
+                f"minibatch_size ({mb}): it makes no whole minibatch",
+                attr="data",
+            )
+        keep = self.batch_size - self.batch_size % mb
+        warnings.warn(
+            f"Number of elements in input data ({self.batch_size}) is not evenly "
+            f"divisible by Simulator.minibatch_size ({mb}): only the first {keep} are "
+            f"used (the last {self.batch_size - keep} are dropped)",
+            stacklevel=6,
+        )
+        self.inputs = {k: v[:keep] for k, v in self.inputs.items()}
+        self.targets = {k: v[:keep] for k, v in self.targets.items()}
+        self.batch_size = keep
 
     def batches(self, rng=None):
         """Yield ``(inputs, targets)`` dicts of minibatches (shuffled with ``rng``)."""
@@ -96,6 +138,25 @@ class TrainingData:
                 {k: v[idx] for k, v in self.inputs.items()},
                 {k: v[idx] for k, v in self.targets.items()},
             )
+
+
+class TrainingDataNoInputs:
+    """Batches for runs with no input data (only a number of steps)."""
+
+    def __init__(self, batch_size, n_steps, minibatch_size):
+        if batch_size % minibatch_size:
+            raise ValidationError(
+                f"batch size {batch_size} is not a multiple of minibatch_size ({minibatch_size})",
+                attr="x",
+            )
+        self.batch_size, self.n_steps = batch_size, int(n_steps)
+        self.minibatch_size = minibatch_size
+        self.n_batches = batch_size // minibatch_size
+        self.inputs, self.targets = {}, {}
+
+    def batches(self, rng=None):
+        for _ in range(self.n_batches):
+            yield {}, {}
 
 
 def resolve_objective(objective, targets, probes):

@@ -6,15 +6,18 @@ shaped ``(batch_size, n_steps, size)``. Losses follow Keras' ``f(y_true, y_pred)
 convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 """
 
+import contextlib
+import warnings
 from collections.abc import Mapping
 
 import keras
 import numpy as np
+import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl.io.checks import check_count
 from nengodl.runtime.distributed import optimizer_variables
-from nengodl.training.data import TrainingData
+from nengodl.training.data import TrainingData, TrainingDataNoInputs
 from nengodl.training.keras_model import SimulatorModel
 from nengodl.training.loop import (
     EpochIterator,
@@ -33,37 +36,78 @@ def probe_name(sim, probe):
     return f"probe_{sim.model.probes.index(probe)}"
 
 
-def _resolve_keys(sim, value, kind, as_array=True):
-    """Map Node/Probe objects to arrays from ``x``/``y`` (dicts or single arrays)."""
+def input_nodes(sim):
+    """The Nodes whose output data can replace, in the order of the network's
+    ``all_nodes`` (the order NengoDL 3 gives a list of input arrays)."""
+    nodes = list(sim.plan.node_keys)
+    if sim.network is not None:
+        order = {n: i for i, n in enumerate(sim.network.all_nodes)}
+        nodes.sort(key=lambda n: order.get(n, len(order)))
+    return nodes
+
+
+def _by_position(values, objects, kind):
+    """Map a list of arrays (or one array) to ``objects`` in order, warning
+    as NengoDL 3 does where the counts differ (the extra objects get none)."""
+    if len(values) != len(objects):
+        names = [type(v).__name__ for v in values]
+        what = "Node" if kind == "input" else "Probe"
+        arg = "x" if kind == "input" else "y"
+        given = ", ".join(str(o) for o in objects[: len(values)]) or "nothing"
+        warnings.warn(
+            f"Number of elements ({len(values)}) in {names} does not match number of "
+            f"{what}s ({len(objects)}): {arg} is taken in the order of "
+            f"{'the network' if kind == 'input' else 'sim.model.probes'}, so it goes to "
+            f"{given}"
+            + (", and the Nodes without data run their own output" if kind == "input" else "")
+            + f"; give {arg} as a dict {{{what}: array}} to say which is whose",
+            stacklevel=5,
+        )
+    return dict(zip(objects, values))
+
+
+def _resolve_keys(sim, value, kind, as_array=True, preferred=None):
+    """Map Node/Probe objects to arrays from ``x``/``y``.
+
+    ``value`` is a dict (keyed by objects or labels), a list or tuple (one
+    array per input Node / Probe, in order), or one array. One array for a
+    model with several input Nodes / Probes goes to the first (with a
+    warning, as in NengoDL 3), unless ``preferred`` (the probes that have a
+    loss) names just one: it is then that probe's target.
+    """
     if kind == "input":
-        candidates = list(sim.plan.node_keys)
+        candidates = input_nodes(sim)
         what = "input Node"
     else:
         candidates = list(sim.model.probes)
         what = "Probe"
+    attr = "x" if kind == "input" else "y"
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        used = candidates
-        if len(used) != 1:
-            raise ValidationError(
-                f"a plain array for {'x' if kind == 'input' else 'y'} needs a model with "
-                f"exactly one {what} (this one has {len(used)}); pass a dict",
-                attr="x" if kind == "input" else "y",
-            )
-        return {used[0]: np.asarray(value)}
-    out = {}
-    for key, arr in value.items():
-        if isinstance(key, str):
-            matches = [c for c in candidates if c.label == key]
-            if kind == "output":
-                matches += [c for c in candidates if probe_name(sim, c) == key]
-            if not matches:
-                raise ValidationError(
-                    f"no {what} named '{key}' in the model", attr="x" if kind == "input" else "y"
-                )
-            key = matches[0]
-        out[key] = np.asarray(arr) if as_array else arr
+    if isinstance(value, (list, tuple)):
+        out = _by_position(list(value), candidates, kind)
+    elif not isinstance(value, Mapping):
+        if len(candidates) == 0:
+            raise ValidationError(f"the model has no {what} for {attr}", attr=attr)
+        if len(candidates) == 1:
+            out = {candidates[0]: value}
+        elif preferred is not None and len(preferred) == 1:
+            out = {preferred[0]: value}  # the one probe with a loss
+        else:
+            out = _by_position([value], candidates, kind)
+    else:
+        out = {}
+        for key, arr in value.items():
+            if isinstance(key, str):
+                matches = [c for c in candidates if c.label == key]
+                if kind == "output":
+                    matches += [c for c in candidates if probe_name(sim, c) == key]
+                if not matches:
+                    raise ValidationError(f"no {what} named '{key}' in the model", attr=attr)
+                key = matches[0]
+            out[key] = arr
+    if as_array:
+        out = {k: None if v is None else np.asarray(v) for k, v in out.items()}
     return out
 
 
@@ -109,19 +153,43 @@ class KerasAPI:
                 attr="compile",
             )
 
-    def _per_probe(self, setting, probes, name):
-        """Map each target probe to its entry of a per-output ``setting``."""
+    def _setting_map(self, name):
+        """The compiled ``name`` setting (loss, loss_weights or metrics) as a dict
+        from Probe to its entry, or None where one entry is for every probe.
+
+        A dict is keyed by Probes or their names; a list or tuple of losses or
+        loss weights has one entry per probe of ``sim.model.probes``, in order
+        (NengoDL 3; a list of metrics is several metrics for every probe, as in
+        Keras).
+        """
+        setting = self.compiled[name]
+        if isinstance(setting, Mapping):
+            return _resolve_keys(self.sim, setting, "output", as_array=False)
+        if name != "metrics" and isinstance(setting, (list, tuple)):
+            probes = self.sim.model.probes
+            if len(setting) != len(probes):
+                raise ValidationError(
+                    f"a list for {name} needs one entry per Probe of sim.model.probes "
+                    f"({len(probes)}; got {len(setting)}); or give a dict {{Probe: entry}}",
+                    attr=name,
+                )
+            return {p: s for p, s in zip(probes, setting) if s is not None}
+        return None
+
+    def _per_probe(self, name, probes):
+        """Map each of ``probes`` to its entry of the compiled ``name`` setting."""
+        setting = self.compiled[name]
         if setting is None:
             return {p: None for p in probes}
-        if isinstance(setting, Mapping):
-            resolved = _resolve_keys(self.sim, setting, "output", as_array=False)
-            missing = [p for p in probes if p not in resolved]
-            if missing:
-                raise ValidationError(
-                    f"{name} has no entry for {', '.join(map(str, missing))}", attr=name
-                )
-            return {p: resolved[p] for p in probes}
-        return {p: setting for p in probes}
+        resolved = self._setting_map(name)
+        if resolved is None:
+            return {p: setting for p in probes}
+        missing = [p for p in probes if p not in resolved]
+        if missing:
+            raise ValidationError(
+                f"{name} has no entry for {', '.join(map(str, missing))}", attr=name
+            )
+        return {p: resolved[p] for p in probes}
 
     def _loss_probes(self, targets):
         """The probes that get a loss: those with targets in ``y``, and those
@@ -130,9 +198,10 @@ class KerasAPI:
         when it is the one loss for all. A probe in a loss dict whose loss needs
         targets but has none is refused."""
         loss = self.compiled["loss"]
+        by_probe = self._setting_map("loss")
         probes = list(targets)
-        if isinstance(loss, Mapping):
-            for p, fn in _resolve_keys(self.sim, loss, "output", as_array=False).items():
+        if by_probe is not None:
+            for p, fn in by_probe.items():
                 if p in targets:
                     continue
                 if getattr(_as_loss(fn), "needs_targets", True):
@@ -155,18 +224,35 @@ class KerasAPI:
         return probes
 
     def _objective(self, targets):
+        """Probe -> ``f(output, target)``: the probe's loss, averaged over all
+        its values (Keras's ``sum_over_batch_size``) and times its loss weight
+        (the function's ``loss_weight``); the total loss is their sum. A probe
+        weighted 0 adds nothing to the total and is left out (its loss is not
+        logged)."""
         probes = self._loss_probes(targets)
-        losses = self._per_probe(self.compiled["loss"], probes, "loss")
-        weights = self._per_probe(self.compiled["loss_weights"], probes, "loss_weights")
+        losses = self._per_probe("loss", probes)
+        weights = self._per_probe("loss_weights", probes)
         objective = {}
         for p in probes:
             fn = _as_loss(losses[p])
-            w = 1.0 if weights[p] is None else float(weights[p])
-            objective[p] = lambda out, tgt, fn=fn, w=w: w * keras.ops.mean(fn(tgt, out))
+            w = 1.0 if weights[p] is None else _loss_weight(weights[p], p)
+            if w == 0:
+                continue
+
+            def weighted(out, tgt, fn=fn, w=w):
+                return w * keras.ops.mean(fn(tgt, out))
+
+            weighted.loss_weight = w
+            objective[p] = weighted
+        if not objective:
+            raise ValidationError(
+                "every Probe with a loss has loss weight 0: nothing to minimise",
+                attr="loss_weights",
+            )
         return objective
 
     def _metrics(self, probes):
-        metrics = self._per_probe(self.compiled["metrics"], probes, "metrics")
+        metrics = self._per_probe("metrics", probes)
         out = {}
         for p, ms in metrics.items():
             if ms is None:
@@ -177,9 +263,13 @@ class KerasAPI:
 
     def _data(self, x, y, n_steps):
         inputs = _resolve_keys(self.sim, x, "input")
+        # one array for y is the target of the one probe with a loss, if only one has
+        losses = None if self.compiled is None else self._setting_map("loss")
+        targets = _resolve_keys(
+            self.sim, y, "output", preferred=None if losses is None else list(losses)
+        )
         # a target of None: none given (a loss that needs none, e.g. Regularize)
-        targets = _resolve_keys(self.sim, y, "output", as_array=False)
-        targets = {p: np.asarray(v) for p, v in targets.items() if v is not None}
+        targets = {p: v for p, v in targets.items() if v is not None}
         data = {**inputs, **targets}
         if not data and n_steps is not None:
             # no inputs or targets: one minibatch of n_steps with the nodes' own output
@@ -193,7 +283,7 @@ class KerasAPI:
                 "own output",
                 attr="x",
             )
-        return TrainingData(self.sim, data, any_target_size=True)
+        return TrainingData(self.sim, data, keras_style=True, n_steps=n_steps)
 
     def _metric_fn(self, metrics, prefix=""):
         """``fn(outputs, targets) -> {name: value}`` of one minibatch's metrics
@@ -226,28 +316,58 @@ class KerasAPI:
     def _logs(self, objective, metrics, prefix=""):
         """`EpochLogs` for one pass with ``objective`` and ``metrics``."""
         names = [probe_name(self.sim, p) for p in objective]
-        return EpochLogs(names, self._metric_fn(metrics, prefix), prefix)
+        weights = [fn.loss_weight for fn in objective.values()]
+        return UnweightedLogs(names, weights, self._metric_fn(metrics, prefix), prefix)
 
-    def _run_eval(self, tdata, seed, prefix="", progress=False, callbacks=None):
+    def _run_eval(self, tdata, seed, callbacks, progress=False):
+        """One evaluation pass, as Keras's ``evaluate``: ``on_test_begin``, the
+        test batch hooks, ``on_test_end`` with the logs (also how `fit`
+        validates, with its own callbacks, as Keras 3's ``fit`` does)."""
         objective = self._objective(tdata.targets)
         metrics = self._metrics(list(tdata.targets))
-        step = self.sim.trainer.eval_step(objective)
-        if callbacks is not None:
-            step = _with_batch_hooks(step, callbacks, "test")
+        step = _with_batch_hooks(self.sim.trainer.eval_step(objective), callbacks, "test")
+        callbacks.on_test_begin()
         logs = evaluate_batches(
-            step, EpochIterator(tdata, seed=seed), self._logs(objective, metrics, prefix), progress
-        )
-        return logs.result()
+            step, EpochIterator(tdata, seed=seed), self._logs(objective, metrics), progress
+        ).result()
+        callbacks.on_test_end(logs)
+        return logs
 
-    def _callbacks(self, callbacks, verbose, epochs, steps):
+    def _callbacks(self, callbacks, verbose, epochs, steps, history=False):
         return keras.callbacks.CallbackList(
             callbacks,
-            add_history=True,
+            add_history=history,
             model=self.model,
             epochs=epochs,
             steps=steps,
             verbose=verbose,
         )
+
+    def _warn_batch_size(self, batch_size, method):
+        """NengoDL 3's warning for a ``batch_size`` given to fit/evaluate/predict."""
+        if batch_size is not None:
+            warnings.warn(
+                "Batch size is determined statically via Simulator.minibatch_size "
+                f"({self.sim.plan.minibatch_size}): `{method}` ignores "
+                f"batch_size={batch_size!r} and runs the data in minibatches of that size",
+                stacklevel=4,
+            )
+
+    def _validation(self, validation_data, n_steps):
+        """The data of ``validation_data`` (``(x_val, y_val)``)."""
+        if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+            raise ValidationError(
+                "validation_data must be a tuple (x_val, y_val) "
+                f"(got {type(validation_data).__name__})",
+                attr="validation_data",
+            )
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            raise ValidationError(
+                "validation_data with sample weights (x_val, y_val, weights) is not "
+                "supported: give (x_val, y_val)",
+                attr="validation_data",
+            )
+        return self._data(validation_data[0], validation_data[1], n_steps)
 
     def fit(
         self,
@@ -266,6 +386,7 @@ class KerasAPI:
     ):
         """See `Simulator.fit`."""
         self._check_compiled("fit")
+        self._warn_batch_size(batch_size, "fit")
         epochs = check_count(epochs, "epochs")
         initial_epoch = check_count(initial_epoch, "initial_epoch")
         if self.compiled["optimizer"] is None:
@@ -283,12 +404,9 @@ class KerasAPI:
         trainer = self.sim.trainer
         optimizer = self.compiled["optimizer"]
         step = trainer.train_step(optimizer, objective)
-        val = None
-        if validation_data is not None:
-            vx, vy = validation_data[:2]
-            val = self._data(vx, vy, n_steps)
+        val = None if validation_data is None else self._validation(validation_data, n_steps)
         self.model.stop_training = False
-        cbs = self._callbacks(callbacks, verbose, epochs, tdata.n_batches)
+        cbs = self._callbacks(callbacks, verbose, epochs, tdata.n_batches, history=True)
         batches = EpochIterator(tdata, shuffle, seed)
         cbs.on_train_begin()
         initial_epoch = self._resume(initial_epoch, batches)
@@ -296,6 +414,10 @@ class KerasAPI:
         epoch_fn = None
         if not callbacks and not metrics:
             epoch_fn = trainer.epoch_function(optimizer, objective, tdata)
+
+        def validate():
+            return {f"val_{k}": v for k, v in self._run_eval(val, seed, cbs).items()}
+
         logs = fit_epochs(
             step,
             batches,
@@ -303,7 +425,7 @@ class KerasAPI:
             lambda: self._logs(objective, metrics),
             initial_epoch=initial_epoch,
             callbacks=cbs,
-            validate=None if val is None else lambda: self._run_eval(val, seed, prefix="val_"),
+            validate=None if val is None else validate,
             epoch_fn=epoch_fn,
             progress=verbose and self.sim.progress_bar,
             should_stop=lambda: self.model.stop_training,
@@ -333,14 +455,10 @@ class KerasAPI:
     ):
         """See `Simulator.evaluate`."""
         self._check_compiled("evaluate")
+        self._warn_batch_size(batch_size, "evaluate")
         tdata = self._data(x, y, n_steps)
         cbs = self._callbacks(callbacks, verbose, 1, tdata.n_batches)
-        cbs.on_test_begin()
-        logs = self._run_eval(
-            tdata, seed, progress=verbose and self.sim.progress_bar, callbacks=cbs
-        )
-        cbs.on_test_end(logs)
-        return logs
+        return self._run_eval(tdata, seed, cbs, progress=verbose and self.sim.progress_bar)
 
     def predict(
         self,
@@ -353,9 +471,11 @@ class KerasAPI:
         callbacks=None,
     ):
         """See `Simulator.predict`."""
+        self._warn_batch_size(batch_size, "predict")
+        stateful = self._check_stateful(stateful)
         tdata = self._data(x, None, n_steps)
         cbs = self._callbacks(callbacks, verbose, 1, tdata.n_batches)
-        step = self.sim.trainer.predict_step()
+        step = self._stateful_step() if stateful else self.sim.trainer.predict_step()
         if callbacks:
             step = _with_batch_hooks(step, cbs, "predict")
         cbs.on_predict_begin()
@@ -364,6 +484,89 @@ class KerasAPI:
         )
         cbs.on_predict_end()
         return dict(zip(self.sim.plan.probes, outputs))
+
+    def _check_stateful(self, stateful):
+        if not isinstance(stateful, (bool, np.bool_)):
+            raise ValidationError(f"Must be True or False (got {stateful!r})", attr="stateful")
+        if stateful and not self.sim.stateful:
+            warnings.warn(
+                "stateful=True is ignored: the network was configured with "
+                "configure_settings(stateful=False)",
+                stacklevel=4,
+            )
+            return False
+        return bool(stateful)
+
+    def _stateful_step(self):
+        """A predict step ``step(inputs, n_steps, seed) -> outputs`` that runs each
+        minibatch from where the simulator stands and leaves it at the end (its
+        signals, `n_steps` and time; probe data is not recorded), as NengoDL 3's
+        ``predict(stateful=True)``: the next minibatch, or run, continues from
+        there. Nodes without data compute their output on the simulator's own
+        host operators, at the simulator's time."""
+        sim = self.sim
+        plan, run = sim.plan, sim.run_state
+        runner = sim.runner if sim.distributed is None else sim.distributed
+
+        def step(inputs, n_steps, seed):
+            feeds = {plan.node_keys[node]: np.swapaxes(arr, 0, 1) for node, arr in inputs.items()}
+            feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
+            device = tf.device(sim.device) if sim.device else contextlib.nullcontext()
+            with sim.seed_scope(), device:
+                if runner is sim.runner and runner.needs_compile(n_steps, feeds):
+                    runner.compile(run.tensors, feeds)
+                try:
+                    state, outputs = runner.run(n_steps, run.tensors, feeds)
+                except tf.errors.OpError:
+                    err = plan.errors.pop()
+                    if err is not None:
+                        raise err from None
+                    raise
+            run.tensors = sim.loop.restore_constants(state, feeds)
+            run.n_steps += n_steps
+            return [tf.convert_to_tensor(np.swapaxes(o, 0, 1)) for o in outputs]
+
+        return step
+
+
+def _loss_weight(value, probe):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"the loss weight of {probe} must be a number (got {value!r})", attr="loss_weights"
+        ) from None
+
+
+class UnweightedLogs(EpochLogs):
+    """`EpochLogs` of weighted losses whose ``<probe>_loss`` logs are each
+    probe's loss without its loss weight, as Keras logs them (the ``loss`` log
+    is the weighted total).
+
+    Parameters
+    ----------
+    names : list of str
+        The name of each objective's probe.
+    weights : list of float
+        The (nonzero) loss weight of each objective.
+    metrics : callable, optional
+        As for `EpochLogs`.
+    prefix : str
+        As for `EpochLogs`.
+    """
+
+    def __init__(self, names, weights, metrics=None, prefix=""):
+        super().__init__(names, metrics, prefix)
+        self.weights = np.asarray(weights, dtype=np.float64)
+
+    def result(self):
+        """The logs, per-probe losses unweighted."""
+        logs = super().result()
+        if self.per_objective:
+            means = np.mean(self.per_objective, axis=0) / self.weights
+            for name, v in zip(self.names, means):
+                logs[f"{self.prefix}{name}_loss"] = float(v)
+        return logs
 
 
 def _with_batch_hooks(step, callbacks, kind):
@@ -381,22 +584,3 @@ def _with_batch_hooks(step, callbacks, kind):
         return result
 
     return hooked
-
-
-class TrainingDataNoInputs:
-    """Batches for runs with no input data (only a number of steps)."""
-
-    def __init__(self, batch_size, n_steps, minibatch_size):
-        if batch_size % minibatch_size:
-            raise ValidationError(
-                f"batch size {batch_size} is not a multiple of minibatch_size ({minibatch_size})",
-                attr="x",
-            )
-        self.batch_size, self.n_steps = batch_size, int(n_steps)
-        self.minibatch_size = minibatch_size
-        self.n_batches = batch_size // minibatch_size
-        self.inputs, self.targets = {}, {}
-
-    def batches(self, rng=None):
-        for _ in range(self.n_batches):
-            yield {}, {}
