@@ -390,7 +390,7 @@ def test_isolate_state_and_tensorboard_in_evaluate(tmp_path):
 def test_tensorboard_histograms_of_keras_layer_weights(tmp_path):
     with nengo.Network(seed=0) as net:
         a = nengo.Node(np.zeros(3))
-        dense = keras.layers.Dense(4)
+        dense = keras.layers.Dense(4, name="dense")  # (default names count up per process)
         p = nengo.Probe(nengodl.Layer(dense)(a))
     with nengodl.Simulator(net, progress_bar=False) as sim:
         sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
