@@ -94,6 +94,12 @@ class TrainingData:
         self.batch_size = next(iter(shapes.values()))[0]
         if timed:
             self.n_steps = shapes[next(iter(timed))][1]
+            if n_steps is not None and int(n_steps) != self.n_steps:
+                raise ValidationError(
+                    f"n_steps={n_steps} does not match the {self.n_steps} steps of the "
+                    "input data (give one or the other)",
+                    attr="n_steps",
+                )
         else:
             self.n_steps = next(iter(shapes.values()))[1] if n_steps is None else int(n_steps)
         mb = sim.plan.minibatch_size

@@ -61,7 +61,7 @@ def _by_position(values, objects, kind):
             f"{given}"
             + (", and the Nodes without data run their own output" if kind == "input" else "")
             + f"; give {arg} as a dict {{{what}: array}} to say which is whose",
-            stacklevel=5,
+            stacklevel=6,
         )
     return dict(zip(objects, values))
 
@@ -262,13 +262,16 @@ class KerasAPI:
         return out
 
     def _data(self, x, y, n_steps):
-        inputs = _resolve_keys(self.sim, x, "input")
-        # one array for y is the target of the one probe with a loss, if only one has
-        losses = None if self.compiled is None else self._setting_map("loss")
+        # an entry of None: no data (Nodes run their own output; a loss that needs
+        # no target, e.g. Regularize, goes without)
+        inputs = {k: v for k, v in _resolve_keys(self.sim, x, "input").items() if v is not None}
+        losses = None
+        if self.compiled is not None and not isinstance(y, (Mapping, list, tuple)):
+            # one array for y is the target of the one probe with a loss, if one has
+            losses = self._setting_map("loss")
         targets = _resolve_keys(
             self.sim, y, "output", preferred=None if losses is None else list(losses)
         )
-        # a target of None: none given (a loss that needs none, e.g. Regularize)
         targets = {p: v for p, v in targets.items() if v is not None}
         data = {**inputs, **targets}
         if not data and n_steps is not None:
