@@ -12,6 +12,10 @@ control, which slows the simulation down to real time when it can go faster
 (``target_scale:1``, as the speed slider's top; the figure is steps per second,
 1000 being real time at ``dt=0.001``).
 
+``--direct`` times ``sim.step()`` loops of the same models outside the server
+(with the Nodes that nengo-gui adds for the plots), the two simulators
+alternating: what the simulators themselves cost per step.
+
 The models are nengo-gui's tutorial models (``nengo_gui/examples/tutorial``),
 each with the plots of its ``.cfg`` file, copied into a temporary folder (the
 page rewrites its ``.cfg``).
@@ -34,17 +38,8 @@ import tempfile
 import threading
 import time
 
-DEFAULT_MODELS = (
-    "00-intro",
-    "07-multiple-dimensions",
-    "09-multiplication",
-    "13-oscillators",
-    "15-lorenz",
-    "17-neuron-models",
-    "18-networks",
-    "20-spa-actions",
-    "25-spa-parse",
-)
+# the tutorial models timed by default (name prefixes); --models all: all 26
+DEFAULT_MODELS = ("00", "07", "09", "13", "15", "17", "18", "20", "25")
 
 OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
 
@@ -378,6 +373,47 @@ def measure(filename, backend, window, dt=0.001):
     return build, real_time, full
 
 
+def direct_steps(filename, repeats, n_steps=300):
+    """``sim.step()`` per second outside the server: the model with the Nodes
+    that its page's plots and sim control add (nengo-gui's own
+    ``add_nengo_objects``), in nengo.Simulator and nengodl.Simulator side by
+    side; median of ``repeats`` alternating loops of ``n_steps`` steps."""
+    import statistics
+
+    import nengo
+
+    import nengodl
+
+    with GuiSession(filename, "nengo") as session:
+        page, sc = session.page, session.sim_control
+        sc.paused, sc.target_rate = False, None  # no pause, no speed control
+        for comp in page.components:
+            comp.add_nengo_objects(page)
+        try:
+            sims = {
+                "nengo": nengo.Simulator(page.model, progress_bar=False),
+                "nengodl": nengodl.Simulator(page.model, progress_bar=False),
+            }
+        finally:
+            for comp in page.components:
+                comp.remove_nengo_objects(page)
+        rates = {name: [] for name in sims}
+        try:
+            for sim in sims.values():
+                for _ in range(50):  # warm-up (nengodl: into its numpy stepper)
+                    sim.step()
+            for rep in range(repeats):
+                for name in sorted(sims, reverse=rep % 2 == 1):
+                    start = time.perf_counter()
+                    for _ in range(n_steps):
+                        sims[name].step()
+                    rates[name].append(n_steps / (time.perf_counter() - start))
+        finally:
+            for sim in sims.values():
+                sim.close()
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
 def serve(filename, backend, port, seconds, screenshot=None, size="1280,720"):
     """Serve ``filename`` as ``nengo -b BACKEND`` does (on 127.0.0.1:``port``,
     without opening a browser) and press play on every page that a browser
@@ -505,6 +541,11 @@ def main(argv=None):
         "--screenshot", metavar="PNG", help="with --serve: save headless Chromium's view"
     )
     parser.add_argument("--size", default="1280,720", help="--screenshot's window size")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="instead: time sim.step() loops outside the server (the plots' Nodes attached)",
+    )
     args = parser.parse_args(argv)
     if args.serve is not None:
         with tempfile.TemporaryDirectory() as folder:
@@ -522,6 +563,17 @@ def main(argv=None):
         src = os.path.join(os.path.dirname(nengo_gui.__file__), "examples", "tutorial")
         args.models = sorted(f[:-3] for f in os.listdir(src) if f.endswith(".py"))
     rows = []
+    if args.direct:
+        print("| model | nengo steps/s | nengodl steps/s | ratio |\n| --- | --- | --- | --- |")
+        for name in args.models:
+            with tempfile.TemporaryDirectory() as folder:
+                filename = tutorial_file(name, folder)
+                rates = direct_steps(filename, max(args.repeats, 3))
+            ratio = rates["nengodl"] / rates["nengo"]
+            name = os.path.basename(filename)[:-3]
+            rows.append((name, rates["nengo"], rates["nengodl"], ratio))
+            print(f"| {name} | {rates['nengo']:.0f} | {rates['nengodl']:.0f} | {ratio:.2f} |")
+        return rows
     print("| model | simulator | build s | real time (speed control) | steps/s (full) | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in args.models:
