@@ -309,6 +309,7 @@ def trainable_signals(model, network):
     weights changed by a learning rule never train.
     """
     chains = network_chains(network) if network is not None else {}
+    in_net = None if network is None else set(network.all_connections)
     sigs = []
     for obj, sig_dict in model.sig.items():
         if isinstance(obj, nengo.Ensemble):
@@ -323,6 +324,8 @@ def trainable_signals(model, network):
                 sigs.append(bias)
         elif isinstance(obj, nengo.Connection):
             if obj.learning_rule is not None:
+                continue
+            if in_net is not None and obj not in in_net:
                 continue
             weights = sig_dict.get("weights")
             if weights is not None and not weights.sparse and is_trainable(chains, obj):

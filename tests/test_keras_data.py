@@ -419,11 +419,6 @@ def fit_lif_pair(optimizer, epochs, lif_smoothing=None):
         return sim.fit(x, y, epochs=epochs, shuffle=False, verbose=0).history["loss"]
 
 
-@pytest.mark.xfail(
-    raises=SimulationError,
-    strict=True,
-    reason="soft_lif_rate's gradient overflows below threshold in float32 (ops/neurons.py)",
-)
 def test_two_lif_probes_with_custom_losses_converge_with_lif_smoothing():
     # float32: sigma * softplus((J - 1) / sigma) underflows for J below about 0.56
     # (sigma 0.01), and the gradient of log1p(1 / z) (1 / z**2) is inf there
@@ -432,10 +427,6 @@ def test_two_lif_probes_with_custom_losses_converge_with_lif_smoothing():
     assert losses[-1] < 0.05 and losses[-1] < losses[0] / 5, losses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="probe connections' decoders train here; never in NengoDL 3.6 (config.py)",
-)
 def test_two_lif_probes_with_custom_losses_do_not_diverge_under_sgd():
     # an ensemble probe's decoders (~1e-3, gradient ~ rate * error ~ 1e3) are not
     # parameters in NengoDL 3.6 ("the connections to connection probes are not

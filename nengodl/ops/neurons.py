@@ -61,13 +61,21 @@ def lif_rate(nt, J):
 
 def soft_lif_rate(nt, J, sigma=None):
     """SoftLIF rates: LIF rates with the threshold smoothed by ``sigma``
-    (``nt.sigma`` when None)."""
+    (``nt.sigma`` when None).
+
+    The rate is ``amplitude / (tau_ref + tau_rc * log1p(1 / z))`` with
+    ``z = sigma * softplus((J - 1) / sigma)``. Far below the threshold ``z``
+    underflows (and ``1 / z**2``, in the gradient, overflows well before), so
+    there ``log1p(1 / z)`` is taken as ``-log(z) = -log(sigma) - (J - 1) / sigma``
+    (exact to the dtype's precision once ``softplus(x) = exp(x)`` is).
+    """
     sigma = nt.sigma if sigma is None else sigma
-    j = sigma * tf.nn.softplus((J - 1) / sigma)
-    positive = j > 0
-    safe_j = tf.where(positive, j, tf.ones_like(j))
-    rate = nt.amplitude / (nt.tau_ref + nt.tau_rc * tf.math.log1p(1.0 / safe_j))
-    return tf.where(positive, rate, tf.zeros_like(rate))
+    x = (J - 1) / sigma
+    cut = float(-np.log(np.finfo(x.dtype.as_numpy_dtype).eps))
+    near = x > -cut
+    z = sigma * tf.nn.softplus(tf.maximum(x, -cut))  # never 0: kept off the far side
+    q = tf.where(near, tf.math.log1p(1.0 / z), -math.log(sigma) - x)
+    return nt.amplitude / (nt.tau_ref + nt.tau_rc * q)
 
 
 @neuron_step(nengo.LIFRate)
