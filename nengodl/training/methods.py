@@ -293,7 +293,7 @@ class KerasMethods:
         seed : int, optional
             Seed for shuffling and for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
-            Accepted for Keras compatibility and ignored: minibatches have the
+            Accepted for Keras compatibility with a warning, and ignored: minibatches have the
             simulator's ``minibatch_size``.
 
         Returns
@@ -357,7 +357,8 @@ class KerasMethods:
         seed : int, optional
             Seed for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
-            Accepted for Keras compatibility.
+            Accepted for Keras compatibility, with a warning: minibatches have the
+            simulator's ``minibatch_size``.
 
         Returns
         -------
@@ -409,14 +410,17 @@ class KerasMethods:
         n_steps : int, optional
             Number of steps to simulate when ``x`` is empty.
         stateful : bool
-            Must be False.
+            Continue from the simulator's state, each minibatch from the one before,
+            advancing its time (no probe data is recorded); False: every minibatch
+            starts from the initial state.
         verbose : int
             0: no output; otherwise a progress bar (if the simulator's
             ``progress_bar`` is on).
         seed : int, optional
             Seed for inputs computed by Nodes not in ``x``.
         batch_size : int, optional
-            Accepted for Keras compatibility.
+            Accepted for Keras compatibility, with a warning: minibatches have the
+            simulator's ``minibatch_size``.
         callbacks : list of keras.callbacks.Callback, optional
             Keras callbacks, told of the prediction and of each minibatch.
 
