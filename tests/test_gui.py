@@ -168,3 +168,20 @@ def test_plots_in_nengo_gui_match_nengo(model_file, nengo_rounds, dtype, atol, m
         assert len(g_sp) == STEPS
         assert g_sp == r_sp
         assert sum(len(idx) for _, idx in g_sp) > 10
+
+
+def test_gui_speed_command_prints_a_row_per_simulator(capsys):
+    from nengodl.benchmarks import gui_speed
+
+    rows = gui_speed.main(["--models", "03", "--repeats", "1", "--window", "0.5"])
+    name = "03-many-neurons"
+    assert [row[:2] for row in rows] == [(name, "nengo"), (name, "nengodl")]
+    for _, _, build, real_time, steps, _ in rows:
+        assert build > 0 and real_time > 0 and steps > 0
+    assert rows[1][5] == pytest.approx(rows[1][4] / rows[0][4])
+    assert f"| {name} | nengodl |" in capsys.readouterr().out
+
+    rows = gui_speed.main(["--models", "03", "--direct", "--repeats", "3"])
+    ((direct_name, nengo_rate, nengodl_rate, ratio),) = rows
+    assert direct_name == name and nengo_rate > 0 and nengodl_rate > 0
+    assert ratio == pytest.approx(nengodl_rate / nengo_rate)

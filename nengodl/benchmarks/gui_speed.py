@@ -20,6 +20,10 @@ The models are nengo-gui's tutorial models (``nengo_gui/examples/tutorial``),
 each with the plots of its ``.cfg`` file, copied into a temporary folder (the
 page rewrites its ``.cfg``).
 
+``--serve MODEL`` serves a model file on nengodl and presses play on each page a
+browser opens; with ``--screenshot PNG`` it opens the page in headless Chromium
+and saves what it shows after ``--seconds`` (the user guide's screenshot).
+
 `GuiSession` and `WebSocketClient` are the harness (tests/test_gui.py uses them
 too): a server started in this process, a page created by the HTTP request a
 browser sends first, and websocket connections to its components.
