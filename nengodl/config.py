@@ -224,7 +224,10 @@ def get_setting(network, name, default=None):
     cfg = network.config[nengo.Network]
     if name not in cfg._extra_params:
         return default
-    value = getattr(network.config[network], name)
+    try:
+        value = getattr(network.config[network], name)
+    except AttributeError:  # a Network subclass with a config entry of its own (spa.Network)
+        value = getattr(cfg, name)
     return default if value is None else value
 
 

@@ -470,3 +470,19 @@ def test_simulator_seed_leaves_the_users_tf_random_stream_alone():
         tf.random.set_seed(None)
     np.testing.assert_array_equal([first, second], expected)
     assert np.all((built >= 1) & (built < 2))
+
+
+def test_settings_in_a_nengo_spa_network():
+    # nengo-spa's Network subclass has a config entry of its own: settings still apply
+    spa = pytest.importorskip("nengo_spa")
+    with spa.Network(seed=0) as net:
+        nengodl.configure_settings(dtype="float64", lif_smoothing=0.1)
+        state = spa.State(16)
+        p = nengo.Probe(state.output)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(5)
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(5)
+    assert sim.dtype == tf.float64
+    assert nengodl.config.get_setting(net, "lif_smoothing") == 0.1
+    np.testing.assert_allclose(sim.data[p], ref.data[p], atol=1e-10)
