@@ -16,7 +16,12 @@ nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
 EXAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "examples"))
-NOTEBOOKS = sorted(glob.glob(os.path.join(EXAMPLES, "*.ipynb")))
+# (the nengo-spa notebooks run, with their checks, in test_examples_spa.py)
+NOTEBOOKS = sorted(
+    p
+    for p in glob.glob(os.path.join(EXAMPLES, "*.ipynb"))
+    if not os.path.basename(p).startswith("spa-")
+)
 
 # figures each of these notebooks must save (other notebooks: at least one)
 EXPECTED_PLOTS = {
