@@ -5,6 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+# No decoder cache: the test workers would share one, and its lock warnings would
+# break the tests that turn warnings into errors.
+nengo.rc.set("decoder_cache", "enabled", "False")
+
 # Two logical CPU devices, for the MirroredStrategy tests in test_distribute.py.
 # This must happen before TensorFlow initialises its devices, so at import.
 try:
