@@ -181,3 +181,24 @@ def test_predict_tells_callbacks_of_each_minibatch():
         out = sim.predict({net.inp: x}, callbacks=[count], verbose=0)
     assert count.events == ["begin", 0, 1, 2, "end"]
     np.testing.assert_allclose(out[net.p][:, 0], x[:, 0] @ W0.T, atol=1e-12)
+
+
+def test_seed_objectives_work_as_keras_losses():
+    # compile(loss=nengodl.obj.mse) ignores NaN targets, as sim.train does, and
+    # obj.Regularize needs no target there either
+    rng = np.random.RandomState(4)
+    W0, x = rng.randn(2, 3), rng.randn(4, 1, 3)
+    y = rng.randn(4, 1, 2)
+    y[0, 0, 1] = y[2, 0, 0] = np.nan
+    net = linear_net(W0)
+    out = x[:, 0] @ W0.T
+    known = ~np.isnan(y[:, 0])
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, dtype="float64") as sim:
+        sim.compile(loss={net.p: nengodl.obj.mse})
+        logs = sim.evaluate({net.inp: x}, {net.p: y}, verbose=0)
+        np.testing.assert_allclose(
+            logs["loss"], np.mean((out[known] - y[:, 0][known]) ** 2), rtol=1e-10
+        )
+        sim.compile(loss={net.p: nengodl.obj.Regularize()})
+        logs = sim.evaluate({net.inp: x}, verbose=0)
+        np.testing.assert_allclose(logs["loss"], np.mean(out**2), rtol=1e-10)

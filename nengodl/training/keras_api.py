@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
+from nengodl import objectives as obj
 from nengodl.io.checks import check_count
 from nengodl.runtime.distributed import optimizer_variables
 from nengodl.training.data import TrainingData, TrainingDataNoInputs
@@ -111,9 +112,25 @@ def _resolve_keys(sim, value, kind, as_array=True, preferred=None):
     return out
 
 
+class _SeedObjective:
+    """A `nengodl.obj` objective (``f(outputs, targets)``) as a Keras loss
+    (``f(y_true, y_pred)``), so that ``compile(loss=nengodl.obj.mse)`` ignores NaN
+    targets as `Simulator.train` does."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.needs_targets = getattr(objective, "needs_targets", True)
+        self.__name__ = getattr(objective, "__name__", type(objective).__name__)
+
+    def __call__(self, y_true, y_pred):
+        return self.objective(y_pred, y_true)
+
+
 def _as_loss(loss):
     if isinstance(loss, (str, keras.losses.Loss)):
         return keras.losses.get(loss) if isinstance(loss, str) else loss
+    if loss is obj.mse or isinstance(loss, obj.Regularize):
+        return _SeedObjective(loss)
     if callable(loss):
         return loss
     raise ValidationError(
