@@ -36,6 +36,16 @@ def seed_network(seed=0):
     return net
 
 
+def linear_net(W0):
+    """``inp`` (3 values) -> ``out`` (2) through the weights ``W0``, probed as ``p``."""
+    with nengo.Network(seed=0) as net:
+        net.inp = nengo.Node(np.zeros(3))
+        net.out = nengo.Node(size_in=2)
+        net.conn = nengo.Connection(net.inp, net.out, transform=W0, synapse=None)
+        net.p = nengo.Probe(net.out)
+    return net
+
+
 @pytest.fixture
 def seed_net():
     return seed_network()

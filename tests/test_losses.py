@@ -5,6 +5,7 @@ import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import linear_net
 from nengo.exceptions import ValidationError
 
 import nengodl
@@ -66,15 +67,6 @@ def test_nan_mse_broadcasts_targets_and_casts_dtype():
     value = nan_mse(y_true, y_pred)
     assert value.dtype == tf.float32
     np.testing.assert_allclose(float(value), (1 + 0 + 1) / 6)
-
-
-def linear_net(W0):
-    with nengo.Network(seed=0) as net:
-        net.inp = nengo.Node(np.zeros(3))
-        net.out = nengo.Node(size_in=2)
-        net.conn = nengo.Connection(net.inp, net.out, transform=W0, synapse=None)
-        net.p = nengo.Probe(net.out)
-    return net
 
 
 def test_nan_mse_in_fit_one_sgd_step_matches_numpy():

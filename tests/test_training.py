@@ -5,20 +5,12 @@ import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import linear_net
 from nengo.exceptions import SimulationError, ValidationError
 
 import nengodl
 from nengodl.config import is_trainable, network_chains, trainable_signals
 from nengodl.io.params import signal_value
-
-
-def linear_net(W0):
-    with nengo.Network(seed=0) as net:
-        net.inp = nengo.Node(np.zeros(3))
-        net.out = nengo.Node(size_in=2)
-        net.conn = nengo.Connection(net.inp, net.out, transform=W0, synapse=None)
-        net.p = nengo.Probe(net.out)
-    return net
 
 
 def test_one_sgd_step_matches_closed_form_gradient():

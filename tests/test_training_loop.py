@@ -5,18 +5,10 @@ import keras
 import nengo
 import numpy as np
 import pytest
+from conftest import linear_net
 from nengo.exceptions import SimulationError
 
 import nengodl
-
-
-def linear_net(W0):
-    with nengo.Network(seed=0) as net:
-        net.inp = nengo.Node(np.zeros(3))
-        net.out = nengo.Node(size_in=2)
-        net.conn = nengo.Connection(net.inp, net.out, transform=W0, synapse=None)
-        net.p = nengo.Probe(net.out)
-    return net
 
 
 def sgd_epochs(W0, x, y, lr, epochs, mb):
