@@ -8,12 +8,20 @@ of the optimiser's time (0.7 of 1.3 s for the circular convolution benchmark).
 the same sets as frozensets. The optimiser only iterates over these sets, tests
 membership and disjointness, and copies them into plain sets, so their order
 does not matter and the merges it makes are nengo's.
+
+nengo's optimiser also keeps the operators that might still merge in a plain
+set, and tries them in that set's order, which follows memory addresses: the
+merges (and so the layout of signals, and the order of floating-point sums)
+differ from one run of the same model to the next. `optimize` keeps that set
+in the dependency graph's order (the builder's), so a model is merged the same
+way every time.
 """
 
 import threading
 
 import nengo.builder.optimizer as nengo_optimizer
 from nengo.utils.graphs import toposort
+from nengo.utils.stdlib import OrderedSet
 
 from nengodl.options import deprecated_names
 
@@ -54,6 +62,15 @@ def transitive_closure(edges, topo_sorted=None):
     return reached
 
 
+class OrderedMergePass(nengo_optimizer.OpMergePass):
+    """nengo's optimisation pass, trying operators in a fixed order (see the
+    module's docstring)."""
+
+    def __init__(self, dg):
+        super().__init__(dg)
+        self.might_merge = OrderedSet(dg)
+
+
 def optimize(model, dg, options=None):
     """Merge ``model``'s operators in place, as `nengo.builder.optimizer.optimize`.
 
@@ -68,16 +85,18 @@ def optimize(model, dg, options=None):
         With ``fast_closure=False``, nengo's own transitive closure is used
         (for measuring; the merges are the same).
     """
-    if options is not None and not options.fast_closure:
-        nengo_optimizer.optimize(model, dg)
-        return
-    with _LOCK:  # nengo's module attribute is swapped for the call only
-        original = nengo_optimizer.transitive_closure
-        nengo_optimizer.transitive_closure = transitive_closure
+    replaced = {"OpMergePass": OrderedMergePass}
+    if options is None or options.fast_closure:
+        replaced["transitive_closure"] = transitive_closure
+    with _LOCK:  # nengo's module attributes are swapped for the call only
+        original = {name: getattr(nengo_optimizer, name) for name in replaced}
+        for name, value in replaced.items():
+            setattr(nengo_optimizer, name, value)
         try:
             nengo_optimizer.optimize(model, dg)
         finally:
-            nengo_optimizer.transitive_closure = original
+            for name, value in original.items():
+                setattr(nengo_optimizer, name, value)
 
 
 deprecated_names(__name__)

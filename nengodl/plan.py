@@ -10,6 +10,7 @@ training may change; and where the clock is advanced. Executors
 """
 
 import dataclasses
+import heapq
 import types
 import warnings
 
@@ -23,6 +24,47 @@ from nengodl.ops import find_builder
 from nengodl.ops.basic import TimeUpdateBuilder
 from nengodl.runtime.host import ErrorBox, HostOp, is_input_op
 from nengodl.signals import SignalLayout, flat_indices
+
+
+def operator_order(operators, dg):
+    """A topological order of ``operators`` that is the same in every run.
+
+    nengo's ``toposort`` pops from sets of operators, whose order depends on
+    memory addresses and so differs from one run (or process) to the next. The
+    order decides how operators are merged and where their signals lie, and so
+    the order of floating-point sums: with it, a seeded model would not give
+    the same results twice (trained spiking models amplify the last-bit
+    differences), and the workers of a multi-worker strategy would disagree on
+    the order of their variables and collective operations. Ties are broken
+    by position in ``operators`` (the builder's order) instead.
+
+    Parameters
+    ----------
+    operators : list of Operator
+        The model's operators in build order.
+    dg : dict
+        Operator -> set of operators that depend on it.
+
+    Returns
+    -------
+    list of Operator
+    """
+    index = {op: i for i, op in enumerate(operators)}
+    n_preds = dict.fromkeys(operators, 0)
+    for op in operators:
+        for d in dg.get(op, ()):
+            n_preds[d] += 1
+    ready = [index[op] for op in operators if n_preds[op] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        op = operators[heapq.heappop(ready)]
+        order.append(op)
+        for d in sorted(dg.get(op, ()), key=index.get):
+            n_preds[d] -= 1
+            if n_preds[d] == 0:
+                heapq.heappush(ready, index[d])
+    return order
 
 
 def plan_merges(operators, dg, dt):

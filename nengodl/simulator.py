@@ -11,7 +11,6 @@ import tensorflow as tf
 from nengo.builder import Model
 from nengo.cache import get_default_decoder_cache
 from nengo.exceptions import BuildError, ReadonlyError, SimulatorClosed, ValidationError
-from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
 from nengodl import optimizer
@@ -30,7 +29,7 @@ from nengodl.io.checks import (
 from nengodl.io.params import ParamsMethods
 from nengodl.io.probes import ProbeRecorder, SimulationData
 from nengodl.options import Options
-from nengodl.plan import make_plan
+from nengodl.plan import make_plan, operator_order
 from nengodl.progress import Stage
 from nengodl.runtime.compiled import CompiledRunner
 from nengodl.runtime.distributed import (
@@ -38,7 +37,6 @@ from nengodl.runtime.distributed import (
     check_batch,
     is_multi_worker,
     resolve_strategy,
-    stable_order,
 )
 from nengodl.runtime.numpy_step import NumpyStepper
 from nengodl.runtime.seeds import STATEFUL_RANDOM_OPS, graph_ops, graph_seed
@@ -200,10 +198,7 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         if optimize:
             with Stage("Optimization", progress_bar):
                 optimizer.optimize(self.model, self.dg, self.options)
-        if strategy is not None and is_multi_worker(strategy):
-            self._step_order = stable_order(self.model.operators, self.dg)
-        else:
-            self._step_order = [op for op in toposort(self.dg)]
+        self._step_order = operator_order(self.model.operators, self.dg)
 
         # run-time data can replace the output of any Node without input (but
         # a TensorNode's output is its function's, never data)

@@ -327,12 +327,16 @@ def tutorial_file(name, folder):
     return os.path.join(folder, base)
 
 
-def sim_times(control, seconds):
-    """``(wall, sim time)`` pairs from the sim control's messages for ``seconds``."""
+def sim_times(control, seconds, at_least=2, limit=30.0):
+    """``(wall, sim time)`` pairs from the sim control's messages for ``seconds``,
+    or longer (up to ``limit`` seconds) until ``at_least`` pairs have come: on a
+    busy machine nengo-gui's server may send them less often than every 10 ms."""
     pairs = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        item = control.read_frame(end - time.monotonic())
+    start = time.monotonic()
+    end = start + seconds
+    while time.monotonic() < end or (len(pairs) < at_least and time.monotonic() < start + limit):
+        left = max(end - time.monotonic(), 0.1)
+        item = control.read_frame(left)
         if item is None:
             continue
         if item[0] == OP_BINARY and len(item[1]) == 12:

@@ -22,8 +22,6 @@ Everything computed on the host (inputs of Nodes, processes) is computed for
 the whole global batch, with the same seeds as on one device, on every worker.
 """
 
-import heapq
-
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
@@ -63,44 +61,6 @@ def resolve_strategy(strategy):
 def is_multi_worker(strategy):
     """Whether ``strategy`` spans several processes (so they must agree on order)."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-
-def stable_order(operators, dg):
-    """A topological order of ``operators`` that is the same in every process.
-
-    nengo's ``toposort`` (and its operator-merging optimiser) iterate sets of
-    operators, whose order depends on memory addresses and so differs between
-    processes. Workers of a multi-worker strategy must agree on the order of
-    their variables and collective operations, so ties are broken by position
-    in ``operators`` (the builder's order) instead.
-
-    Parameters
-    ----------
-    operators : list of Operator
-        The model's operators in build order.
-    dg : dict
-        Operator -> set of operators that depend on it.
-
-    Returns
-    -------
-    list of Operator
-    """
-    index = {op: i for i, op in enumerate(operators)}
-    n_preds = dict.fromkeys(operators, 0)
-    for op in operators:
-        for d in dg.get(op, ()):
-            n_preds[d] += 1
-    ready = [index[op] for op in operators if n_preds[op] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        op = operators[heapq.heappop(ready)]
-        order.append(op)
-        for d in sorted(dg.get(op, ()), key=index.get):
-            n_preds[d] -= 1
-            if n_preds[d] == 0:
-                heapq.heappush(ready, index[d])
-    return order
 
 
 def check_batch(strategy, minibatch_size):
