@@ -1,62 +1,34 @@
 """`nengodl.Simulator`: nengo's simulator API on a compiled TensorFlow loop."""
 
-import contextlib
-import logging
-import os
 import warnings
 
-import nengo
-import numpy as np
-import tensorflow as tf
-from nengo.builder import Model
-from nengo.cache import get_default_decoder_cache
-from nengo.exceptions import BuildError, ReadonlyError, SimulatorClosed, ValidationError
-from nengo.utils.simulator import operator_dependency_graph
+from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
 
-from nengodl import optimizer
-from nengodl.config import get_setting, keeps_history, network_chains, trainable_signals
+from nengodl.build import build_simulation, resolve_dtype, resolve_seed
 from nengodl.io.checks import (
     check_device,
     check_dt,
-    check_dtype,
-    check_input_data,
     check_minibatch_size,
     check_network,
-    check_run_steps,
-    check_run_time,
     check_seed,
 )
 from nengodl.io.params import ParamsMethods
-from nengodl.io.probes import ProbeRecorder, SimulationData
+from nengodl.io.probes import SimulationData
 from nengodl.options import Options
-from nengodl.plan import make_plan, operator_order
-from nengodl.progress import Stage
-from nengodl.runtime.compiled import CompiledRunner
 from nengodl.runtime.distributed import (
     DistributedRunner,
     check_batch,
     is_multi_worker,
     resolve_strategy,
 )
-from nengodl.runtime.numpy_step import NumpyStepper
-from nengodl.runtime.seeds import STATEFUL_RANDOM_OPS, graph_ops, graph_seed
-from nengodl.runtime.state import RunState, SignalValues
-from nengodl.tensor_node import TensorNode
+from nengodl.runtime.methods import RunMethods
+from nengodl.runtime.seeds import graph_seed
+from nengodl.runtime.state import SignalValues
 from nengodl.training.methods import KerasMethods, SeedTrainingMethods
 from nengodl.training.trainer import Trainer
 
-logger = logging.getLogger(__name__)
 
-MAXINT = np.iinfo(np.int32).max
-
-
-def item_seeds(seed, minibatch_size):
-    """Seeds for the random state of each minibatch item (item 0 uses ``seed``)."""
-    extra = np.random.RandomState(seed).randint(MAXINT, size=minibatch_size - 1)
-    return [seed] + [int(s) for s in extra]
-
-
-class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
+class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
     """Simulate a nengo network with TensorFlow.
 
     A drop-in replacement for `nengo.Simulator`: the network is built with
@@ -150,17 +122,10 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         check_network(network)
         if model is None:
             check_dt(dt)
-        seed = check_seed(seed)
-        if seed is None:
-            if network is not None and network.seed is not None:
-                seed = network.seed + 1
-            else:
-                seed = np.random.randint(MAXINT)
-        self.seed = seed
+        self.seed = resolve_seed(check_seed(seed), network)
         check_device(device)
         self.options = Options.from_module() if options is None else options
         self.progress_bar = progress_bar
-        self.optimize = optimize
         self.device = device
         minibatch_size = check_minibatch_size(minibatch_size)
         self._minibatch_size = minibatch_size
@@ -175,100 +140,36 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
                 )
             jit = False
             if is_multi_worker(strategy):
-                # nengo's merging optimiser is not deterministic across processes
-                self.optimize = optimize = False
-        if dtype is None:
-            net = network if network is not None else getattr(model, "toplevel", None)
-            dtype = get_setting(net, "dtype") or os.environ.get("NENGODL_DTYPE", "float32")
-        self.dtype = check_dtype(dtype)
-
-        if model is None:
-            self.model = Model(
-                dt=float(dt),
-                label=f"{network}, dt={dt:f}",
-                decoder_cache=get_default_decoder_cache(),
-            )
-        else:
-            self.model = model
-
-        with Stage("Build", progress_bar):
-            if network is not None:
-                self.model.build(network)
-        self.dg = operator_dependency_graph(self.model.operators)
-        if optimize:
-            with Stage("Optimization", progress_bar):
-                optimizer.optimize(self.model, self.dg, self.options)
-        self._step_order = operator_order(self.model.operators, self.dg)
-
-        # run-time data can replace the output of any Node without input (but
-        # a TensorNode's output is its function's, never data)
-        input_nodes = {
-            obj: sigs["out"]
-            for obj, sigs in self.model.sig.items()
-            if isinstance(obj, nengo.Node)
-            and obj.size_in == 0
-            and not isinstance(obj, TensorNode)
-            and sigs.get("out") is not None
-        }
-
+                # merging is kept off across processes (the tested multi-worker setup)
+                optimize = False
+        self.optimize = optimize
+        self.dtype = resolve_dtype(dtype, network, model)
         self.network = network
-        toplevel = network if network is not None else self.model.toplevel
-        self.check_finite = bool(get_setting(toplevel, "check_finite", True))
-        self._stateful = bool(get_setting(toplevel, "stateful", True))
-        if get_setting(toplevel, "learning_phase") and get_setting(toplevel, "inference_only"):
-            raise BuildError(
-                "this network is configured with inference_only=True and "
-                "learning_phase=True: an inference-only model has no training behaviour "
-                "to run with (drop one of the two settings)"
-            )
-        with Stage("Construction", progress_bar):
-            with self._device_scope(), self._strategy_scope(strategy), self.seed_scope():
-                self._plan = make_plan(
-                    self.model,
-                    self._step_order,
-                    input_nodes,
-                    self.dtype,
-                    self._batch,
-                    trainable_signals(self.model, toplevel),
-                    dg=self.dg,
-                    trainable_chains=network_chains(toplevel) if toplevel is not None else {},
-                )
-                self._runner = CompiledRunner(
-                    self._plan,
-                    self.options,
-                    jit=jit,
-                    lif_smoothing=get_setting(toplevel, "lif_smoothing"),
-                    learning_phase=get_setting(toplevel, "learning_phase", False),
-                    unroll=unroll_simulation,
-                    sharding=strategy is None and self._on_cpu(),
-                )
-                self._runner.trace()
-                if self._runner.jit and any(isinstance(n, TensorNode) for n in self.model.sig):
-                    traced = self._runner.loop.trace().graph.as_graph_def()
-                    if graph_ops(traced) & STATEFUL_RANDOM_OPS:
-                        logger.info("stateful random ops in a TensorNode: running without XLA")
-                        self._runner.disable_xla()
-                        self._runner.loop.make_serial()  # draws in step order
-                        self._runner.loop.trace()  # (traced here, with the seed)
-            if strategy is not None:
-                self._dist = DistributedRunner(self, strategy)
-        # probes configured with keep_history=False: one row (the last step) per run
-        last_only = [p for p in self.model.probes if not keeps_history(toplevel, p)]
-        recorder = ProbeRecorder(
-            self.model.probes, self._plan.probe_sigs, self.dt, minibatch_size, last_only
+        built = build_simulation(
+            network,
+            model,
+            dt=dt,
+            seed=self.seed,
+            dtype=self.dtype,
+            minibatch_size=minibatch_size,
+            optimize=optimize,
+            options=self.options,
+            jit=jit,
+            unroll=unroll_simulation,
+            device=device,
+            strategy=strategy,
+            progress_bar=progress_bar,
         )
-        stepper = None
-        if self._dist is None and NumpyStepper.usable(self._runner.loop, self._step_order):
-            stepper = NumpyStepper(self._runner.loop, self._step_order)
-        self._run_state = RunState(self._runner.loop, recorder, stepper)
-        self.data = SimulationData(self.model.params, recorder, self)
-
-        # the Keras layers' weights as built, for reset(include_trainable=True)
-        self._initial_extra = [np.array(v.numpy()) for v in self._plan.keras_variables()]
+        self.model, self.dg, self._step_order = built.model, built.dg, built.step_order
+        self._plan, self._runner, self._run_state = built.plan, built.runner, built.run_state
+        self.check_finite, self._stateful = built.check_finite, built.stateful
+        if strategy is not None:
+            self._dist = DistributedRunner(self, strategy)
+        self.data = SimulationData(self.model.params, built.recorder, self)
         self.closed = False
         self._trainer = None
         self._keras_api = None
-        self.reset(seed=seed)
+        self.reset(seed=self.seed)
 
     # --- context management --------------------------------------------------
 
@@ -334,20 +235,6 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         if state["closed"]:
             self.close()
 
-    @staticmethod
-    def _strategy_scope(strategy):
-        return contextlib.nullcontext() if strategy is None else strategy.scope()
-
-    def _device_scope(self):
-        return tf.device(self.device) if self.device is not None else contextlib.nullcontext()
-
-    def _on_cpu(self):
-        """Whether the simulation runs on a CPU (TensorFlow places it on a GPU if
-        one is visible and no device is given)."""
-        if self.device is not None:
-            return "cpu" in self.device.lower()
-        return not tf.config.list_logical_devices("GPU")
-
     # --- the pieces (developer API) ------------------------------------------
 
     @property
@@ -401,6 +288,11 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         simulation, training included, should happen inside one, so that random
         ops in TensorNodes draw reproducible numbers)."""
         return graph_seed(self.seed)
+
+    @property
+    def unroll(self):
+        """(int) NengoDL 3's name of ``unroll_simulation`` (read-only)."""
+        return self.unroll_simulation
 
     @property
     def stateful(self):
@@ -559,294 +451,5 @@ class Simulator(ParamsMethods, SeedTrainingMethods, KerasMethods):
         (True, (3, 1))
         """
         self.closed = True
-
-    def clear_probes(self):
-        """Clear all probe histories (the simulation time and state are kept).
-
-        Examples
-        --------
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.run_steps(3)
-        ...     sim.clear_probes()
-        ...     sim.data[p].shape, sim.n_steps
-        ((0, 1), 3)
-        """
-        self._run_state.recorder.clear()
-
-    def reset(
-        self, seed=None, *, include_probes=True, include_trainable=False, include_processes=True
-    ):
-        """Reset the simulator state (time, signals, probe data).
-
-        Parameters
-        ----------
-        seed : int, optional
-            New seed for stochastic operators (inputs, noise). Built parameters
-            (encoders, decoders, ...) do not change.
-        include_probes : bool
-            Clear the recorded probe data (NengoDL 3 keyword).
-        include_trainable : bool
-            Also return trained parameters (Keras layers' weights in TensorNodes
-            included) to their built values (NengoDL 3 keyword).
-        include_processes : bool
-            Restart input processes and Node functions from the new seed.
-
-        Examples
-        --------
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.run_steps(3)
-        ...     sim.reset()
-        ...     sim.n_steps, sim.data[p].shape
-        (0, (0, 1))
-        """
-        if self.closed:
-            raise SimulatorClosed("Cannot reset closed Simulator.")
-        seed = check_seed(seed)  # before anything changes
-        if seed is not None:
-            self.seed = seed
-        run = self._run_state
-        run.reset()
-        if include_processes:
-            self._runner.loop.reset_host(item_seeds(self.seed, self._batch))
-        if include_trainable:
-            for base, var in run.variables().items():
-                var.assign(self._plan.layout.initial_value(base))
-            for var, value in zip(self._plan.keras_variables(), self._initial_extra):
-                var.assign(value)
-            run.trained = False
-        if include_probes:
-            self.clear_probes()
-
-    def soft_reset(self, include_trainable=False, include_probes=False):
-        """Deprecated (as in NengoDL 3): use `reset` with the same keywords.
-
-        Equivalent to ``reset(include_trainable=include_trainable,
-        include_probes=include_probes, include_processes=False)``: the signals and
-        the time are reset; probe data, trained values and the state of
-        processes and Node functions are kept.
-
-        Parameters
-        ----------
-        include_trainable : bool
-            Also return trained parameters to their built values.
-        include_probes : bool
-            Also clear the recorded probe data.
-
-        Examples
-        --------
-        >>> import warnings
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.run_steps(3)
-        ...     with warnings.catch_warnings(record=True):
-        ...         sim.soft_reset()
-        ...     sim.n_steps, sim.data[p].shape
-        (0, (3, 1))
-        """
-        warnings.warn(
-            "Simulator.soft_reset is deprecated, use Simulator.reset(include_trainable=False, "
-            "include_probes=False, include_processes=False) instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        self.reset(
-            include_probes=include_probes,
-            include_trainable=include_trainable,
-            include_processes=False,
-        )
-
-    def run(self, time_in_seconds, data=None, progress_bar=None, stateful=True):
-        """Simulate for the given length of time.
-
-        Parameters
-        ----------
-        time_in_seconds : float
-            Amount of time to run (rounded to a whole number of steps).
-        data : dict, optional
-            Map from input `nengo.Node` to an array of shape
-            ``(minibatch_size, n_steps, node.size_out)`` overriding its output.
-        progress_bar : bool, optional
-            Override the simulator's ``progress_bar`` setting for this run.
-        stateful : bool
-            As in `run_steps`.
-
-        Examples
-        --------
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.run(0.005)
-        ...     sim.run(0.005)  # continues where the first run stopped
-        >>> sim.n_steps, sim.data[p].shape
-        (10, (10, 1))
-        """
-        t = check_run_time(time_in_seconds)
-        steps = int(np.round(t / self.dt))
-        if steps == 0:
-            warnings.warn(
-                f"{time_in_seconds} results in running for 0 timesteps. Simulator "
-                f"still at time {self.time}."
-            )
-        else:
-            self.run_steps(steps, data=data, progress_bar=progress_bar, stateful=stateful)
-
-    def run_steps(self, n_steps, data=None, progress_bar=None, stateful=True):
-        """Simulate for the given number of ``dt`` steps.
-
-        Parameters
-        ----------
-        n_steps : int
-            Number of steps to run.
-        data : dict, optional
-            As in `run`.
-        progress_bar : bool, optional
-            Override the simulator's ``progress_bar`` setting for this run.
-        stateful : bool
-            Whether the run carries the simulation on (NengoDL 3). With False
-            the run starts where the simulator stands and its probe data is
-            recorded, but the simulator's signals, `n_steps` and `time` stay as
-            they were before it (the next run starts from the same state; the
-            internal state of Python Node functions and processes computed on the
-            host is not rewound). ``configure_settings(stateful=False)`` makes
-            every run behave so.
-
-        Examples
-        --------
-        Two simulations in one run, each with its own input data:
-
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
-        ...     sim.run_steps(4, data={stim: np.arange(8.0).reshape((2, 4, 1))})
-        >>> sim.data[p][..., 0]
-        array([[0., 1., 2., 3.],
-               [4., 5., 6., 7.]])
-
-        A run that leaves the simulator where it was:
-
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.run_steps(3, stateful=False)
-        >>> sim.n_steps, sim.data[p].shape
-        (0, (3, 1))
-        """
-        if self.closed:
-            raise SimulatorClosed("Simulator cannot run because it is closed.")
-        n_steps = check_run_steps(n_steps)
-        if not isinstance(stateful, (bool, np.bool_)):
-            raise ValidationError(f"Must be True or False (got {stateful!r})", attr="stateful")
-        stateful = bool(stateful) and self._stateful
-        run, plan = self._run_state, self._plan
-        if n_steps == 1 and not data and stateful and run.step_numpy():
-            return  # a single step costs less in numpy than a call of the compiled loop
-        feeds = check_input_data(
-            data, plan.node_keys, n_steps, self._batch, finite=self.check_finite
-        )
-        if n_steps == 0:
-            return
-        if progress_bar is None:
-            progress_bar = self.progress_bar
-        before = None if stateful else (run.tensors, run.host_values())
-        feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
-        runner = self._runner if self._dist is None else self._dist
-        if runner is self._runner and self._runner.needs_compile(n_steps, feeds):
-            # reported apart, so that the simulation's time is the loop's own
-            with Stage("Compilation", progress_bar), self._device_scope(), self.seed_scope():
-                self._runner.compile(run.tensors, feeds)
-        with Stage("Simulation", progress_bar, max_value=n_steps) as stage:
-            try:
-                with self._device_scope(), self.seed_scope():
-                    state, outputs = runner.run(n_steps, run.tensors, feeds)
-            except tf.errors.OpError:
-                err = plan.errors.pop()
-                if err is not None:
-                    raise err from None
-                raise
-            if stateful:
-                # a constant Node given data in this run is itself again in the next
-                state = self._runner.loop.restore_constants(state, feeds)
-                run.advance(n_steps, state, outputs)
-            else:
-                run.recorder.append(run.n_steps, outputs)
-                run.tensors = before[0]
-                run.set_host_values(before[1])
-            stage.update(n_steps)
-
-    def step(self, data=None):
-        """Advance the simulator by one step (``dt`` seconds).
-
-        Parameters
-        ----------
-        data : dict, optional
-            As in `run`, with ``n_steps`` 1.
-
-        Examples
-        --------
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.step()
-        ...     sim.step()
-        >>> sim.n_steps, sim.time
-        (2, 0.002)
-        """
-        self.run_steps(1, data=data, progress_bar=False)
-
-    def trange(self, dt=None, sample_every=None):
-        """Times of the recorded probe data (starting at ``dt``, not 0).
-
-        Parameters
-        ----------
-        dt : float, optional
-            Deprecated name of ``sample_every`` (as in nengo).
-        sample_every : float, optional
-            Sampling period of a probe; every step if None.
-
-        Returns
-        -------
-        numpy.ndarray
-            One time (in seconds) per recorded sample.
-
-        Examples
-        --------
-        >>> import nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     stim = nengo.Node([0.5])
-        ...     p = nengo.Probe(stim)
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.run_steps(4)
-        >>> sim.trange()
-        array([0.001, 0.002, 0.003, 0.004])
-        >>> sim.trange(sample_every=0.002)
-        array([0.002, 0.004])
-        """
-        if dt is not None:
-            if sample_every is not None:
-                raise ValidationError(
-                    "Cannot specify both `dt` and `sample_every`. Use `sample_every` only.",
-                    attr="dt",
-                    obj=self,
-                )
-            warnings.warn("`dt` is deprecated. Use `sample_every` instead.", DeprecationWarning)
-            sample_every = dt
-        period = 1 if sample_every is None else sample_every / self.dt
-        steps = np.arange(1, self.n_steps + 1)
-        return self.dt * steps[steps % period < 1]
 
     # --- training and evaluation ---------------------------------------------

@@ -7,8 +7,23 @@ is not too large), finds the transient state, and then runs each call through
 the plain loop, with a warning.
 """
 
+import tensorflow as tf
+
 from nengodl.runtime.loop import SimLoop
 from nengodl.runtime.xla import XlaLoop, plan_shard
+
+
+def run_raising(runner, plan, n_steps, state, feeds):
+    """``runner.run(n_steps, state, feeds)`` (a `CompiledRunner` or a distributed
+    runner), raising the error of a host operator (a Node function, a process)
+    that failed inside the loop as itself, instead of TensorFlow's wrapping."""
+    try:
+        return runner.run(n_steps, state, feeds)
+    except tf.errors.OpError:
+        err = plan.errors.pop()
+        if err is not None:
+            raise err from None
+        raise
 
 
 class CompiledRunner:

@@ -9,6 +9,7 @@ simulator with one seed.
 import contextlib
 import random
 
+import numpy as np
 import tensorflow as tf
 
 # random ops that keep their state in their kernel: XLA draws them from a process-wide
@@ -70,3 +71,9 @@ def graph_seed(seed):
             del ctx._rng
         else:
             ctx._rng = previous[1]
+
+
+def item_seeds(seed, minibatch_size):
+    """Seeds for the random state of each minibatch item (item 0 uses ``seed``)."""
+    extra = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=minibatch_size - 1)
+    return [seed] + [int(s) for s in extra]

@@ -41,6 +41,8 @@ class RunState:
         self._tensors = loop.initial_state()
         self.n_steps = 0
         self.trained = False
+        # the Keras layers' weights (in TensorNodes) as built
+        self._built_keras = [np.array(v.numpy()) for v in self.plan.keras_variables()]
 
     # --- the state tensors ----------------------------------------------------
 
@@ -68,6 +70,16 @@ class RunState:
         """Signals to their initial values, time to zero."""
         self.tensors = self.loop.initial_state()
         self.n_steps = 0
+
+    def restore_built_parameters(self):
+        """Parameters (Keras layers' weights in TensorNodes included) back to
+        their built values."""
+        self.parameters_changing()
+        for base, var in self.variables().items():
+            var.assign(self.plan.layout.initial_value(base))
+        for var, value in zip(self.plan.keras_variables(), self._built_keras):
+            var.assign(value)
+        self.trained = False
 
     def step_numpy(self):
         """One step through the numpy stepper; False where it cannot run this model."""
