@@ -10,7 +10,7 @@ from nengodl.config import configure_settings
 from nengodl.converter import Converter
 from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
 from nengodl.simulator import Simulator
-from nengodl.tensor_node import Layer, TensorNode
+from nengodl.tensor_node import Layer, TensorNode, tensor_layer
 from nengodl.version import __version__
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "dists",
     "losses",
     "obj",
+    "tensor_layer",
 ]

@@ -1,5 +1,7 @@
 """TensorNode and Layer: TensorFlow and Keras code inside nengo models."""
 
+import warnings
+
 import keras
 import nengo
 import numpy as np
@@ -398,3 +400,48 @@ class Layer:
         func = self.layer_func
         name = getattr(func, "name", None) or getattr(func, "__name__", None) or func
         return f"Layer({name})"
+
+
+def tensor_layer(
+    input, layer_func, shape_in=None, synapse=None, transform=1, return_conn=False, **layer_args
+):
+    """Deprecated (as in NengoDL 3): ``Layer(layer_func)(input, ...)`` does the same.
+
+    Parameters
+    ----------
+    input : NengoObject
+        The object that feeds the layer.
+    layer_func : callable, keras.layers.Layer or nengo.NeuronType
+        As `Layer`'s ``layer_func``.
+    shape_in, synapse, transform, return_conn, layer_args
+        As in `Layer.__call__`.
+
+    Returns
+    -------
+    TensorNode or nengo.ensemble.Neurons (and the Connection if ``return_conn``)
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import nengo, nengodl
+    >>> with nengo.Network():
+    ...     a = nengo.Node([1.0, 2.0])
+    ...     with warnings.catch_warnings(record=True) as w:
+    ...         warnings.simplefilter("always")
+    ...         b = nengodl.tensor_layer(a, lambda x: x * 2)
+    >>> b.size_out, w[0].category.__name__
+    (2, 'DeprecationWarning')
+    """
+    warnings.warn(
+        "tensor_layer is deprecated; use Layer(layer_func)(input, ...) instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return Layer(layer_func)(
+        input,
+        transform=transform,
+        shape_in=shape_in,
+        synapse=synapse,
+        return_conn=return_conn,
+        **layer_args,
+    )

@@ -437,3 +437,28 @@ def test_two_lif_probes_with_custom_losses_do_not_diverge_under_sgd():
         pytest.fail(f"training diverged: {e}")
     # measured: 870, 2e14, 3e18 (probe decoders trained); 1.1, 2.2, 2.0 (fixed)
     assert max(losses) < 10, losses
+
+
+def test_get_name_names_the_keys_of_data_and_logs():
+    # NengoDL 3.6: get_name gives an input Node's or a Probe's name, the key x, y
+    # and evaluate's "<name>_loss" use
+    with nengo.Network(seed=0) as net:
+        a = nengo.Node(np.zeros(1))
+        b = nengo.Node(np.zeros(1), label="second")
+        out = nengo.Node(size_in=1)
+        nengo.Connection(a, out, synapse=None)
+        nengo.Connection(b, out, transform=2, synapse=None)
+        p = nengo.Probe(out)
+        q = nengo.Probe(out, label="named")
+    with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        names = [sim.get_name(o) for o in (a, b, p, q)]
+        assert names == ["node_0", "second", "probe_0", "named"]
+        x = np.ones((2, 3, 1))
+        sim.compile(loss=keras.losses.MeanSquaredError())
+        by_name = sim.evaluate({"node_0": x, "second": 2 * x}, {"probe_0": 5 * x}, verbose=0)
+        by_obj = sim.evaluate({a: x, b: 2 * x}, {p: 5 * x}, verbose=0)
+        assert by_name == by_obj
+        assert by_name["probe_0_loss"] == by_name["loss"] == 0  # 1 + 2 * 2 = 5
+        for other in (out, nengo.Probe(a, add_to_container=False)):
+            with pytest.raises(ValidationError, match="not an input Node or a Probe"):
+                sim.get_name(other)

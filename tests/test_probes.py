@@ -91,3 +91,20 @@ def test_raw_partial_delete_and_minibatch_items():
         np.testing.assert_array_equal(sim.data[net.voltage], full[:, [0, 3, 4, 5]])
         sim.run_steps(2)
         assert sim.data[net.voltage].shape == (2, 6, 5)
+
+
+def test_data_get_params_gives_current_values_of_each_pair():
+    # NengoDL 3.6's sim.data.get_params((obj, attr), ...): sim.data[obj].attr for each
+    with nengo.Network(seed=1) as net:
+        a = nengo.Ensemble(5, 1)
+        b = nengo.Ensemble(5, 1)
+        conn = nengo.Connection(a, b)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        pass
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        gain, weights = sim.data.get_params((a, "gain"), (conn, "weights"))
+        np.testing.assert_array_equal(gain, ref.data[a].gain)
+        np.testing.assert_allclose(weights, ref.data[conn].weights, rtol=1e-6)
+        assert sim.data.get_params() == []
+        with pytest.raises(nengo.exceptions.ValidationError, match="pairs"):
+            sim.data.get_params(a)

@@ -221,3 +221,23 @@ def test_short_runs_skip_xla_until_the_simulator_has_run_long_enough():
     with nengodl.Simulator(net, dtype="float64", progress_bar=False, options=options) as sim:
         sim.run_steps(300)  # as long as the threshold: XLA from the start
         assert sim.runner.xla.n_compiled == 1
+
+
+def test_step_passes_stateful_and_progress_bar_on():
+    # NengoDL 3.6: step(**kwargs) takes run_steps's arguments
+    net = integrator(2, 10, nengo.LIF())
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(3)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        sim.step()
+        sim.step(stateful=False)  # recorded, but the simulator stays at step 1
+        assert sim.n_steps == 1
+        sim.step(progress_bar=True)
+        sim.step()
+        assert sim.n_steps == 3
+        probe = net.probe
+        data = sim.data[probe]
+        # the unstateful step repeated step 2, which the next step took again
+        np.testing.assert_allclose(data[[0, 2, 3]], ref.data[probe], atol=1e-10, rtol=0)
+        np.testing.assert_allclose(data[1], ref.data[probe][1], atol=1e-10, rtol=0)
+    assert sim.unroll == sim.unroll_simulation == 1

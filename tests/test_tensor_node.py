@@ -377,3 +377,22 @@ def test_keras_layers_whose_build_needs_eager_execution():
     np.testing.assert_allclose(sim.data[probes[1]], sim.data[probes[0]])
     expected = source(np.array([value])).numpy()  # the Keras model on the same input
     np.testing.assert_allclose(sim.data[probes[2]], np.tile(expected, (2, 2, 1)), rtol=1e-5)
+
+
+def test_tensor_layer_warns_and_builds_what_layer_builds():
+    # NengoDL 3.6's deprecated tensor_layer(input, layer_func, ...) = Layer(layer_func)(input, ...)
+    with nengo.Network() as net:
+        a = nengo.Node([1.0, -2.0])
+        with pytest.warns(DeprecationWarning, match="use Layer"):
+            b, conn = nengodl.tensor_layer(
+                a, lambda x: x * 3, transform=2, synapse=None, return_conn=True
+            )
+            ones, zeros = nengo.dists.Choice([1]), nengo.dists.Choice([0])
+            c = nengodl.tensor_layer(b, nengo.RectifiedLinear(), gain=ones, bias=zeros)
+        p_b, p_c = nengo.Probe(b), nengo.Probe(c)
+    assert conn.pre is a and conn.post is b and isinstance(b, nengodl.TensorNode)
+    assert isinstance(c, nengo.ensemble.Neurons) and c.ensemble.n_neurons == 2
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(2)
+    np.testing.assert_allclose(sim.data[p_b][-1], [6.0, -12.0])
+    np.testing.assert_allclose(sim.data[p_c][-1], [6.0, 0.0])  # ReLU of 6, -12 (gain 1, bias 0)

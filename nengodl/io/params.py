@@ -486,12 +486,12 @@ class ParamsMethods:
         self.run_state.parameters_changing()
         load_params(self, path, include_state=include_state)
 
-    def get_nengo_params(self, objs, as_dict=False):
-        """Keyword arguments that recreate ``objs``, with trained values, in plain nengo.
+    def get_nengo_params(self, nengo_objs, as_dict=False):
+        """Keyword arguments that recreate ``nengo_objs``, with trained values, in plain nengo.
 
         Parameters
         ----------
-        objs : Ensemble, Neurons, Connection or list of them
+        nengo_objs : Ensemble, Neurons, Connection or list of them
             The objects (Neurons stand for their Ensemble).
         as_dict : bool
             Return a dict keyed by each object's label instead of a list.
@@ -523,7 +523,7 @@ class ParamsMethods:
         >>> with nengo.Network() as copy:
         ...     same = nengo.Ensemble(10, 1, **params)
         """
-        return get_nengo_params(self, objs, as_dict=as_dict)
+        return get_nengo_params(self, nengo_objs, as_dict=as_dict)
 
     def freeze_params(self, objs=None):
         """Write trained parameters into the network objects.

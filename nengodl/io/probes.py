@@ -3,6 +3,7 @@
 from collections.abc import Mapping, MutableSequence
 
 import numpy as np
+from nengo.exceptions import ValidationError
 
 
 def sample_mask(probe, dt, first_step, n_steps):
@@ -138,6 +139,37 @@ class SimulationData(Mapping):
 
     def __repr__(self):
         return f"SimulationData({list(self.params)!r})"
+
+    def get_params(self, *obj_attrs):
+        """Current values of several parameters at once (NengoDL 3).
+
+        Parameters
+        ----------
+        *obj_attrs : tuple of (nengo object, str)
+            Each object and the name of one of its built parameters.
+
+        Returns
+        -------
+        list
+            ``sim.data[obj].attr`` for each pair (trained values after training).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network(seed=0) as net:
+        ...     ens = nengo.Ensemble(3, 1)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     gain, bias = sim.data.get_params((ens, "gain"), (ens, "bias"))
+        >>> bool((gain == sim.data[ens].gain).all()), bias.shape
+        (True, (3,))
+        """
+        for pair in obj_attrs:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)):
+                raise ValidationError(
+                    f"get_params takes (object, attribute name) pairs (got {pair!r})",
+                    attr="obj_attrs",
+                )
+        return [getattr(self[obj], attr) for obj, attr in obj_attrs]
 
     def reset(self):
         """Kept for nengo compatibility; data views are rebuilt on access."""

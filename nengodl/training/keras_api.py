@@ -6,7 +6,6 @@ shaped ``(batch_size, n_steps, size)``. Losses follow Keras' ``f(y_true, y_pred)
 convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 """
 
-import contextlib
 import warnings
 from collections.abc import Mapping
 
@@ -16,10 +15,12 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl import objectives as obj
+from nengodl.build import device_scope
 from nengodl.io.checks import check_count
+from nengodl.runtime.compiled import run_raising
 from nengodl.runtime.distributed import optimizer_variables
 from nengodl.training.data import TrainingData, TrainingDataNoInputs
-from nengodl.training.keras_data import probe_name, resolve_keys
+from nengodl.training.keras_data import object_name, resolve_keys
 from nengodl.training.keras_model import SimulatorModel
 from nengodl.training.loop import (
     EpochIterator,
@@ -240,7 +241,7 @@ class KerasAPI:
             for p, ms in metrics.items():
                 for m in ms:
                     metric = getattr(m, "name", getattr(m, "__name__", "metric"))
-                    name = f"{prefix}{probe_name(self.sim, p)}_{metric}"
+                    name = f"{prefix}{object_name(self.sim, p)}_{metric}"
                     y_pred = outputs[by_index[p]]
                     y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
                     if isinstance(m, keras.metrics.Metric):
@@ -254,7 +255,7 @@ class KerasAPI:
 
     def _logs(self, objective, metrics, prefix=""):
         """`EpochLogs` for one pass with ``objective`` and ``metrics``."""
-        names = [probe_name(self.sim, p) for p in objective]
+        names = [object_name(self.sim, p) for p in objective]
         weights = [fn.loss_weight for fn in objective.values()]
         return UnweightedLogs(names, weights, self._metric_fn(metrics, prefix), prefix)
 
@@ -450,17 +451,10 @@ class KerasAPI:
         def step(inputs, n_steps, seed):
             feeds = {plan.node_keys[node]: np.swapaxes(arr, 0, 1) for node, arr in inputs.items()}
             feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
-            device = tf.device(sim.device) if sim.device else contextlib.nullcontext()
-            with sim.seed_scope(), device:
+            with sim.seed_scope(), device_scope(sim.device):
                 if runner is sim.runner and runner.needs_compile(n_steps, feeds):
                     runner.compile(run.tensors, feeds)
-                try:
-                    state, outputs = runner.run(n_steps, run.tensors, feeds)
-                except tf.errors.OpError:
-                    err = plan.errors.pop()
-                    if err is not None:
-                        raise err from None
-                    raise
+                state, outputs = run_raising(runner, plan, n_steps, run.tensors, feeds)
             run.tensors = sim.loop.restore_constants(state, feeds)
             run.n_steps += n_steps
             return [tf.convert_to_tensor(np.swapaxes(o, 0, 1)) for o in outputs]

@@ -4,15 +4,27 @@ arrays and lists, resolved to the input Nodes and Probes of a simulator."""
 import warnings
 from collections.abc import Mapping
 
+import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
 
 
-def probe_name(sim, probe):
-    """Name of a probe in logs: its label, or ``probe_<index>``."""
-    if probe.label:
-        return probe.label
-    return f"probe_{sim.model.probes.index(probe)}"
+def object_name(sim, obj):
+    """Name of an input Node or a Probe in ``x``/``y`` keys and in logs: its label,
+    else ``node_<index>`` (in `input_nodes` order) or ``probe_<index>`` (in
+    ``sim.model.probes``)."""
+    if isinstance(obj, nengo.Probe):
+        if obj in sim.model.probes:
+            return obj.label or f"probe_{sim.model.probes.index(obj)}"
+    elif isinstance(obj, nengo.Node):
+        nodes = input_nodes(sim)
+        if obj in nodes:
+            return obj.label or f"node_{nodes.index(obj)}"
+    raise ValidationError(
+        f"{obj!r} is not an input Node or a Probe of this simulator's model: only those "
+        "have names (the keys of x, y and the logs)",
+        attr="obj",
+    )
 
 
 def input_nodes(sim):
@@ -79,8 +91,7 @@ def resolve_keys(sim, value, kind, as_array=True, preferred=None):
         for key, arr in value.items():
             if isinstance(key, str):
                 matches = [c for c in candidates if c.label == key]
-                if kind == "output":
-                    matches += [c for c in candidates if probe_name(sim, c) == key]
+                matches += [c for c in candidates if object_name(sim, c) == key]
                 if not matches:
                     raise ValidationError(f"no {what} named '{key}' in the model", attr=attr)
                 key = matches[0]

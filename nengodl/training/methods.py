@@ -15,6 +15,7 @@ from nengo.exceptions import ValidationError
 
 from nengodl.training.gradients import check_gradients, check_input_gradients
 from nengodl.training.keras_api import KerasAPI
+from nengodl.training.keras_data import object_name
 
 
 class SeedTrainingMethods:
@@ -484,3 +485,32 @@ class KerasMethods:
                [2., 2., 2.]], dtype=float32)
         """
         return self._keras().predict(x, n_steps=n_steps, verbose=0)
+
+    def get_name(self, obj):
+        """The name of an input Node or a Probe in Keras-style data and logs.
+
+        ``x`` and ``y`` dicts may be keyed by it, and `fit` and `evaluate` name
+        each probe's loss ``<name>_loss`` (as NengoDL 3).
+
+        Parameters
+        ----------
+        obj : nengo.Node or nengo.Probe
+            An input Node (a Node without input) or a Probe of the model.
+
+        Returns
+        -------
+        str
+            The object's label, else ``node_<i>`` or ``probe_<i>``.
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network() as net:
+        ...     stim = nengo.Node([0.5])
+        ...     p = nengo.Probe(stim, label="out")
+        ...     q = nengo.Probe(stim)
+        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+        ...     sim.get_name(stim), sim.get_name(p), sim.get_name(q)
+        ('node_0', 'out', 'probe_1')
+        """
+        return object_name(self, obj)
