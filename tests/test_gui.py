@@ -17,7 +17,7 @@ import pytest
 
 components = pytest.importorskip("nengo_gui.components")
 
-from nengodl.benchmarks.gui_speed import OP_BINARY, GuiSession  # noqa: E402
+from nengodl.benchmarks.gui_harness import OP_BINARY, GuiSession  # noqa: E402
 
 STEPS = 150  # steps per round
 ROUNDS = 2
