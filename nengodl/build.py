@@ -105,7 +105,7 @@ class Simulation:
     plan : nengodl.plan.Plan
     runner : nengodl.runtime.compiled.CompiledRunner
     run_state : nengodl.runtime.state.RunState
-    recorder : nengodl.io.probes.ProbeRecorder
+        The run-time values, the probe recorder among them.
     stateful : bool
         ``configure_settings(stateful=...)``.
     check_finite : bool
@@ -118,7 +118,6 @@ class Simulation:
     plan: object
     runner: object
     run_state: object
-    recorder: object
     stateful: bool
     check_finite: bool
 
@@ -216,7 +215,6 @@ def build_simulation(
         plan=plan,
         runner=runner,
         run_state=RunState(runner.loop, recorder, stepper),
-        recorder=recorder,
         stateful=bool(get_setting(toplevel, "stateful", True)),
         check_finite=bool(get_setting(toplevel, "check_finite", True)),
     )

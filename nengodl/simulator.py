@@ -129,7 +129,6 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
         self.device = device
         minibatch_size = check_minibatch_size(minibatch_size)
         self._minibatch_size = minibatch_size
-        self._batch = 1 if minibatch_size is None else minibatch_size
         strategy = resolve_strategy(strategy)
         if strategy is not None:
             check_batch(strategy, minibatch_size)
@@ -140,7 +139,8 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
                 )
             jit = False
             if is_multi_worker(strategy):
-                # merging is kept off across processes (the tested multi-worker setup)
+                # merging is the same in every process now, but multi-worker runs
+                # are only tested without it
                 optimize = False
         self.optimize = optimize
         self.dtype = resolve_dtype(dtype, network, model)
@@ -165,7 +165,7 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
         self.check_finite, self._stateful = built.check_finite, built.stateful
         if strategy is not None:
             self._dist = DistributedRunner(self, strategy)
-        self.data = SimulationData(self.model.params, built.recorder, self)
+        self.data = SimulationData(self.model.params, built.run_state.recorder, self)
         self.closed = False
         self._trainer = None
         self._keras_api = None
