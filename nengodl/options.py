@@ -31,8 +31,14 @@ class Options:
         Runs shorter than this go through the loop without XLA until the
         simulator has run this many steps (or its XLA program is compiled
         already): an XLA program costs compile time and about 1.5 MiB that
-        TensorFlow keeps for the process's life (default 0: XLA from the first
-        run; e.g. 500 for processes making many short-lived simulators).
+        TensorFlow keeps for the process's life, unless an earlier simulator
+        compiled it (see ``shared_programs``; default 0: XLA from the first
+        run).
+    shared_programs : int
+        XLA programs kept for later simulators in the process whose loops trace
+        to the same program (a model built again, with any parameter values):
+        they reuse the compiled program instead of compiling, and keeping,
+        their own (0: none kept).
     shard_bytes : int
         On a CPU, a minibatch is split into shards of about this much state,
         each run by its own XLA loop, side by side (0: no sharding).
@@ -76,6 +82,7 @@ class Options:
     probe_buffer_bytes: int = 64 * 2**20
     xla_max_steps: int = 600
     xla_after_steps: int = 0
+    shared_programs: int = 32
     shard_bytes: int = 64 * 1024
     op_bytes: int = 4 * 1024
     param_cache_bytes: int = 2**20

@@ -44,6 +44,7 @@ def net_and_reference():
         {"lif_series": False},
         {"fast_closure": False},
         {"xla_after_steps": 10**6},  # every run without XLA
+        {"shared_programs": 0},
     ],
 )
 def test_each_option_gives_nengos_output(change):

@@ -91,8 +91,9 @@ class CompiledRunner:
         before. Shorter runs of a simulator that has not run much use the loop
         without XLA (with ``xla_after_steps`` above 0; the default, 0, compiles
         at the first run): an XLA program costs compile time and about 1.5 MiB
-        that TensorFlow keeps for the process's life, which simulators made
-        for a few short runs may never repay."""
+        that TensorFlow keeps for the process's life (where no earlier
+        simulator compiled the same program: `nengodl.runtime.programs`),
+        which simulators made for a few short runs may never repay."""
         if self.xla is None:
             return False
         if not self.xla.uncompiled(feeds):
