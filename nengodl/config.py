@@ -206,28 +206,54 @@ def configure_settings(**kwargs):
             setattr(top[nengo.Network], name, value)
 
 
-def get_setting(network, name, default=None):
-    """The value of setting ``name`` configured on ``network`` (or ``default``).
+def get_setting(model, setting, default=None, obj=None):
+    """The value of ``setting`` configured on the network ``model`` (or ``default``).
 
     Parameters
     ----------
-    network : nengo.Network or None
-        The top-level network.
-    name : str
-        The setting (not ``trainable``: see `is_trainable`; not
-        ``keep_history``: see `keeps_history`).
+    model : nengo.Network or nengo.builder.Model or None
+        The top-level network, or a model built from it (its ``toplevel``
+        network is read, as NengoDL 3 does).
+    setting : str
+        The setting (for ``trainable`` and ``keep_history`` on the objects of
+        a network, see `is_trainable` and `keeps_history`, which also follow
+        the subnetworks an object is in).
     default
         What to return when the setting is not configured (or None).
+    obj : nengo object, optional
+        Read the setting from this object's config entry in ``network``
+        (``net.config[obj].trainable`` and the like) rather than from the
+        network's own.
+
+    Examples
+    --------
+    >>> with nengo.Network() as net:
+    ...     configure_settings(lif_smoothing=0.1, trainable=None)
+    ...     a = nengo.Ensemble(10, 1)
+    ...     net.config[a].trainable = False
+    >>> get_setting(net, "lif_smoothing"), get_setting(net, "trainable", obj=a)
+    (0.1, False)
     """
-    if network is None or nengo.Network not in network.config.params:
+    network = model
+    if network is not None and not isinstance(network, nengo.Network):
+        network = getattr(network, "toplevel", None)  # a built Model
+    if network is None:
+        return default
+    if obj is not None and obj is not network:
+        try:
+            value = getattr(network.config[obj], setting)
+        except (AttributeError, ConfigError):  # not configured for this kind of object
+            return default
+        return default if value is None else value
+    if nengo.Network not in network.config.params:
         return default
     cfg = network.config[nengo.Network]
-    if name not in cfg._extra_params:
+    if setting not in cfg._extra_params:
         return default
     try:
-        value = getattr(network.config[network], name)
+        value = getattr(network.config[network], setting)
     except AttributeError:  # a Network subclass with a config entry of its own (spa.Network)
-        value = getattr(cfg, name)
+        value = getattr(cfg, setting)
     return default if value is None else value
 
 

@@ -486,3 +486,25 @@ def test_settings_in_a_nengo_spa_network():
     assert sim.dtype == tf.float64
     assert nengodl.config.get_setting(net, "lif_smoothing") == 0.1
     np.testing.assert_allclose(sim.data[p], ref.data[p], atol=1e-10)
+
+
+def test_get_setting_reads_a_built_model_and_an_objects_entry():
+    with nengo.Network() as net:
+        nengodl.configure_settings(lif_smoothing=0.2, trainable=None, keep_history=True)
+        a = nengo.Ensemble(10, 1)
+        b = nengo.Ensemble(10, 1)
+        p = nengo.Probe(a)
+        net.config[a].trainable = False
+        net.config[p].keep_history = False
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        model = sim.model
+    get = nengodl.config.get_setting
+    assert get(model, "lif_smoothing") == get(net, "lif_smoothing") == 0.2
+    assert get(net, "trainable", obj=a) is False
+    assert get(model, "trainable", "unset", obj=b) == "unset"  # configured, left None
+    assert get(net, "keep_history", obj=p) is False
+    assert get(net, "lif_smoothing", "none here", obj=a) == "none here"
+    assert get(nengo.builder.Model(), "lif_smoothing", 3) == 3  # no toplevel network
+    with nengo.Network() as plain:
+        c = nengo.Ensemble(5, 1)
+    assert get(plain, "trainable", True, obj=c) is True
