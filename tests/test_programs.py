@@ -51,7 +51,7 @@ def test_models_built_again_with_other_parameters_share_one_program(minibatch_si
     other = chain(1, n_neurons=31 if minibatch_size is None else 32)[0]
     with nengodl.Simulator(other, minibatch_size=minibatch_size, progress_bar=False) as sim:
         sim.run_steps(3)
-    assert len(PROGRAMS) == min(before + 2, PROGRAMS.size)
+    assert len(PROGRAMS) == min(before + 2, Options().shared_programs)
 
 
 def test_no_sharing_with_shared_programs_0():
@@ -85,10 +85,10 @@ def test_functions_with_captures_or_state_are_not_shared():
     constant = tf.constant([1.0, 2.0, 3.0])
     captured_constant = tf.function(lambda x: x * constant).get_concrete_function(*specs())
     random = tf.function(lambda x: x * tf.random.uniform([3])).get_concrete_function(*specs())
-    cache = ProgramCache(size=4)
+    cache = ProgramCache()
     for concrete in [captured, captured_constant, random]:
         assert fingerprint(concrete) is None
-        assert cache.share(concrete) is concrete
+        assert cache.share(concrete, 4) is concrete
     assert len(cache) == 0
 
 
@@ -99,13 +99,13 @@ def test_the_cache_keeps_the_most_recently_used():
     again = [
         tf.function(lambda x, k=k: x * float(k)).get_concrete_function(*specs()) for k in range(3)
     ]
-    cache = ProgramCache(size=2)
-    cache.share(fns[0])
-    cache.share(fns[1])
-    assert cache.share(again[0]) is fns[0]  # used: fns[1] is now the oldest
-    cache.share(fns[2])
+    cache = ProgramCache()
+    cache.share(fns[0], 2)
+    cache.share(fns[1], 2)
+    assert cache.share(again[0], 2) is fns[0]  # used: fns[1] is now the oldest
+    cache.share(fns[2], 2)
     assert len(cache) == 2
-    assert cache.share(again[1]) is again[1]  # dropped, so kept anew (fns[0] goes)
-    assert cache.share(again[2]) is fns[2]
-    assert cache.share(again[0]) is again[0]
-    assert cache.share(again[1], size=0) is again[1]
+    assert cache.share(again[1], 2) is again[1]  # dropped, so kept anew (fns[0] goes)
+    assert cache.share(again[2], 2) is fns[2]
+    assert cache.share(again[0], 2) is again[0]
+    assert cache.share(again[1], 0) is again[1]

@@ -21,6 +21,8 @@ import re
 
 from tensorflow.python.framework import op_def_registry
 
+from nengodl.runtime.seeds import graph_ops
+
 _SUFFIX = re.compile(r"(\d+)$")
 
 
@@ -48,11 +50,8 @@ def fingerprint(concrete):
     if concrete.captured_inputs:
         return None
     graph_def = concrete.graph.as_graph_def()
-    nodes = list(graph_def.node)
-    for function in graph_def.library.function:
-        nodes.extend(function.node_def)
-    for node in nodes:
-        op = op_def_registry.get(node.op)
+    for op_type in graph_ops(graph_def):
+        op = op_def_registry.get(op_type)
         if op is None or op.is_stateful:
             return None
     # nested functions are named with a process-wide counter, in the order
@@ -72,27 +71,20 @@ def fingerprint(concrete):
 
 
 class ProgramCache:
-    """The most recently used shareable traced functions, by `fingerprint`.
+    """The most recently used shareable traced functions, by `fingerprint`."""
 
-    Parameters
-    ----------
-    size : int
-        Most functions kept (the least recently used is dropped first).
-    """
-
-    def __init__(self, size=32):
-        self.size = size
+    def __init__(self):
         self._functions = collections.OrderedDict()
 
     def __len__(self):
         return len(self._functions)
 
-    def share(self, concrete, size=None):
+    def share(self, concrete, size):
         """The function to call for ``concrete``: an earlier trace of the same
-        program where one is kept, else ``concrete`` (kept for later traces,
-        where it can be shared and ``size``, default this cache's, is above 0).
+        program where one is kept, else ``concrete`` (kept for later traces
+        where it can be shared, with at most ``size`` functions kept: the
+        least recently used go first; 0 keeps none).
         """
-        size = self.size if size is None else size
         if size <= 0:
             return concrete
         key = fingerprint(concrete)
@@ -106,9 +98,5 @@ class ProgramCache:
             self._functions.popitem(last=False)
         return concrete
 
-    def clear(self):
-        """Drop every kept function."""
-        self._functions.clear()
 
-
-PROGRAMS = ProgramCache()
+PROGRAMS = ProgramCache()  # the process's (as TensorFlow's compiled programs are)
