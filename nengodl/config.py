@@ -134,7 +134,7 @@ def configure_settings(**kwargs):
         ``learning_phase=True`` with it is a `nengo.exceptions.BuildError`).
     dtype : str, optional
         Default floating point type of simulators of this network,
-        ``"float32"`` or ``"float64"``.
+        ``"float16"``, ``"float32"`` or ``"float64"``.
     learning_phase : bool, optional
         Run ``sim.run`` in training mode too (spiking neurons as rate neurons).
     check_finite : bool

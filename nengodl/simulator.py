@@ -68,7 +68,9 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
     optimize : bool
         Whether to run nengo's operator-merging optimiser on the model.
     dtype : str or tf.DType, optional
-        Floating point precision, ``"float32"`` or ``"float64"``. The default is
+        Floating point precision, ``"float16"``, ``"float32"`` or ``"float64"``
+        (float16 computes LIF rates, and their gradients, in float32: their range
+        near the threshold overflows float16's). The default is
         the ``NENGODL_DTYPE`` environment variable if set, else ``"float32"``.
         Probe data and `signals` are returned in nengo's dtypes.
     jit : bool

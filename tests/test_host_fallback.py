@@ -81,6 +81,22 @@ def test_host_neuron_types_match_nengo(neuron_type):
         np.testing.assert_allclose(sim.data[p][1], ref.data[p], atol=1e-10)
 
 
+@pytest.mark.parametrize("inference_only", [False, True])
+def test_poisson_spiking_mean_rate_is_the_base_rate(inference_only):
+    """NengoDL 3 once gave PoissonSpiking a wrong mean rate without
+    inference_only: here it is nengo's spikes, whose mean is the LIFRate rate."""
+    with nengo.Network(seed=4) as net:
+        nengodl.configure_settings(inference_only=inference_only)
+        ens = nengo.Ensemble(20, 1, neuron_type=nengo.PoissonSpiking(nengo.LIFRate()))
+        p = nengo.Probe(ens.neurons)
+    ref, sim = run_both(net, steps=2000, minibatch_size=1)
+    np.testing.assert_allclose(sim.data[p][0], ref.data[p], atol=1e-10)
+    rates = nengo.LIFRate().rates(0.0, sim.data[ens].gain, sim.data[ens].bias)
+    # Poisson counts over 2 s: within 4 standard deviations of the rate
+    counts = sim.data[p][0].sum(axis=0) * 0.001
+    np.testing.assert_array_less(np.abs(counts - 2 * rates), 4 * np.sqrt(2 * rates) + 1)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -46,13 +46,16 @@ def check_minibatch_size(minibatch_size):
 
 
 def check_dtype(dtype):
-    """``dtype`` as ``tf.float32`` or ``tf.float64``, refusing anything else."""
+    """``dtype`` as ``tf.float16``, ``tf.float32`` or ``tf.float64``, refusing anything
+    else."""
     try:
         out = tf.as_dtype(dtype)
     except TypeError:
         out = None
-    if out not in (tf.float32, tf.float64):
-        raise ValidationError(f"Must be 'float32' or 'float64' (got {dtype!r})", attr="dtype")
+    if out not in (tf.float16, tf.float32, tf.float64):
+        raise ValidationError(
+            f"Must be 'float16', 'float32' or 'float64' (got {dtype!r})", attr="dtype"
+        )
     return out
 
 

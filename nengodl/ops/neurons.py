@@ -5,6 +5,7 @@ returning ``(output, new_state)``, the TensorFlow counterpart of
 ``NeuronType.step``. Types without one run on the host.
 """
 
+import functools
 import math
 
 import nengo
@@ -50,6 +51,20 @@ def tanh_step(nt, dt, J):
     return (1.0 / nt.tau_ref) * tf.tanh(J), {}
 
 
+def widened(rate_fn):
+    """``rate_fn(nt, J)`` computed in float32 where ``J`` is float16, whose range
+    (up to 65504) ``1 / (J - 1)`` and its gradient leave just above the threshold."""
+
+    @functools.wraps(rate_fn)
+    def wrapper(nt, J, *args, **kwargs):
+        if J.dtype != tf.float16:
+            return rate_fn(nt, J, *args, **kwargs)
+        return tf.cast(rate_fn(nt, tf.cast(J, tf.float32), *args, **kwargs), tf.float16)
+
+    return wrapper
+
+
+@widened
 def lif_rate(nt, J):
     """LIF rate response, zero where ``J <= 1``."""
     j = J - 1
@@ -59,6 +74,7 @@ def lif_rate(nt, J):
     return tf.where(positive, rate, tf.zeros_like(rate))
 
 
+@widened
 def soft_lif_rate(nt, J, sigma=None):
     """SoftLIF rates: LIF rates with the threshold smoothed by ``sigma``
     (``nt.sigma`` when None).

@@ -23,12 +23,16 @@ def channels_to_first(x, channels_last, rank):
 
 @register(ConvInc)
 class ConvIncBuilder(OpBuilder):
-    """``Y += conv(X, W)`` for 1-D and 2-D convolutions (TensorFlow's semantics,
-    which are nengo's: cross-correlation, ``same``/``valid`` padding, strides)."""
+    """``Y += conv(X, W)`` for 1-D, 2-D and 3-D convolutions (TensorFlow's semantics,
+    which are nengo's: cross-correlation, ``same``/``valid`` padding, strides).
+
+    nengo's own simulator stops at 2-D; a 3-D ``nengo.Convolution`` runs here only.
+    Grouped convolutions run on the host (nengo's operator).
+    """
 
     @classmethod
     def supports(cls, op):
-        return op.conv.dimensions in (1, 2) and op.conv.groups == 1
+        return op.conv.dimensions in (1, 2, 3) and op.conv.groups == 1
 
     def __call__(self, ctx):
         op = self.op
