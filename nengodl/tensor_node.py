@@ -8,28 +8,54 @@ import numpy as np
 import tensorflow as tf
 from nengo.builder import Builder, Operator, Signal
 from nengo.builder.operator import Reset
-from nengo.exceptions import ConfigError, SimulationError, ValidationError
+from nengo.exceptions import ConfigError, SimulationError
 from nengo.params import Default, Parameter
 
 from nengodl.config import configure_settings
+from nengodl.tensor_node_params import (
+    PassTimeParam,
+    ShapeInParam,
+    ShapeOutParam,
+    TensorFuncParam,
+)
 
 
-def _shape(shape, name, node_label):
-    if shape is None:
-        return None
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    try:
-        shape = tuple(int(d) for d in shape)
-    except TypeError:
-        raise ValidationError(
-            f"{node_label}: {name} must be a tuple of ints (got {shape!r})", attr=name
-        ) from None
-    if any(d < 1 for d in shape):
-        raise ValidationError(
-            f"{node_label}: {name} must have positive dimensions (got {shape})", attr=name
-        )
-    return shape
+def infer_shape_out(node):
+    """The shape of ``node.tensor_func``'s output, from calling it once.
+
+    The function is called eagerly (as the simulator builds Keras layers) on a
+    minibatch of one: ``t = 0`` and zeros of shape ``(1,) + shape_in``.
+
+    Parameters
+    ----------
+    node : TensorNode
+        The node, with its ``tensor_func``, ``shape_in`` and ``pass_time`` set
+        (its ``shape_out`` is not read).
+
+    Returns
+    -------
+    tuple of int
+        The output's shape without the minibatch axis.
+
+    Raises
+    ------
+    SimulationError
+        If the function fails or does not return a tensor with a minibatch axis.
+
+    Examples
+    --------
+    >>> import nengo, nengodl, tensorflow as tf
+    >>> with nengo.Network():
+    ...     node = nengodl.TensorNode(lambda t: tf.zeros((1, 2, 5)), shape_out=(10,))
+    >>> infer_shape_out(node)  # what the function returns, whatever shape_out says
+    (2, 5)
+    """
+    with tf.init_scope():
+        x = None if node.shape_in is None else tf.zeros((1,) + node.shape_in)
+        batch = None if x is None else 1
+        out = _call(node, tf.constant(0.0), x, training=False)
+        out = _check_output(node, out, x, batch, expected=None)
+    return tuple(int(d) for d in out.shape[1:])
 
 
 class TensorNode(nengo.Node):
@@ -49,17 +75,29 @@ class TensorNode(nengo.Node):
         unless ``configure_settings(learning_phase=True)``); it is built eagerly
         before the simulation is traced, and its weights are trainable.
     shape_in : tuple of int, optional
-        Shape of the input (without the minibatch axis); None for no input.
+        Shape of the input (without the minibatch axis); None (the default) for
+        no input. An int ``n`` means ``(n,)``.
     shape_out : tuple of int, optional
         Shape of the output; inferred by calling ``tensor_func`` (eagerly, on a
-        minibatch of one) if None.
+        minibatch of one) if None (the default).
     pass_time : bool
-        Whether ``t`` is passed to ``tensor_func``. A node without ``shape_in``
-        must have ``pass_time=True``: its function has nothing else to read.
+        Whether ``t`` is passed to ``tensor_func`` (default True). A node without
+        ``shape_in`` must have ``pass_time=True``: its function has nothing else
+        to read.
     label : str, optional
         Name of the node.
     size_in, size_out : int, optional
         Flat alternatives to ``shape_in`` / ``shape_out`` (the seed tutorial's form).
+
+    Notes
+    -----
+    As in NengoDL 3.6, ``tensor_func``, ``shape_in``, ``shape_out`` and
+    ``pass_time`` are nengo Parameters of the class (see
+    `nengodl.tensor_node_params`): assigning one to a node later is validated
+    (``node.shape_out = None`` infers it again), nengo copies and pickles them,
+    and once a network's config ``configures(TensorNode)`` it can set defaults
+    for ``shape_in``, ``shape_out`` and ``pass_time`` (``tensor_func`` has none).
+    ``size_in`` and ``size_out`` follow from the shapes.
 
     Examples
     --------
@@ -73,53 +111,75 @@ class TensorNode(nengo.Node):
     ...     sim.run_steps(2)
     >>> round(float(sim.data[p][-1, 0]), 4)
     1.6487
+
+    Defaults from a network's config:
+
+    >>> with nengo.Network() as net:
+    ...     net.config.configures(nengodl.TensorNode)
+    ...     net.config[nengodl.TensorNode].pass_time = False
+    ...     double = nengodl.TensorNode(lambda x: 2 * x, shape_in=(3,))
+    >>> double.pass_time, double.shape_out, nengodl.TensorNode.pass_time.default
+    (False, (3,), True)
     """
 
+    tensor_func = TensorFuncParam("tensor_func")
+    shape_in = ShapeInParam("shape_in", default=None)
+    shape_out = ShapeOutParam("shape_out", infer=infer_shape_out, default=None)
+    pass_time = PassTimeParam("pass_time", default=True)
+    # never set: nengo's Simulator refuses the node (its operator says to use nengodl)
     output = Parameter("output", default=None, optional=True)
+
+    # copies and unpickling set these first, in this order (shape_out is set by
+    # then, so tensor_func is not called again)
+    _param_init_order = ("shape_in", "pass_time", "shape_out", "tensor_func")
 
     def __init__(
         self,
         tensor_func,
-        shape_in=None,
-        shape_out=None,
-        pass_time=True,
-        label=None,
+        shape_in=Default,
+        shape_out=Default,
+        pass_time=Default,
+        label=Default,
         size_in=None,
         size_out=None,
     ):
         nengo.base.NengoObject.__init__(self, label=label, seed=Default)
-        name = f"TensorNode '{label}'" if label else "TensorNode"
-        if not callable(tensor_func):
-            raise ValidationError(
-                f"{name}: tensor_func must be callable or a Keras layer "
-                f"(got {type(tensor_func).__name__})",
-                attr="tensor_func",
-            )
-        if shape_in is None and size_in:
+        if size_in and (shape_in is Default or shape_in is None):
             shape_in = (size_in,)
-        if shape_out is None and size_out:
+        if size_out and (shape_out is Default or shape_out is None):
             shape_out = (size_out,)
+        self.shape_in = shape_in
+        self.pass_time = pass_time
+        self.shape_out = shape_out  # None: inferred when tensor_func is set
         self.tensor_func = tensor_func
-        self.pass_time = bool(pass_time)
-        self.shape_in = _shape(shape_in, "shape_in", name)
-        if self.shape_in is None and not self.pass_time:
-            raise ValidationError(
-                f"{name}: needs a shape_in (an input) or pass_time=True "
-                "(otherwise tensor_func gets no arguments)",
-                attr="shape_in",
-            )
-        self.size_in = 0 if self.shape_in is None else int(np.prod(self.shape_in))
-        shape_out = _shape(shape_out, "shape_out", name)
-        if shape_out is None:
-            shape_out = self._infer_shape_out(name)
-        self.shape_out = shape_out
-        self.size_out = int(np.prod(shape_out))
 
-    def _infer_shape_out(self, name):
-        with tf.init_scope():  # eagerly, as the simulator builds Keras layers
-            x = None if self.shape_in is None else tf.zeros((1,) + self.shape_in)
-            out = call_tensor_func(self, tf.constant(0.0), x, None if x is None else 1)
-        return tuple(int(d) for d in out.shape[1:])
+    @property
+    def size_in(self):
+        """Number of input dimensions, flat: ``prod(shape_in)`` (0 without input).
+
+        Examples
+        --------
+        >>> import nengo, nengodl
+        >>> with nengo.Network():
+        ...     node = nengodl.TensorNode(lambda x: x, shape_in=(2, 3), pass_time=False)
+        >>> node.size_in
+        6
+        """
+        return 0 if self.shape_in is None else int(np.prod(self.shape_in))
+
+    @property
+    def size_out(self):
+        """Number of output dimensions, flat: ``prod(shape_out)``.
+
+        Examples
+        --------
+        >>> import nengo, nengodl, tensorflow as tf
+        >>> with nengo.Network():
+        ...     node = nengodl.TensorNode(lambda t: tf.zeros((1, 2, 2)), shape_out=(2, 2))
+        >>> node.size_out
+        4
+        """
+        return 0 if self.shape_out is None else int(np.prod(self.shape_out))
 
     @property
     def is_keras(self):
@@ -199,13 +259,16 @@ def call_tensor_func(node, t, x, batch=None, training=False):
         If the function fails, or returns something that is not a tensor of shape
         ``(minibatch_size,) + shape_out``.
     """
+    out = _call(node, t, x, training)
+    return _check_output(node, out, x, batch, expected=node.shape_out)
+
+
+def _call(node, t, x, training):
     args = tensor_func_inputs(node, t, x)
-    in_shape = None if x is None else tuple(x.shape)
     try:
         if node.is_keras:
-            out = node.tensor_func(*args, training=bool(training))
-        else:
-            out = node.tensor_func(*args)
+            return node.tensor_func(*args, training=bool(training))
+        return node.tensor_func(*args)
     except Exception as e:
         how = ""
         if node.is_keras and node.pass_time:
@@ -214,8 +277,18 @@ def call_tensor_func(node, t, x, batch=None, training=False):
                 f"{'[t, x]' if x is not None else 't'}); set pass_time=False for layer(x))"
             )
         raise SimulationError(
-            f"{node}: tensor_func failed on input shape {in_shape}{how}: {type(e).__name__}: {e}"
+            f"{node}: tensor_func failed on input shape {_shape_of(x)}{how}: "
+            f"{type(e).__name__}: {e}"
         ) from e
+
+
+def _shape_of(x):
+    return None if x is None else tuple(x.shape)
+
+
+def _check_output(node, out, x, batch, expected):
+    """``out`` as a tensor of shape ``(batch,) + expected`` (any shape_out if None)."""
+    in_shape = _shape_of(x)
     if not (tf.is_tensor(out) or isinstance(out, np.ndarray)):
         raise SimulationError(
             f"{node}: tensor_func must return a tensor (got {type(out).__name__}) "
@@ -223,7 +296,6 @@ def call_tensor_func(node, t, x, batch=None, training=False):
         )
     out = tf.convert_to_tensor(out)
     shape = tuple(out.shape)
-    expected = getattr(node, "shape_out", None)
     if expected is None:
         if len(shape) < 2 or (batch is not None and shape[0] != batch):
             raise SimulationError(

@@ -322,6 +322,40 @@ def test_stateful_predict_continues_from_where_the_simulator_stands():
         np.testing.assert_allclose(later[net.pt][item, :, 0], t[10:15], rtol=1e-6)
 
 
+def test_stateful_evaluate_and_predict_on_batch_continue_from_the_simulator():
+    # NengoDL 3.6: evaluate(stateful=True) and predict_on_batch(stateful=True) run
+    # from the saved state and leave the simulator at their end
+    rng = np.random.RandomState(7)
+    x = rng.randn(4, 5, 1)  # two minibatches of 2
+    y = 0.1 * rng.randn(4, 5, 1)
+    net = filtered_net()
+    with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        sim.compile(loss={net.p: "mse"})
+        fresh = sim.evaluate({net.inp: x}, {net.p: y}, verbose=0)
+        assert sim.n_steps == 0
+        logs = sim.evaluate({net.inp: x}, {net.p: y}, stateful=True, verbose=0)
+        assert sim.n_steps == 10
+        out = sim.predict_on_batch({net.inp: x[:2]}, stateful=True)
+        assert sim.n_steps == 15
+        again = sim.predict_on_batch({net.inp: x[:2]})  # stateful=False: no trace
+        assert sim.n_steps == 15
+        with pytest.raises(ValidationError, match="one minibatch.*4 items"):
+            sim.predict_on_batch({net.inp: x})
+        assert sim.n_steps == 15
+    refs = []
+    for item in (0, 1):
+        feed = np.concatenate([x[item, :, 0], x[item + 2, :, 0], x[item, :, 0]])
+        ref, _ = nengo_reference(feed, 15)
+        refs.append(ref)
+        np.testing.assert_allclose(out[net.p][item, :, 0], ref[10:], atol=1e-5)
+        np.testing.assert_allclose(again[net.p][item, :, 0], ref[:5], atol=1e-5)
+    # Keras's evaluate: the mean over minibatches of each minibatch's mse
+    first = np.mean([(refs[i][:5] - y[i, :, 0]) ** 2 for i in (0, 1)])
+    second = np.mean([(refs[i][5:10] - y[i + 2, :, 0]) ** 2 for i in (0, 1)])
+    np.testing.assert_allclose(logs["loss"], (first + second) / 2, rtol=1e-4)
+    assert not np.isclose(fresh["loss"], logs["loss"], rtol=1e-2)  # the state carried over
+
+
 def test_stateful_predict_is_ignored_where_configured_stateless():
     net = filtered_net()
     with net:

@@ -1,11 +1,14 @@
 """TensorNode and Layer against the same computations done in numpy."""
 
+import copy
+import pickle
+
 import keras
 import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
-from nengo.exceptions import SimulationError, ValidationError
+from nengo.exceptions import ConfigError, SimulationError, ValidationError
 
 import nengodl
 
@@ -396,3 +399,150 @@ def test_tensor_layer_warns_and_builds_what_layer_builds():
         sim.run_steps(2)
     np.testing.assert_allclose(sim.data[p_b][-1], [6.0, -12.0])
     np.testing.assert_allclose(sim.data[p_c][-1], [6.0, 0.0])  # ReLU of 6, -12 (gain 1, bias 0)
+
+
+# --- tensor_func, shape_in, shape_out, pass_time as nengo Parameters (NengoDL 3.6) ---
+
+CALLS = []
+
+
+def times_t(t, x):
+    """Module level, so that a network holding it pickles; counts its calls."""
+    CALLS.append(tuple(x.shape))
+    return x * t
+
+
+def test_parameters_are_declared_on_the_class_with_3_6_defaults():
+    # NengoDL 3.6: tensor_func is required and has no default; shape_in and
+    # shape_out default to None (optional); pass_time defaults to True
+    params = {
+        name: getattr(nengodl.TensorNode, name)
+        for name in ("tensor_func", "shape_in", "shape_out", "pass_time")
+    }
+    assert all(isinstance(p, nengo.params.Parameter) for p in params.values())
+    assert not params["tensor_func"].configurable and not params["tensor_func"].optional
+    assert params["shape_in"].default is None and params["shape_in"].optional
+    assert params["shape_out"].default is None and params["shape_out"].optional
+    assert params["pass_time"].default is True
+    with nengo.Network():
+        node = nengodl.TensorNode(lambda t, x: x, shape_in=(2,))
+    assert set(params) <= set(node.params)  # what nengo copies and pickles
+    assert node.pass_time is True and node.shape_out == (2,)
+
+
+def test_assignment_after_construction_is_validated():
+    with nengo.Network():
+        node = nengodl.TensorNode(lambda t, x: 2 * x, shape_in=(2,), label="dbl")
+        no_input = nengodl.TensorNode(lambda t: tf.fill((1, 1), t))
+    func = node.tensor_func
+    bad = [
+        (node, "shape_in", (0,), "positive"),
+        (node, "shape_in", (2.5,), "tuple of ints"),
+        (node, "shape_out", (2, -1), "positive"),
+        (node, "pass_time", "yes", "True or False"),
+        (node, "tensor_func", 3, "callable"),
+        (no_input, "pass_time", False, "needs a shape_in"),
+    ]
+    for obj, attr, value, message in bad:
+        before = getattr(obj, attr)
+        with pytest.raises(ValidationError, match=message) as info:
+            setattr(obj, attr, value)
+        assert info.value.attr == attr and f"TensorNode.{attr}" in str(info.value)
+        assert getattr(obj, attr) == before  # the node keeps its value
+    with pytest.raises(ValidationError, match=r"TensorNode\.shape_in: TensorNode 'dbl'"):
+        node.shape_in = (0,)  # the error names the node by its label
+    assert node.tensor_func is func
+    with nengo.Network():
+        with pytest.raises(ValidationError, match="shape_in.*or pass_time=True"):
+            nengodl.TensorNode(lambda: tf.ones((1, 1)), shape_out=(1,), pass_time=False)
+
+    node.shape_in = np.int64(4)  # an int is a 1-d shape; numpy ints become ints
+    assert node.shape_in == (4,) and type(node.shape_in[0]) is int and node.size_in == 4
+    node.shape_out = [np.int32(2), 2]
+    assert node.shape_out == (2, 2) and node.size_out == 4
+    node.pass_time = np.bool_(False)
+    assert node.pass_time is False
+
+
+def test_shape_out_none_is_inferred_from_the_function_again():
+    width = [2]
+    with nengo.Network():
+        node = nengodl.TensorNode(lambda t: tf.zeros((1, width[0])))
+    assert node.shape_out == (2,) and node.size_out == 2
+    width[0] = 5
+    node.shape_out = None  # 3.6: None means "infer by calling tensor_func"
+    assert node.shape_out == (5,) and node.size_out == 5
+    node.tensor_func = lambda t: tf.zeros((1, 3))  # an explicit shape_out is kept
+    assert node.shape_out == (5,)
+    del node.shape_out  # unset: the next function is called to infer it
+    old = node.tensor_func
+    with pytest.raises(SimulationError, match="must return a tensor"):
+        node.tensor_func = lambda t: "oops"
+    assert node.tensor_func is old  # a function that cannot be called is not kept
+    node.tensor_func = lambda t: tf.zeros((1, 7))
+    assert node.shape_out == (7,)
+
+
+def test_config_sets_defaults_for_the_configurable_parameters():
+    with nengo.Network() as net:
+        inp = nengo.Node([0.3, -0.6])
+        net.config.configures(nengodl.TensorNode)
+        net.config[nengodl.TensorNode].pass_time = False
+        net.config[nengodl.TensorNode].shape_in = (2,)
+        with pytest.raises(ConfigError, match="not configurable"):
+            net.config[nengodl.TensorNode].tensor_func = tf.identity
+        with pytest.raises(ValidationError, match="positive"):
+            net.config[nengodl.TensorNode].shape_out = (0,)
+        square = nengodl.TensorNode(lambda x: x * x)  # shape_in, pass_time: config
+        timed = nengodl.TensorNode(lambda t, x: x * t, pass_time=True)  # given: wins
+        with pytest.raises(ValidationError, match="needs a shape_in"):
+            nengodl.TensorNode(lambda: tf.ones((1, 1)), shape_in=None, shape_out=(1,))
+        probes = []
+        for node in (square, timed):
+            nengo.Connection(inp, node, synapse=None)
+            probes.append(nengo.Probe(node))
+        with nengo.Network():  # no config of its own: the outer network's defaults
+            inner = nengodl.TensorNode(lambda x: -x)
+    with nengo.Network():  # outside: the class defaults
+        plain = nengodl.TensorNode(lambda t: tf.fill((1, 1), t))
+    assert (square.shape_in, square.pass_time, square.shape_out) == ((2,), False, (2,))
+    assert (timed.shape_in, timed.pass_time) == ((2,), True)
+    assert (inner.shape_in, inner.pass_time) == ((2,), False)
+    assert (plain.shape_in, plain.pass_time) == (None, True)
+    sim = run(net, steps=5, dtype="float64")
+    expected = [nengo_reference(lambda t, x: x * x, 2, 5), nengo_reference(times_t, 2, 5)]
+    for probe, want in zip(probes, expected):
+        np.testing.assert_allclose(sim.data[probe], want, rtol=1e-10, atol=1e-12)
+
+
+def copies_of(net):
+    yield "copy.deepcopy", copy.deepcopy(net)
+    yield "pickle", pickle.loads(pickle.dumps(net))
+    yield "Network.copy", net.copy()
+
+
+def test_copies_and_pickles_keep_the_parameters_and_simulate_the_same():
+    with nengo.Network() as net:
+        inp = nengo.Node([0.3, -0.6])
+        node = nengodl.TensorNode(times_t, shape_in=(2,), label="times_t")
+        nengo.Connection(inp, node, synapse=None)
+        nengo.Probe(node)
+    expected = nengo_reference(times_t, 2, 4)
+    CALLS.clear()
+    shallow = copy.copy(node)
+    assert shallow.tensor_func is times_t and shallow.shape_out == (2,)
+    shallow.shape_out = (1, 2)  # each node keeps its own values
+    assert node.shape_out == (2,)
+    for how, copied in copies_of(net):
+        (cnode,) = [n for n in copied.nodes if isinstance(n, nengodl.TensorNode)]
+        assert cnode is not node, how
+        values = [getattr(cnode, a) for a in ("shape_in", "shape_out", "pass_time", "label")]
+        assert values == [(2,), (2,), True, "times_t"], how
+        assert cnode.tensor_func is times_t, how  # a module function: by reference
+        assert CALLS == [], how  # copies do not call the function to infer shape_out
+        cnode.pass_time = False
+        assert node.pass_time is True, how
+        cnode.pass_time = True
+        sim = run(copied, steps=4, dtype="float64")
+        np.testing.assert_allclose(sim.data[copied.probes[0]], expected, rtol=1e-10)
+        CALLS.clear()

@@ -181,12 +181,14 @@ class DistributedRunner:
             if kind != "grads":
                 outputs = self._replica_outputs(trainer, n_steps, feeds, training)
                 losses = (
-                    None if kind == "outputs" else trainer._losses(outputs, targets, objective)
+                    None
+                    if kind == "outputs"
+                    else trainer.objective_losses(outputs, targets, objective)
                 )
                 return losses, outputs, None
             with tf.GradientTape() as tape:
                 outputs = self._replica_outputs(trainer, n_steps, feeds, training)
-                losses = trainer._losses(outputs, targets, objective)
+                losses = trainer.objective_losses(outputs, targets, objective)
                 total = tf.reduce_sum(losses)
             grads = masked_gradients(tape.gradient(total, variables), masks, variables)
             return losses, outputs, grads
@@ -223,7 +225,7 @@ class DistributedRunner:
     def _call(self, fn, trainer, inputs, targets, objective, n_steps, seed):
         feeds = trainer._host_inputs(inputs, n_steps, seed)
         feeds = {k: tf.convert_to_tensor(v) for k, v in feeds.items()}
-        targets = [] if objective is None else trainer._targets(objective, targets)
+        targets = [] if objective is None else trainer.objective_targets(objective, targets)
         targets = [None if t is None else tf.convert_to_tensor(t) for t in targets]
         with self.strategy.scope():
             return fn(tf.constant(n_steps, tf.int32), feeds, targets)

@@ -53,7 +53,7 @@ def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=No
     loss_step = trainer.eval_step(objective, training=True)
     feeds = trainer._host_inputs(inputs, tdata.n_steps, seed)
     _, _, grads = grads_fn(
-        tf.constant(tdata.n_steps, tf.int32), feeds, trainer._targets(objective, targets)
+        tf.constant(tdata.n_steps, tf.int32), feeds, trainer.objective_targets(objective, targets)
     )
     rng = random_state(seed)
     worst = 0.0

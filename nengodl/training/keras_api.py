@@ -259,13 +259,17 @@ class KerasAPI:
         weights = [fn.loss_weight for fn in objective.values()]
         return UnweightedLogs(names, weights, self._metric_fn(metrics, prefix), prefix)
 
-    def _run_eval(self, tdata, seed, callbacks, progress=False):
+    def _run_eval(self, tdata, seed, callbacks, progress=False, stateful=False):
         """One evaluation pass, as Keras's ``evaluate``: ``on_test_begin``, the
         test batch hooks, ``on_test_end`` with the logs (also how `fit`
         validates, with its own callbacks, as Keras 3's ``fit`` does)."""
         objective = self._objective(tdata.targets)
         metrics = self._metrics(list(tdata.targets))
-        step = _with_batch_hooks(self.sim.trainer.eval_step(objective), callbacks, "test")
+        if stateful:
+            step = self._stateful_eval_step(objective)
+        else:
+            step = self.sim.trainer.eval_step(objective)
+        step = _with_batch_hooks(step, callbacks, "test")
         callbacks.on_test_begin()
         logs = evaluate_batches(
             step, EpochIterator(tdata, seed=seed), self._logs(objective, metrics), progress
@@ -391,14 +395,24 @@ class KerasAPI:
         return start
 
     def evaluate(
-        self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None, batch_size=None
+        self,
+        x=None,
+        y=None,
+        n_steps=None,
+        stateful=False,
+        callbacks=None,
+        verbose=1,
+        seed=None,
+        batch_size=None,
     ):
         """See `Simulator.evaluate`."""
         self._check_compiled("evaluate")
         self._warn_batch_size(batch_size, "evaluate")
+        stateful = self._check_stateful(stateful)
         tdata = self._data(x, y, n_steps)
         cbs = self._callbacks(callbacks, verbose, 1, tdata.n_batches)
-        return self._run_eval(tdata, seed, cbs, progress=verbose and self.sim.progress_bar)
+        progress = verbose and self.sim.progress_bar
+        return self._run_eval(tdata, seed, cbs, progress=progress, stateful=stateful)
 
     def predict(
         self,
@@ -424,6 +438,20 @@ class KerasAPI:
         )
         cbs.on_predict_end()
         return dict(zip(self.sim.plan.probes, outputs))
+
+    def predict_on_batch(self, x=None, n_steps=None, stateful=False):
+        """See `Simulator.predict_on_batch`."""
+        mb = self.sim.plan.minibatch_size
+        for key, value in resolve_keys(self.sim, x, "input").items():
+            items = None if value is None else np.shape(value)[:1]
+            if items is not None and items != (mb,):
+                raise ValidationError(
+                    f"predict_on_batch takes one minibatch: the input for {key} has "
+                    f"{items[0] if items else 'no'} items, the simulator's "
+                    f"minibatch_size is {mb} (use predict for more)",
+                    attr="x",
+                )
+        return self.predict(x, n_steps=n_steps, stateful=stateful, verbose=0)
 
     def _check_stateful(self, stateful):
         if not isinstance(stateful, (bool, np.bool_)):
@@ -458,6 +486,19 @@ class KerasAPI:
             run.tensors = sim.loop.restore_constants(state, feeds)
             run.n_steps += n_steps
             return [tf.convert_to_tensor(np.swapaxes(o, 0, 1)) for o in outputs]
+
+        return step
+
+    def _stateful_eval_step(self, objective):
+        """An evaluation step ``step(inputs, targets, n_steps, seed) -> (losses,
+        outputs)`` on `_stateful_step`'s outputs: ``evaluate(stateful=True)``."""
+        predict = self._stateful_step()
+        trainer = self.sim.trainer
+
+        def step(inputs, targets, n_steps, seed):
+            outputs = predict(inputs, n_steps, seed)
+            targets = trainer.objective_targets(objective, targets)
+            return trainer.objective_losses(outputs, targets, objective).numpy(), outputs
 
         return step
 

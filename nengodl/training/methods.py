@@ -340,7 +340,15 @@ class KerasMethods:
         )
 
     def evaluate(
-        self, x=None, y=None, n_steps=None, callbacks=None, verbose=1, seed=None, batch_size=None
+        self,
+        x=None,
+        y=None,
+        n_steps=None,
+        stateful=False,
+        callbacks=None,
+        verbose=1,
+        seed=None,
+        batch_size=None,
     ):
         """Compute the compiled losses and metrics (spiking neurons stay spiking).
 
@@ -350,6 +358,11 @@ class KerasMethods:
             Inputs and targets, as for `fit`.
         n_steps : int, optional
             Number of steps to simulate when ``x`` is empty.
+        stateful : bool
+            Run from the simulator's state, each minibatch continuing from the one
+            before, and leave the simulator at the end (as ``predict(stateful=True)``;
+            no probe data is recorded); False: every minibatch starts from the
+            initial state and the simulator is left as it was.
         callbacks : list of keras.callbacks.Callback, optional
             Keras callbacks.
         verbose : int
@@ -386,6 +399,7 @@ class KerasMethods:
             x,
             y,
             n_steps=n_steps,
+            stateful=stateful,
             callbacks=callbacks,
             verbose=verbose,
             seed=seed,
@@ -454,15 +468,20 @@ class KerasMethods:
             callbacks=callbacks,
         )
 
-    def predict_on_batch(self, x=None, n_steps=None):
+    def predict_on_batch(self, x=None, n_steps=None, stateful=False):
         """`predict` for exactly one minibatch of inputs.
 
         Parameters
         ----------
         x : dict or array
-            Inputs, ``(minibatch_size, n_steps, size)``.
+            Inputs, ``(minibatch_size, n_steps, size)``: more (or fewer) items than
+            one minibatch are refused.
         n_steps : int, optional
             Number of steps to simulate when ``x`` is empty.
+        stateful : bool
+            As for `predict`: continue from the simulator's state and leave it at
+            the end; False: start from the initial state, leave the simulator as it
+            was.
 
         Returns
         -------
@@ -484,7 +503,7 @@ class KerasMethods:
         array([[2., 2., 2.],
                [2., 2., 2.]], dtype=float32)
         """
-        return self._keras().predict(x, n_steps=n_steps, verbose=0)
+        return self._keras().predict_on_batch(x, n_steps=n_steps, stateful=stateful)
 
     def get_name(self, obj):
         """The name of an input Node or a Probe in Keras-style data and logs.

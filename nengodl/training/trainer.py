@@ -136,8 +136,23 @@ class Trainer:
         )
         return self.loop.probe_tensors(stacked)
 
-    def _losses(self, outputs, targets, objective):
-        """Per-objective loss values (float64 vector)."""
+    def objective_losses(self, outputs, targets, objective):
+        """Per-objective loss values.
+
+        Parameters
+        ----------
+        outputs : list of tf.Tensor
+            Each probe's output, ``(batch, n_steps, size)``, in ``plan.probes`` order.
+        targets : list
+            Each objective's target (`objective_targets`), or None.
+        objective : dict
+            Map from Probe to its loss function ``fn(output, target)``.
+
+        Returns
+        -------
+        tf.Tensor
+            The losses, one per objective (float64 vector).
+        """
         by_probe = dict(zip(self.plan.probes, outputs))
         values = []
         for (probe, fn), target in zip(objective.items(), targets):
@@ -148,7 +163,9 @@ class Trainer:
         return tf.stack(values)
 
     @staticmethod
-    def _targets(objective, targets):
+    def objective_targets(objective, targets):
+        """``targets`` (a dict keyed by Probe) as a list in ``objective``'s order,
+        None for a probe without one."""
         return [targets.get(p) for p in objective]
 
     def _function(self, kind, objective, variables, training):
@@ -162,7 +179,7 @@ class Trainer:
             def fn(n_steps, feeds, targets):
                 with tf.GradientTape() as tape:
                     outputs = self._outputs(n_steps, feeds, training, initial)
-                    losses = self._losses(outputs, targets, objective)
+                    losses = self.objective_losses(outputs, targets, objective)
                     total = tf.reduce_sum(losses)
                 return losses, outputs, tape.gradient(total, variables)
 
@@ -170,7 +187,7 @@ class Trainer:
 
             def fn(n_steps, feeds, targets):
                 outputs = self._outputs(n_steps, feeds, training, initial)
-                return self._losses(outputs, targets, objective), outputs
+                return self.objective_losses(outputs, targets, objective), outputs
 
         else:  # outputs only
 
@@ -226,7 +243,7 @@ class Trainer:
         def step(inputs, targets, n_steps, seed):
             feeds = self._host_inputs(inputs, n_steps, seed)
             losses, outputs, grads = grads_fn(
-                tf.constant(n_steps, tf.int32), feeds, self._targets(objective, targets)
+                tf.constant(n_steps, tf.int32), feeds, self.objective_targets(objective, targets)
             )
             losses = losses.numpy()
             grads = masked_gradients(grads, masks, variables)
@@ -246,7 +263,7 @@ class Trainer:
         def step(inputs, targets, n_steps, seed):
             feeds = self._host_inputs(inputs, n_steps, seed)
             losses, outputs = fn(
-                tf.constant(n_steps, tf.int32), feeds, self._targets(objective, targets)
+                tf.constant(n_steps, tf.int32), feeds, self.objective_targets(objective, targets)
             )
             return losses.numpy(), outputs
 
@@ -329,7 +346,7 @@ class Trainer:
                         initial,
                         max_steps=n_steps,
                     )
-                    values = self._losses(
+                    values = self.objective_losses(
                         outputs, [None if t is None else t[b] for t in targets], objective
                     )
                     total = tf.reduce_sum(values)
