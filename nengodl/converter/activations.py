@@ -99,7 +99,7 @@ class Swaps(Mapping):
     key replaces the neuron type that results (so ``{tf.nn.relu:
     nengo.RectifiedLinear(), nengo.RectifiedLinear(): nengo.LIF()}`` gives LIF
     neurons). It reads as the mapping given; `unused_keys` are the keys that no
-    layer needed.
+    layer needed. Also `Converter.TrackedDict` (NengoDL 3.6's name).
 
     Parameters
     ----------

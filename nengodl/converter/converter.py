@@ -16,12 +16,13 @@ import nengo
 import numpy as np
 
 from nengodl.config import configure_settings
+from nengodl.converter import layers  # noqa: F401 (registers nengodl's layer rules)
 from nengodl.converter import sparse as sp
 from nengodl.converter.activations import NeuronType, Swaps, canonical, name_of, scaled
 from nengodl.converter.errors import ConversionError, Unsupported, describe
-from nengodl.converter.fallback import CallOperation, acts_per_step
-from nengodl.converter.layers import RULES, Port, size
+from nengodl.converter.fallback import acts_per_step
 from nengodl.converter.maps import KerasMap
+from nengodl.converter.registry import CONVERTERS, Port, register, size
 from nengodl.tensor_node import TensorNode
 
 __all__ = ["ConversionError", "Converter"]
@@ -45,6 +46,11 @@ class Converter:
     ``ZeroPadding1D/2D/3D`` and, in temporal models, ``TimeDistributed``.
     Nested models are converted layer by layer. Everything else runs its Keras
     code in a `TensorNode`.
+
+    Each layer class's conversion is a `LayerConverter` subclass in the
+    registry `Converter.converters` (keyed by Keras layer class, the fallback
+    under None); `Converter.register` adds one for another layer class (or
+    replaces nengodl's), as in NengoDL 3.6.
 
     Parameters
     ----------
@@ -101,6 +107,15 @@ class Converter:
     swap_activations : Mapping
         The ``swap_activations`` given; ``swap_activations.unused_keys()`` are the
         keys no layer used.
+    converters : dict
+        The registry (class attribute): Keras layer class -> `LayerConverter`
+        subclass converting it (None -> the TensorNode fallback).
+    KerasTensorDict : type
+        The class of ``inputs``, ``outputs`` and ``layers``
+        (`nengodl.converter.maps.KerasMap`; NengoDL 3.6's name).
+    TrackedDict : type
+        The class of ``swap_activations`` (`nengodl.converter.activations.Swaps`;
+        NengoDL 3.6's name).
 
     Examples
     --------
@@ -116,6 +131,10 @@ class Converter:
     >>> sim.data[conv.outputs[out]].shape
     (1, 2)
     """
+
+    converters = CONVERTERS
+    KerasTensorDict = KerasMap
+    TrackedDict = Swaps
 
     def __init__(
         self,
@@ -155,6 +174,7 @@ class Converter:
         self._time_axes = int(self.temporal_model)
         self._one = None
         self._converted = set()
+        self._layer_converters = {}  # id(layer) -> its LayerConverter
         self.net = nengo.Network(label=model.name)
         with self.net:
             configure_settings(trainable=None)
@@ -208,10 +228,10 @@ class Converter:
         node = layer._inbound_nodes[node_index]
         in_ports = [self._port(t, ports) for t in node.input_tensors]
         out_shapes = [self._shape(t, layer) for t in node.output_tensors]
-        if isinstance(layer, keras.Model):
+        if isinstance(layer, keras.Model) and type(layer) not in self.converters:
             outs = self._convert_model(layer, in_ports)
         else:
-            outs = self._convert_layer(layer, node, in_ports, out_shapes)
+            outs = self._convert_layer(layer, node_index, node, in_ports, out_shapes)
         for t, port in zip(node.output_tensors, outs):
             ports[id(t)] = port
             self.layers.add(t, layer, port.obj)
@@ -222,69 +242,121 @@ class Converter:
         inner = {id(t): p for t, p in zip(model.inputs, in_ports)}
         return [self._port(t, inner) for t in model.outputs]
 
-    def _convert_layer(self, layer, node, in_ports, out_shapes):
+    def _convert_layer(self, layer, node_index, node, in_ports, out_shapes):
         self.check_regularizers(layer)
-        rule = RULES.get(type(layer))
-        reason = f"no native conversion for {type(layer).__name__}"
-        if rule is not None and self.temporal_model:
-            times = {t.shape[1] for t in list(node.input_tensors) + list(node.output_tensors)}
-            if not rule.per_step:
-                reason = f"{type(layer).__name__} combines time steps in a temporal model"
-                rule = None
-            elif len(times) > 1:
-                reason = f"it changes the time axis ({sorted(times, key=str)})"
-                rule = None
-        if rule is not None:
-            shared = layer.weights and id(layer) in self._converted
-            if shared and not self.split_shared_weights:
+        cls, reason = self._registered(layer)
+        if reason is None and self.temporal_model:
+            reason = self._time_steps_problem(cls, layer, node, in_ports)
+        if reason is None:
+            weights = cls.has_weights if cls.has_weights is not None else bool(layer.weights)
+            if weights and id(layer) in self._converted and not self.split_shared_weights:
                 raise ConversionError(
                     f"{describe(layer)} is called more than once with shared "
                     "weights; set split_shared_weights=True to give each call "
                     "its own copy (they then train independently)"
                 )
             self._converted.add(id(layer))
+            converter = self._layer_converters.get(id(layer))
+            if type(converter) is not cls:
+                converter = self._layer_converters[id(layer)] = cls(layer, self)
             try:
-                return rule(self, layer, in_ports, out_shapes)
+                return converter.build(node_index, in_ports, out_shapes, node=node)
             except Unsupported as e:
                 reason = str(e)
-        return [self._fallback(layer, node, in_ports, out_shapes, reason)]
+        converter = self._fallback_converter(layer, reason, cls)
+        self._layer_converters[id(layer)] = converter
+        return converter.build(node_index, in_ports, out_shapes, node=node)
 
-    def _fallback(self, layer, node, in_ports, out_shapes, reason):
-        """A TensorNode running ``layer``'s Keras code (or the error saying why not)."""
-        if len(out_shapes) != 1:
-            raise ConversionError(
-                f"{describe(layer)}: {reason}, and layers with several outputs "
-                "cannot run as TensorNodes"
-            )
-        if not self.allow_fallback:
-            raise ConversionError(
-                f"{describe(layer)}: {reason} (set allow_fallback=True to run it in a TensorNode)"
-            )
-        shapes = [p.shape for p in in_ports]
-        if self.temporal_model:
-            fixed = {t.shape[1] for t in node.input_tensors} - {None}
+    def _registered(self, layer):
+        """``(converter class or None, reason)``: the layer's registered converter, and
+        why it does not convert the layer (None if it does)."""
+        cls = self.converters.get(type(layer))
+        if cls is None:
+            return None, f"no native conversion for {type(layer).__name__}"
+        ok, reason = cls.convertible(layer, self)
+        return cls, None if ok else reason or f"{cls.__name__} cannot convert it"
+
+    def _time_steps_problem(self, cls, layer, node, in_ports):
+        """Why ``cls`` cannot convert this call of ``layer`` in a temporal model (or None)."""
+        tensors = list(node.input_tensors) + list(node.output_tensors)
+        times = {t.shape[1] for t in tensors}
+        per_step = cls.per_step
+        if per_step is None:
+            fixed = times - {None}
             n_steps = max(fixed) if fixed else 3
-            if len(fixed) > 1 or not acts_per_step(layer, node, shapes, n_steps):
-                raise ConversionError(
-                    f"{describe(layer)}: {reason}, and it does not act on each time "
-                    "step separately, as the layers of a temporal_model must (the "
-                    "nengo network computes one time step per simulation step)"
-                )
-        warnings.warn(f"{describe(layer)}: {reason}; running it in a TensorNode")
-        func = CallOperation(layer, node, shapes, time_axis=self.temporal_model)
-        tn = TensorNode(
-            func,
-            shape_in=(sum(size(s) for s in shapes),),
-            shape_out=out_shapes[0],
-            pass_time=False,
-            label=layer.name,
-        )
-        start = 0
-        for p in in_ports:
-            n = size(p.shape)
-            self.connect(p, tn if n == tn.size_in else tn[start : start + n])
-            start += n
-        return Port(tn, out_shapes[0], None)
+            shapes = [p.shape for p in in_ports]
+            per_step = len(fixed) <= 1 and acts_per_step(layer, node, shapes, n_steps)
+        if not per_step:
+            return f"{type(layer).__name__} combines time steps in a temporal model"
+        if len(times) > 1:
+            return f"it changes the time axis ({sorted(times, key=str)})"
+        return None
+
+    def _fallback_converter(self, layer, reason, cls=None):
+        refused_by = cls if cls is not None and not cls.allow_fallback else None
+        return self.converters[None](layer, self, reason=reason, refused_by=refused_by)
+
+    # ---- the registry ----
+
+    @classmethod
+    def register(cls, keras_layer):
+        """A class decorator registering a `LayerConverter` for a Keras layer class.
+
+        Calls of layers of exactly that class then convert with the decorated
+        class (its `LayerConverter.convert`); registering a class that already
+        has a converter (one of nengodl's, or an earlier registration) replaces
+        it, with a warning.
+
+        Parameters
+        ----------
+        keras_layer : type or None
+            The Keras layer class (None: the fallback for layers without a
+            converter).
+
+        Returns
+        -------
+        decorator : callable
+            Registers the `LayerConverter` subclass it decorates and returns it.
+
+        See `LayerConverter` for an example.
+        """
+        return register(keras_layer, cls.converters)
+
+    def get_converter(self, layer):
+        """The `LayerConverter` instance converting ``layer``.
+
+        For a layer of the converted model, the instance that converted it
+        (the fallback, a ``converters[None]`` instance, if it runs in a
+        TensorNode). For other layers, an instance of the registered converter
+        if it accepts the layer (`LayerConverter.convertible`), else of the
+        fallback; the same instance on each call.
+
+        Parameters
+        ----------
+        layer : keras.layers.Layer
+            The layer.
+
+        Returns
+        -------
+        converter : LayerConverter
+            Its converter.
+
+        Raises
+        ------
+        ConversionError
+            If the layer would need the fallback, and ``allow_fallback`` is
+            False (or its registered converter does not allow the fallback).
+        """
+        converter = self._layer_converters.get(id(layer))
+        if converter is None:
+            cls, reason = self._registered(layer)
+            if reason is None:
+                converter = cls(layer, self)
+            else:
+                converter = self._fallback_converter(layer, reason, cls)
+                converter.check_allowed()
+            self._layer_converters[id(layer)] = converter
+        return converter
 
     def check_regularizers(self, layer):
         """Refuse layers with regularizers (nengodl's training would leave them out).

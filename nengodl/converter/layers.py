@@ -7,12 +7,15 @@ nengo objects inside ``cv.net`` and returns one `Port` per output. A rule
 raises `Unsupported` (with the reason) for configurations it cannot express in
 nengo; the converter then falls back to a TensorNode or reports the error.
 
+The `rule` decorator registers each rule in the converter's registry
+(`nengodl.converter.registry.CONVERTERS`, which is `Converter.converters`) as
+a `RuleConverter` subclass named after it (``dense`` becomes ``ConvertDense``),
+one class for all the Keras layer classes the rule converts.
+
 Rules registered with ``per_step=False`` (convolutions, pooling, padding)
 combine neighbouring positions along every axis, which in a temporal model
 includes the time axis; the converter does not use them for temporal models.
 """
-
-from collections import namedtuple
 
 import keras
 import nengo
@@ -20,26 +23,55 @@ import numpy as np
 
 from nengodl.converter import sparse as sp
 from nengodl.converter.errors import Unsupported
+from nengodl.converter.registry import LayerConverter, register, size
 from nengodl.neurons import LeakyReLU
 
-Port = namedtuple("Port", ["obj", "shape", "synapse"])
-Port.__doc__ = """A converted tensor: nengo object, shape (no batch axis), synapse on
-connections that read it."""
 
-RULES = {}
+class RuleConverter(LayerConverter):
+    """A registry entry running one of this module's rules (its class attribute ``rule``).
+
+    Its `build` returns the rule's ports; `convert` (for code calling it
+    directly, as on any `LayerConverter`) returns the rule's output objects.
+    """
+
+    rule = None
+
+    def output_ports(self, node_id):
+        """The rule's `Port` for each output of call ``node_id``."""
+        call = self.call(node_id)
+        return self.rule(self.converter, self.layer, list(call.in_ports), list(call.out_shapes))
+
+    def convert(self, node_id):
+        """The nengo object(s) of the rule's output(s) for call ``node_id``."""
+        ports = self.output_ports(node_id)
+        return ports[0].obj if len(ports) == 1 else [p.obj for p in ports]
 
 
 def rule(*classes, per_step=True):
     """Register the decorated function as the rule for Keras layer ``classes``.
 
     ``per_step=False`` marks rules whose layers mix positions along all axes
-    (and so the time steps of a temporal model).
+    (and so the time steps of a temporal model). The function is returned
+    unchanged, with the registered `RuleConverter` subclass as its
+    ``converter`` attribute.
     """
 
     def wrapper(func):
-        func.per_step = per_step
+        name = "Convert" + "".join(w.capitalize() for w in func.__name__.split("_"))
+        names = ", ".join(f"``{cls.__name__}``" for cls in classes)
+        converter = type(
+            name,
+            (RuleConverter,),
+            {
+                "rule": staticmethod(func),
+                "per_step": per_step,
+                "__doc__": f"Converts {names} (the rule ``{func.__name__}``).",
+                "__module__": __name__,
+            },
+        )
         for cls in classes:
-            RULES[cls] = func
+            register(cls)(converter)
+        func.converter = converter
         return func
 
     return wrapper
@@ -55,10 +87,6 @@ def to_numpy(variable):
     value = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
     shape = tuple(getattr(variable, "shape", value.shape))
     return value.reshape(shape) if value.size == size(shape) else value
-
-
-def size(shape):
-    return int(np.prod(shape))
 
 
 def is_channels_first(layer):
@@ -403,9 +431,12 @@ def time_distributed(cv, layer, ins, out_shapes):
     if not cv.temporal_model:
         raise Unsupported("TimeDistributed is converted natively only with temporal_model=True")
     inner = layer.layer
-    inner_rule = RULES.get(type(inner))
-    if inner_rule is None:
+    converter = cv.converters.get(type(inner))
+    if converter is None:
         raise Unsupported(f"no native conversion for the wrapped {type(inner).__name__}")
+    ok, reason = converter.convertible(inner, cv)
+    if not ok:
+        raise Unsupported(f"the wrapped {type(inner).__name__}: {reason}")
     cv.check_regularizers(inner)
     with cv.one_step():
-        return inner_rule(cv, inner, ins, out_shapes)
+        return converter(inner, cv).build(0, ins, out_shapes)

@@ -9,6 +9,9 @@ class KerasMap(Mapping):
     A layer called several times maps to the objects of its last call; use the
     tensors to reach the others. Iterating gives the Keras tensors.
 
+    Also `Converter.KerasTensorDict` (NengoDL 3.6's name); the converter fills
+    it with `add` (it is read-only otherwise).
+
     Parameters
     ----------
     what : str
@@ -24,7 +27,7 @@ class KerasMap(Mapping):
     ('node', 'node', 1)
     """
 
-    def __init__(self, what):
+    def __init__(self, what="entries"):
         self._what = what
         self._tensors = {}  # id(tensor) -> (tensor, value)
         self._layers = {}  # id(layer) -> (layer, value)
