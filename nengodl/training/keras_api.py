@@ -14,48 +14,21 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
-from nengodl import objectives as obj
 from nengodl.build import device_scope
 from nengodl.io.checks import check_count
 from nengodl.runtime.compiled import run_raising
 from nengodl.runtime.distributed import optimizer_variables
 from nengodl.training.data import TrainingData, TrainingDataNoInputs
-from nengodl.training.keras_data import object_name, resolve_keys
+from nengodl.training.keras_compile import CompiledSettings
+from nengodl.training.keras_data import resolve_keys
 from nengodl.training.keras_model import SimulatorModel
 from nengodl.training.loop import (
     EpochIterator,
-    EpochLogs,
     evaluate_batches,
     fit_epochs,
     predict_batches,
 )
 from nengodl.training.trainer import check_optimizer
-
-
-class _SeedObjective:
-    """A `nengodl.obj` objective (``f(outputs, targets)``) as a Keras loss
-    (``f(y_true, y_pred)``), so that ``compile(loss=nengodl.obj.mse)`` ignores NaN
-    targets as `Simulator.train` does."""
-
-    def __init__(self, objective):
-        self.objective = objective
-        self.needs_targets = getattr(objective, "needs_targets", True)
-        self.__name__ = getattr(objective, "__name__", type(objective).__name__)
-
-    def __call__(self, y_true, y_pred):
-        return self.objective(y_pred, y_true)
-
-
-def _as_loss(loss):
-    if isinstance(loss, (str, keras.losses.Loss)):
-        return keras.losses.get(loss) if isinstance(loss, str) else loss
-    if loss is obj.mse or isinstance(loss, obj.Regularize):
-        return _SeedObjective(loss)
-    if callable(loss):
-        return loss
-    raise ValidationError(
-        f"loss must be a Keras loss, its name, or a function (got {loss!r})", attr="loss"
-    )
 
 
 class KerasAPI:
@@ -78,125 +51,15 @@ class KerasAPI:
             if isinstance(optimizer, str):
                 optimizer = keras.optimizers.get(optimizer)
             check_optimizer(optimizer)
-        self.compiled = dict(
-            optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights
-        )
+        self.compiled = CompiledSettings(self.sim, optimizer, loss, metrics, loss_weights)
         self.model.optimizer = optimizer
 
     def _check_compiled(self, method, need_loss=True):
-        if self.compiled is None or (need_loss and self.compiled["loss"] is None):
+        if self.compiled is None or (need_loss and self.compiled.settings["loss"] is None):
             raise ValidationError(
                 f"call sim.compile(optimizer=..., loss=...) before sim.{method}",
                 attr="compile",
             )
-
-    def _setting_map(self, name):
-        """The compiled ``name`` setting (loss, loss_weights or metrics) as a dict
-        from Probe to its entry, or None where one entry is for every probe.
-
-        A dict is keyed by Probes or their names; a list or tuple of losses or
-        loss weights has one entry per probe of ``sim.model.probes``, in order
-        (NengoDL 3; a list of metrics is several metrics for every probe, as in
-        Keras).
-        """
-        setting = self.compiled[name]
-        if isinstance(setting, Mapping):
-            return resolve_keys(self.sim, setting, "output", as_array=False)
-        if name != "metrics" and isinstance(setting, (list, tuple)):
-            probes = self.sim.model.probes
-            if len(setting) != len(probes):
-                raise ValidationError(
-                    f"a list for {name} needs one entry per Probe of sim.model.probes "
-                    f"({len(probes)}; got {len(setting)}); or give a dict {{Probe: entry}}",
-                    attr=name,
-                )
-            return {p: s for p, s in zip(probes, setting) if s is not None}
-        return None
-
-    def _per_probe(self, name, probes):
-        """Map each of ``probes`` to its entry of the compiled ``name`` setting."""
-        setting = self.compiled[name]
-        if setting is None:
-            return {p: None for p in probes}
-        resolved = self._setting_map(name)
-        if resolved is None:
-            return {p: setting for p in probes}
-        missing = [p for p in probes if p not in resolved]
-        if missing:
-            raise ValidationError(
-                f"{name} has no entry for {', '.join(map(str, missing))}", attr=name
-            )
-        return {p: resolved[p] for p in probes}
-
-    def _loss_probes(self, targets):
-        """The probes that get a loss: those with targets in ``y``, and those
-        whose loss needs none (``needs_targets = False``, such as
-        `nengodl.losses.Regularize`): its probe in a loss dict, or every probe
-        when it is the one loss for all. A probe in a loss dict whose loss needs
-        targets but has none is refused."""
-        loss = self.compiled["loss"]
-        by_probe = self._setting_map("loss")
-        probes = list(targets)
-        if by_probe is not None:
-            for p, fn in by_probe.items():
-                if p in targets:
-                    continue
-                if getattr(_as_loss(fn), "needs_targets", True):
-                    raise ValidationError(
-                        f"{p} has a loss ({getattr(fn, '__name__', fn)!r}) but no target in "
-                        "y; give its targets, or leave it out of compile(loss=...) (only "
-                        "losses that need no targets, such as nengodl.losses.Regularize, "
-                        "can go without)",
-                        attr="y",
-                    )
-                probes.append(p)
-        elif loss is not None and not getattr(_as_loss(loss), "needs_targets", True):
-            probes += [p for p in self.sim.model.probes if p not in targets]
-        if not probes:
-            raise ValidationError(
-                "no Probe has targets in y for its loss (only losses that need no "
-                "targets, such as nengodl.losses.Regularize, can go without)",
-                attr="y",
-            )
-        return probes
-
-    def _objective(self, targets):
-        """Probe -> ``f(output, target)``: the probe's loss, averaged over all
-        its values (Keras's ``sum_over_batch_size``) and times its loss weight
-        (the function's ``loss_weight``); the total loss is their sum. A probe
-        weighted 0 adds nothing to the total and is left out (its loss is not
-        logged)."""
-        probes = self._loss_probes(targets)
-        losses = self._per_probe("loss", probes)
-        weights = self._per_probe("loss_weights", probes)
-        objective = {}
-        for p in probes:
-            fn = _as_loss(losses[p])
-            w = 1.0 if weights[p] is None else _loss_weight(weights[p], p)
-            if w == 0:
-                continue
-
-            def weighted(out, tgt, fn=fn, w=w):
-                return w * keras.ops.mean(fn(tgt, out))
-
-            weighted.loss_weight = w
-            objective[p] = weighted
-        if not objective:
-            raise ValidationError(
-                "every Probe with a loss has loss weight 0: nothing to minimise",
-                attr="loss_weights",
-            )
-        return objective
-
-    def _metrics(self, probes):
-        metrics = self._per_probe("metrics", probes)
-        out = {}
-        for p, ms in metrics.items():
-            if ms is None:
-                continue
-            ms = ms if isinstance(ms, (list, tuple)) else [ms]
-            out[p] = [keras.metrics.get(m) if isinstance(m, str) else m for m in ms]
-        return out
 
     def _data(self, x, y, n_steps):
         # an entry of None: no data (Nodes run their own output; a loss that needs
@@ -205,7 +68,7 @@ class KerasAPI:
         losses = None
         if self.compiled is not None and not isinstance(y, (Mapping, list, tuple)):
             # one array for y is the target of the one probe with a loss, if one has
-            losses = self._setting_map("loss")
+            losses = self.compiled.setting_map("loss")
         targets = resolve_keys(
             self.sim, y, "output", preferred=None if losses is None else list(losses)
         )
@@ -225,46 +88,12 @@ class KerasAPI:
             )
         return TrainingData(self.sim, data, keras_style=True, n_steps=n_steps)
 
-    def _metric_fn(self, metrics, prefix=""):
-        """``fn(outputs, targets) -> {name: value}`` of one minibatch's metrics
-        (Keras `Metric` objects are reset now and updated in place), or None."""
-        if not metrics:
-            return None
-        for ms in metrics.values():
-            for m in ms:
-                if isinstance(m, keras.metrics.Metric):
-                    m.reset_state()
-        by_index = {p: k for k, p in enumerate(self.sim.plan.probes)}
-
-        def fn(outputs, targets):
-            logs = {}
-            for p, ms in metrics.items():
-                for m in ms:
-                    metric = getattr(m, "name", getattr(m, "__name__", "metric"))
-                    name = f"{prefix}{object_name(self.sim, p)}_{metric}"
-                    y_pred = outputs[by_index[p]]
-                    y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
-                    if isinstance(m, keras.metrics.Metric):
-                        m.update_state(y_true, y_pred)
-                        logs[name] = m
-                    else:
-                        logs[name] = float(keras.ops.mean(m(y_true, y_pred)))
-            return logs
-
-        return fn
-
-    def _logs(self, objective, metrics, prefix=""):
-        """`EpochLogs` for one pass with ``objective`` and ``metrics``."""
-        names = [object_name(self.sim, p) for p in objective]
-        weights = [fn.loss_weight for fn in objective.values()]
-        return UnweightedLogs(names, weights, self._metric_fn(metrics, prefix), prefix)
-
     def _run_eval(self, tdata, seed, callbacks, progress=False, stateful=False):
         """One evaluation pass, as Keras's ``evaluate``: ``on_test_begin``, the
         test batch hooks, ``on_test_end`` with the logs (also how `fit`
         validates, with its own callbacks, as Keras 3's ``fit`` does)."""
-        objective = self._objective(tdata.targets)
-        metrics = self._metrics(list(tdata.targets))
+        objective = self.compiled.objective(tdata.targets)
+        metrics = self.compiled.metrics(list(tdata.targets))
         if stateful:
             step = self._stateful_eval_step(objective)
         else:
@@ -272,7 +101,7 @@ class KerasAPI:
         step = _with_batch_hooks(step, callbacks, "test")
         callbacks.on_test_begin()
         logs = evaluate_batches(
-            step, EpochIterator(tdata, seed=seed), self._logs(objective, metrics), progress
+            step, EpochIterator(tdata, seed=seed), self.compiled.logs(objective, metrics), progress
         ).result()
         callbacks.on_test_end(logs)
         return logs
@@ -333,7 +162,7 @@ class KerasAPI:
         self._warn_batch_size(batch_size, "fit")
         epochs = check_count(epochs, "epochs")
         initial_epoch = check_count(initial_epoch, "initial_epoch")
-        if self.compiled["optimizer"] is None:
+        if self.compiled.optimizer is None:
             raise ValidationError(
                 "compile() was given no optimizer; fit needs one", attr="optimizer"
             )
@@ -343,10 +172,10 @@ class KerasAPI:
                 attr="stateful",
             )
         tdata = self._data(x, y, n_steps)
-        objective = self._objective(tdata.targets)
-        metrics = self._metrics(list(tdata.targets))
+        objective = self.compiled.objective(tdata.targets)
+        metrics = self.compiled.metrics(list(tdata.targets))
         trainer = self.sim.trainer
-        optimizer = self.compiled["optimizer"]
+        optimizer = self.compiled.optimizer
         step = trainer.train_step(optimizer, objective)
         val = None if validation_data is None else self._validation(validation_data, n_steps)
         self.model.stop_training = False
@@ -366,7 +195,7 @@ class KerasAPI:
             step,
             batches,
             epochs,
-            lambda: self._logs(objective, metrics),
+            lambda: self.compiled.logs(objective, metrics),
             initial_epoch=initial_epoch,
             callbacks=cbs,
             validate=None if val is None else validate,
@@ -501,46 +330,6 @@ class KerasAPI:
             return trainer.objective_losses(outputs, targets, objective).numpy(), outputs
 
         return step
-
-
-def _loss_weight(value, probe):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"the loss weight of {probe} must be a number (got {value!r})", attr="loss_weights"
-        ) from None
-
-
-class UnweightedLogs(EpochLogs):
-    """`EpochLogs` of weighted losses whose ``<probe>_loss`` logs are each
-    probe's loss without its loss weight, as Keras logs them (the ``loss`` log
-    is the weighted total).
-
-    Parameters
-    ----------
-    names : list of str
-        The name of each objective's probe.
-    weights : list of float
-        The (nonzero) loss weight of each objective.
-    metrics : callable, optional
-        As for `EpochLogs`.
-    prefix : str
-        As for `EpochLogs`.
-    """
-
-    def __init__(self, names, weights, metrics=None, prefix=""):
-        super().__init__(names, metrics, prefix)
-        self.weights = np.asarray(weights, dtype=np.float64)
-
-    def result(self):
-        """The logs, per-probe losses unweighted."""
-        logs = super().result()
-        if self.per_objective:
-            means = np.mean(self.per_objective, axis=0) / self.weights
-            for name, v in zip(self.names, means):
-                logs[f"{self.prefix}{name}_loss"] = float(v)
-        return logs
 
 
 def _with_batch_hooks(step, callbacks, kind):

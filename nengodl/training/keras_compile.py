@@ -1,0 +1,250 @@
+"""What `Simulator.compile` was given, resolved per probe.
+
+`CompiledSettings` holds the optimizer, losses, metrics and loss weights and
+turns them, for the probes a minibatch has targets for, into the objective
+(probe -> weighted loss) and metrics that the epoch loop runs, and the logs
+that name them as Keras does.
+"""
+
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+from nengo.exceptions import ValidationError
+
+from nengodl import objectives as obj
+from nengodl.training.keras_data import object_name, resolve_keys
+from nengodl.training.loop import EpochLogs
+
+
+class _SeedObjective:
+    """A `nengodl.obj` objective (``f(outputs, targets)``) as a Keras loss
+    (``f(y_true, y_pred)``), so that ``compile(loss=nengodl.obj.mse)`` ignores NaN
+    targets as `Simulator.train` does."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.needs_targets = getattr(objective, "needs_targets", True)
+        self.__name__ = getattr(objective, "__name__", type(objective).__name__)
+
+    def __call__(self, y_true, y_pred):
+        return self.objective(y_pred, y_true)
+
+
+def as_loss(loss):
+    """``loss`` (a Keras loss, its name, a `nengodl.obj` objective or a function)
+    as a Keras-convention loss ``f(y_true, y_pred)``."""
+    if isinstance(loss, (str, keras.losses.Loss)):
+        return keras.losses.get(loss) if isinstance(loss, str) else loss
+    if loss is obj.mse or isinstance(loss, obj.Regularize):
+        return _SeedObjective(loss)
+    if callable(loss):
+        return loss
+    raise ValidationError(
+        f"loss must be a Keras loss, its name, or a function (got {loss!r})", attr="loss"
+    )
+
+
+class CompiledSettings:
+    """The arguments of `Simulator.compile`, resolved per probe.
+
+    Parameters
+    ----------
+    sim : Simulator
+        The simulator (for its probes and their names).
+    optimizer : keras.optimizers.Optimizer or None
+        The optimizer (checked by the caller).
+    loss, metrics, loss_weights
+        As given to `Simulator.compile`: one entry for every probe, a dict keyed
+        by Probes or their names, or a list in the order of ``sim.model.probes``
+        (a list of metrics is several metrics for every probe, as in Keras).
+    """
+
+    def __init__(self, sim, optimizer=None, loss=None, metrics=None, loss_weights=None):
+        self.sim = sim
+        self.optimizer = optimizer
+        self.settings = dict(loss=loss, metrics=metrics, loss_weights=loss_weights)
+
+    def setting_map(self, name):
+        """The compiled ``name`` setting (loss, loss_weights or metrics) as a dict
+        from Probe to its entry, or None where one entry is for every probe.
+
+        A dict is keyed by Probes or their names; a list or tuple of losses or
+        loss weights has one entry per probe of ``sim.model.probes``, in order
+        (NengoDL 3; a list of metrics is several metrics for every probe, as in
+        Keras).
+        """
+        setting = self.settings[name]
+        if isinstance(setting, Mapping):
+            return resolve_keys(self.sim, setting, "output", as_array=False)
+        if name != "metrics" and isinstance(setting, (list, tuple)):
+            probes = self.sim.model.probes
+            if len(setting) != len(probes):
+                raise ValidationError(
+                    f"a list for {name} needs one entry per Probe of sim.model.probes "
+                    f"({len(probes)}; got {len(setting)}); or give a dict {{Probe: entry}}",
+                    attr=name,
+                )
+            return {p: s for p, s in zip(probes, setting) if s is not None}
+        return None
+
+    def per_probe(self, name, probes):
+        """Map each of ``probes`` to its entry of the compiled ``name`` setting."""
+        setting = self.settings[name]
+        if setting is None:
+            return {p: None for p in probes}
+        resolved = self.setting_map(name)
+        if resolved is None:
+            return {p: setting for p in probes}
+        missing = [p for p in probes if p not in resolved]
+        if missing:
+            raise ValidationError(
+                f"{name} has no entry for {', '.join(map(str, missing))}", attr=name
+            )
+        return {p: resolved[p] for p in probes}
+
+    def loss_probes(self, targets):
+        """The probes that get a loss: those with targets in ``y``, and those
+        whose loss needs none (``needs_targets = False``, such as
+        `nengodl.losses.Regularize`): its probe in a loss dict, or every probe
+        when it is the one loss for all. A probe in a loss dict whose loss needs
+        targets but has none is refused."""
+        loss = self.settings["loss"]
+        by_probe = self.setting_map("loss")
+        probes = list(targets)
+        if by_probe is not None:
+            for p, fn in by_probe.items():
+                if p in targets:
+                    continue
+                if getattr(as_loss(fn), "needs_targets", True):
+                    raise ValidationError(
+                        f"{p} has a loss ({getattr(fn, '__name__', fn)!r}) but no target in "
+                        "y; give its targets, or leave it out of compile(loss=...) (only "
+                        "losses that need no targets, such as nengodl.losses.Regularize, "
+                        "can go without)",
+                        attr="y",
+                    )
+                probes.append(p)
+        elif loss is not None and not getattr(as_loss(loss), "needs_targets", True):
+            probes += [p for p in self.sim.model.probes if p not in targets]
+        if not probes:
+            raise ValidationError(
+                "no Probe has targets in y for its loss (only losses that need no "
+                "targets, such as nengodl.losses.Regularize, can go without)",
+                attr="y",
+            )
+        return probes
+
+    def objective(self, targets):
+        """Probe -> ``f(output, target)``: the probe's loss, averaged over all
+        its values (Keras's ``sum_over_batch_size``) and times its loss weight
+        (the function's ``loss_weight``); the total loss is their sum. A probe
+        weighted 0 adds nothing to the total and is left out (its loss is not
+        logged)."""
+        probes = self.loss_probes(targets)
+        losses = self.per_probe("loss", probes)
+        weights = self.per_probe("loss_weights", probes)
+        objective = {}
+        for p in probes:
+            fn = as_loss(losses[p])
+            w = 1.0 if weights[p] is None else _loss_weight(weights[p], p)
+            if w == 0:
+                continue
+
+            def weighted(out, tgt, fn=fn, w=w):
+                return w * keras.ops.mean(fn(tgt, out))
+
+            weighted.loss_weight = w
+            objective[p] = weighted
+        if not objective:
+            raise ValidationError(
+                "every Probe with a loss has loss weight 0: nothing to minimise",
+                attr="loss_weights",
+            )
+        return objective
+
+    def metrics(self, probes):
+        """Probe -> list of its Keras metrics (names resolved), for ``probes``
+        with any."""
+        metrics = self.per_probe("metrics", probes)
+        out = {}
+        for p, ms in metrics.items():
+            if ms is None:
+                continue
+            ms = ms if isinstance(ms, (list, tuple)) else [ms]
+            out[p] = [keras.metrics.get(m) if isinstance(m, str) else m for m in ms]
+        return out
+
+    def metric_fn(self, metrics, prefix=""):
+        """``fn(outputs, targets) -> {name: value}`` of one minibatch's metrics
+        (Keras `Metric` objects are reset now and updated in place), or None."""
+        if not metrics:
+            return None
+        for ms in metrics.values():
+            for m in ms:
+                if isinstance(m, keras.metrics.Metric):
+                    m.reset_state()
+        by_index = {p: k for k, p in enumerate(self.sim.plan.probes)}
+
+        def fn(outputs, targets):
+            logs = {}
+            for p, ms in metrics.items():
+                for m in ms:
+                    metric = getattr(m, "name", getattr(m, "__name__", "metric"))
+                    name = f"{prefix}{object_name(self.sim, p)}_{metric}"
+                    y_pred = outputs[by_index[p]]
+                    y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
+                    if isinstance(m, keras.metrics.Metric):
+                        m.update_state(y_true, y_pred)
+                        logs[name] = m
+                    else:
+                        logs[name] = float(keras.ops.mean(m(y_true, y_pred)))
+            return logs
+
+        return fn
+
+    def logs(self, objective, metrics, prefix=""):
+        """`EpochLogs` for one pass with ``objective`` and ``metrics``."""
+        names = [object_name(self.sim, p) for p in objective]
+        weights = [fn.loss_weight for fn in objective.values()]
+        return UnweightedLogs(names, weights, self.metric_fn(metrics, prefix), prefix)
+
+
+def _loss_weight(value, probe):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"the loss weight of {probe} must be a number (got {value!r})", attr="loss_weights"
+        ) from None
+
+
+class UnweightedLogs(EpochLogs):
+    """`EpochLogs` of weighted losses whose ``<probe>_loss`` logs are each
+    probe's loss without its loss weight, as Keras logs them (the ``loss`` log
+    is the weighted total).
+
+    Parameters
+    ----------
+    names : list of str
+        The name of each objective's probe.
+    weights : list of float
+        The (nonzero) loss weight of each objective.
+    metrics : callable, optional
+        As for `EpochLogs`.
+    prefix : str
+        As for `EpochLogs`.
+    """
+
+    def __init__(self, names, weights, metrics=None, prefix=""):
+        super().__init__(names, metrics, prefix)
+        self.weights = np.asarray(weights, dtype=np.float64)
+
+    def result(self):
+        """The logs, per-probe losses unweighted."""
+        logs = super().result()
+        if self.per_objective:
+            means = np.mean(self.per_objective, axis=0) / self.weights
+            for name, v in zip(self.names, means):
+                logs[f"{self.prefix}{name}_loss"] = float(v)
+        return logs
