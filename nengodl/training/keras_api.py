@@ -6,6 +6,7 @@ shaped ``(batch_size, n_steps, size)``. Losses follow Keras' ``f(y_true, y_pred)
 convention; Keras callbacks see a small stand-in model (`SimulatorModel`).
 """
 
+import math
 import warnings
 from collections.abc import Mapping
 
@@ -45,8 +46,34 @@ class KerasAPI:
         self.compiled = None
         self.model = SimulatorModel(sim)
 
-    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
+    def compile(
+        self,
+        optimizer=None,
+        loss=None,
+        metrics=None,
+        loss_weights=None,
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile="auto",
+    ):
         """See `Simulator.compile`."""
+        if run_eagerly:
+            raise ValidationError(
+                "run_eagerly=True is not supported: the simulation always runs as a "
+                "compiled TensorFlow function (Simulator(jit=False) runs it without XLA)",
+                attr="run_eagerly",
+            )
+        check_count(steps_per_execution, "steps_per_execution", minimum=1)
+        if jit_compile not in ("auto", True, False):
+            raise ValidationError(
+                f"Must be 'auto', True or False (got {jit_compile!r})", attr="jit_compile"
+            )
+        if jit_compile != "auto" and bool(jit_compile) != bool(self.sim.jit):
+            warnings.warn(
+                f"compile(jit_compile={jit_compile}) does not change the simulator: XLA is "
+                f"chosen by Simulator(jit=...) (here jit={self.sim.jit})",
+                stacklevel=4,
+            )
         if optimizer is not None:
             if isinstance(optimizer, str):
                 optimizer = keras.optimizers.get(optimizer)
@@ -62,6 +89,11 @@ class KerasAPI:
             )
 
     def _data(self, x, y, n_steps):
+        """`TrainingData` of Keras-style ``x`` and ``y``."""
+        return self._data_of(self._arrays(x, y), n_steps)
+
+    def _arrays(self, x, y):
+        """Keras-style ``x`` and ``y`` as one dict from input Node / Probe to array."""
         # an entry of None: no data (Nodes run their own output; a loss that needs
         # no target, e.g. Regularize, goes without)
         inputs = {k: v for k, v in resolve_keys(self.sim, x, "input").items() if v is not None}
@@ -73,7 +105,10 @@ class KerasAPI:
             self.sim, y, "output", preferred=None if losses is None else list(losses)
         )
         targets = {p: v for p, v in targets.items() if v is not None}
-        data = {**inputs, **targets}
+        return {**inputs, **targets}
+
+    def _data_of(self, data, n_steps):
+        """`TrainingData` of a dict from `_arrays`."""
         if not data and n_steps is not None:
             # no inputs or targets: one minibatch of n_steps with the nodes' own output
             return TrainingDataNoInputs(
@@ -88,10 +123,12 @@ class KerasAPI:
             )
         return TrainingData(self.sim, data, keras_style=True, n_steps=n_steps)
 
-    def _run_eval(self, tdata, seed, callbacks, progress=False, stateful=False):
-        """One evaluation pass, as Keras's ``evaluate``: ``on_test_begin``, the
-        test batch hooks, ``on_test_end`` with the logs (also how `fit`
-        validates, with its own callbacks, as Keras 3's ``fit`` does)."""
+    def _run_eval(self, batches, callbacks, progress=False, stateful=False):
+        """One evaluation pass over ``batches`` (an `EpochIterator`), as Keras's
+        ``evaluate``: ``on_test_begin``, the test batch hooks, ``on_test_end``
+        with the logs (also how `fit` validates, with its own callbacks, as
+        Keras 3's ``fit`` does)."""
+        tdata = batches.tdata
         objective = self.compiled.objective(tdata.targets)
         metrics = self.compiled.metrics(list(tdata.targets))
         if stateful:
@@ -101,7 +138,7 @@ class KerasAPI:
         step = _with_batch_hooks(step, callbacks, "test")
         callbacks.on_test_begin()
         logs = evaluate_batches(
-            step, EpochIterator(tdata, seed=seed), self.compiled.logs(objective, metrics), progress
+            step, batches, self.compiled.logs(objective, metrics), progress
         ).result()
         callbacks.on_test_end(logs)
         return logs
@@ -116,13 +153,13 @@ class KerasAPI:
             verbose=verbose,
         )
 
-    def _warn_batch_size(self, batch_size, method):
+    def _warn_batch_size(self, batch_size, method, name="batch_size"):
         """NengoDL 3's warning for a ``batch_size`` given to fit/evaluate/predict."""
         if batch_size is not None:
             warnings.warn(
                 "Batch size is determined statically via Simulator.minibatch_size "
                 f"({self.sim.plan.minibatch_size}): `{method}` ignores "
-                f"batch_size={batch_size!r} and runs the data in minibatches of that size",
+                f"{name}={batch_size!r} and runs the data in minibatches of that size",
                 stacklevel=4,
             )
 
@@ -156,10 +193,17 @@ class KerasAPI:
         verbose=1,
         seed=None,
         batch_size=None,
+        validation_split=0.0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
     ):
         """See `Simulator.fit`."""
         self._check_compiled("fit")
         self._warn_batch_size(batch_size, "fit")
+        self._warn_batch_size(validation_batch_size, "fit", "validation_batch_size")
+        should_validate = validation_epochs(validation_freq)
         epochs = check_count(epochs, "epochs")
         initial_epoch = check_count(initial_epoch, "initial_epoch")
         if self.compiled.optimizer is None:
@@ -171,16 +215,21 @@ class KerasAPI:
                 "stateful=True is not supported: each minibatch starts from the initial state",
                 attr="stateful",
             )
-        tdata = self._data(x, y, n_steps)
+        data, val = self._arrays(x, y), None
+        if validation_data is not None:
+            val = self._validation(validation_data, n_steps)
+        elif validation_split:
+            data, val_data = split_validation(data, validation_split, self.sim.plan.minibatch_size)
+            val = self._data_of(val_data, n_steps)
+        tdata = self._data_of(data, n_steps)
         objective = self.compiled.objective(tdata.targets)
         metrics = self.compiled.metrics(list(tdata.targets))
         trainer = self.sim.trainer
         optimizer = self.compiled.optimizer
         step = trainer.train_step(optimizer, objective)
-        val = None if validation_data is None else self._validation(validation_data, n_steps)
+        batches = EpochIterator(tdata, shuffle, seed, steps=steps_per_epoch)
         self.model.stop_training = False
-        cbs = self._callbacks(callbacks, verbose, epochs, tdata.n_batches, history=True)
-        batches = EpochIterator(tdata, shuffle, seed)
+        cbs = self._callbacks(callbacks, verbose, epochs, batches.n_batches, history=True)
         cbs.on_train_begin()
         initial_epoch = self._resume(initial_epoch, batches)
         # the compiled whole-epoch call where nothing needs each minibatch as it ends
@@ -188,8 +237,12 @@ class KerasAPI:
         if not callbacks and not metrics:
             epoch_fn = trainer.epoch_function(optimizer, objective, tdata)
 
-        def validate():
-            return {f"val_{k}": v for k, v in self._run_eval(val, seed, cbs).items()}
+        def validate(epoch):
+            if not should_validate(epoch):
+                return {}
+            # each validation from the first minibatch, as Keras's evaluate
+            val_batches = EpochIterator(val, seed=seed, steps=validation_steps)
+            return {f"val_{k}": v for k, v in self._run_eval(val_batches, cbs).items()}
 
         logs = fit_epochs(
             step,
@@ -233,15 +286,22 @@ class KerasAPI:
         verbose=1,
         seed=None,
         batch_size=None,
+        steps=None,
+        return_dict=True,
     ):
         """See `Simulator.evaluate`."""
         self._check_compiled("evaluate")
         self._warn_batch_size(batch_size, "evaluate")
         stateful = self._check_stateful(stateful)
-        tdata = self._data(x, y, n_steps)
-        cbs = self._callbacks(callbacks, verbose, 1, tdata.n_batches)
+        batches = EpochIterator(self._data(x, y, n_steps), seed=seed, steps=steps)
+        cbs = self._callbacks(callbacks, verbose, 1, batches.n_batches)
         progress = verbose and self.sim.progress_bar
-        return self._run_eval(tdata, seed, cbs, progress=progress, stateful=stateful)
+        logs = self._run_eval(batches, cbs, progress=progress, stateful=stateful)
+        if return_dict:
+            return logs
+        # Keras: the values in the order of the logs (``loss`` first), one alone as is
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
 
     def predict(
         self,
@@ -252,19 +312,18 @@ class KerasAPI:
         seed=None,
         batch_size=None,
         callbacks=None,
+        steps=None,
     ):
         """See `Simulator.predict`."""
         self._warn_batch_size(batch_size, "predict")
         stateful = self._check_stateful(stateful)
-        tdata = self._data(x, None, n_steps)
-        cbs = self._callbacks(callbacks, verbose, 1, tdata.n_batches)
+        batches = EpochIterator(self._data(x, None, n_steps), seed=seed, steps=steps)
+        cbs = self._callbacks(callbacks, verbose, 1, batches.n_batches)
         step = self._stateful_step() if stateful else self.sim.trainer.predict_step()
         if callbacks:
             step = _with_batch_hooks(step, cbs, "predict")
         cbs.on_predict_begin()
-        outputs = predict_batches(
-            step, EpochIterator(tdata, seed=seed), verbose and self.sim.progress_bar
-        )
+        outputs = predict_batches(step, batches, verbose and self.sim.progress_bar)
         cbs.on_predict_end()
         return dict(zip(self.sim.plan.probes, outputs))
 
@@ -330,6 +389,40 @@ class KerasAPI:
             return trainer.objective_losses(outputs, targets, objective).numpy(), outputs
 
         return step
+
+
+def validation_epochs(validation_freq):
+    """``should_validate(epoch)`` for Keras's ``validation_freq``: an int ``n``
+    validates every ``n`` epochs, a list or set names the epochs (from 1)."""
+    if isinstance(validation_freq, (list, tuple, set, range)):
+        epochs = set(validation_freq)
+        return lambda epoch: epoch + 1 in epochs
+    every = check_count(validation_freq, "validation_freq", minimum=1)
+    return lambda epoch: (epoch + 1) % every == 0
+
+
+def split_validation(data, fraction, minibatch_size):
+    """Keras's ``validation_split``: ``(train, validation)`` dicts, the validation
+    set being the last ``fraction`` of the items (before any shuffling); each
+    must make at least one minibatch."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (float, int, np.floating)):
+        raise ValidationError(
+            f"Must be a number in [0, 1) (got {fraction!r})", attr="validation_split"
+        )
+    if not 0 <= fraction < 1:
+        raise ValidationError(f"Must be in [0, 1) (got {fraction})", attr="validation_split")
+    n_items = len(next(iter(data.values())))
+    split_at = math.floor(n_items * (1.0 - fraction))
+    if min(split_at, n_items - split_at) < minibatch_size:
+        raise ValidationError(
+            f"the data's {n_items} items are too few to split into training and "
+            f"validation sets of at least one minibatch ({minibatch_size}) each with "
+            f"validation_split={fraction}",
+            attr="validation_split",
+        )
+    train = {k: np.asarray(v)[:split_at] for k, v in data.items()}
+    val = {k: np.asarray(v)[split_at:] for k, v in data.items()}
+    return train, val
 
 
 def _with_batch_hooks(step, callbacks, kind):

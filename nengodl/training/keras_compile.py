@@ -164,15 +164,16 @@ class CompiledSettings:
         return objective
 
     def metrics(self, probes):
-        """Probe -> list of its Keras metrics (names resolved), for ``probes``
-        with any."""
+        """Probe -> list of its Keras metrics (a name becomes the metric Keras
+        resolves it to, logged under the name given, as Keras 3 does), for
+        ``probes`` with any."""
         metrics = self.per_probe("metrics", probes)
         out = {}
         for p, ms in metrics.items():
             if ms is None:
                 continue
             ms = ms if isinstance(ms, (list, tuple)) else [ms]
-            out[p] = [keras.metrics.get(m) if isinstance(m, str) else m for m in ms]
+            out[p] = [_named_metric(m) if isinstance(m, str) else m for m in ms]
         return out
 
     def metric_fn(self, metrics, prefix=""):
@@ -208,6 +209,20 @@ class CompiledSettings:
         names = [object_name(self.sim, p) for p in objective]
         weights = [fn.loss_weight for fn in objective.values()]
         return UnweightedLogs(names, weights, self.metric_fn(metrics, prefix), prefix)
+
+
+def _named_metric(name):
+    """The metric Keras resolves ``name`` to (a `keras.metrics.Metric`, or a
+    function), named ``name``."""
+    fn = keras.metrics.get(name)
+    if isinstance(fn, keras.metrics.Metric):
+        return type(fn).from_config({**fn.get_config(), "name": name})
+
+    def metric(y_true, y_pred):
+        return fn(y_true, y_pred)
+
+    metric.__name__ = name
+    return metric
 
 
 def _loss_weight(value, probe):

@@ -10,9 +10,12 @@ callbacks and a validation function; `evaluate_batches` and
 `predict` are thin front ends over these.
 """
 
+import warnings
+
 import keras
 import numpy as np
 
+from nengodl.io.checks import check_count
 from nengodl.progress import Stage
 
 
@@ -34,25 +37,56 @@ class EpochIterator:
         Shuffle the order of the minibatches in each epoch.
     seed : int, optional
         Seed of the shuffling and of the per-batch seeds.
+    steps : int, optional
+        Minibatches per epoch (Keras's ``steps_per_epoch``, or ``steps`` of
+        ``evaluate`` / ``predict``); None: one pass over the data. As in Keras 3,
+        an epoch continues the pass the one before left off, and one that finds
+        the pass used up ends there, with Keras's warning that the input ran out
+        of data; the next epoch starts a new pass (shuffled again).
     """
 
-    def __init__(self, tdata, shuffle=False, seed=None):
+    def __init__(self, tdata, shuffle=False, seed=None, steps=None):
         self.tdata = tdata
         self.n_steps = tdata.n_steps
-        self.n_batches = tdata.n_batches
+        self.steps = None if steps is None else check_count(steps, "steps", minimum=1)
+        self.n_batches = tdata.n_batches if steps is None else self.steps
         self._rng = random_state(seed) if shuffle else None
         self._seeds = random_state(seed)
+        self._pass = None  # with ``steps``: the pass the next epoch continues
+        self._seen = 0
 
-    def epoch(self):
-        """Yield ``(inputs, targets, seed)`` for each minibatch of one epoch."""
+    def _one_pass(self):
         for inputs, targets in self.tdata.batches(self._rng):
             yield inputs, targets, int(self._seeds.randint(2**31 - 1))
 
+    def epoch(self):
+        """Yield ``(inputs, targets, seed)`` for each minibatch of one epoch."""
+        if self.steps is None:
+            yield from self._one_pass()
+            return
+        if self._pass is None:
+            self._pass, self._seen = self._one_pass(), 0
+        for _ in range(self.steps):
+            if self._seen >= self.tdata.n_batches:
+                warnings.warn(
+                    f"Your input ran out of data: its {self.tdata.n_batches} minibatches "
+                    f"make fewer than the {self.steps} steps asked for; the epoch ends "
+                    "here, and the next one starts a new pass over the data",
+                    stacklevel=2,
+                )
+                break
+            self._seen += 1
+            yield next(self._pass)
+        if self._seen >= self.tdata.n_batches:
+            self._pass = None
+
     def skip(self, n_epochs):
         """Draw the shuffles and seeds of ``n_epochs`` epochs without running them."""
-        for _ in range(n_epochs):
-            for _ in self.epoch():
-                pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an epoch running out of data, again
+            for _ in range(n_epochs):
+                for _ in self.epoch():
+                    pass
 
 
 class EpochLogs:
@@ -158,7 +192,8 @@ def fit_epochs(
     callbacks : keras.callbacks.CallbackList, optional
         Told of each epoch and batch.
     validate : callable, optional
-        ``validate() -> dict`` of ``val_`` logs, after each epoch.
+        ``validate(epoch) -> dict`` of ``val_`` logs (empty where that epoch is
+        not validated), after each epoch.
     epoch_fn : callable, optional
         ``epoch_fn(batches) -> per-batch losses`` (one row per minibatch, one
         value per objective) training a whole epoch in one compiled call, used
@@ -205,7 +240,7 @@ def fit_epochs(
             logs = epoch_logs.result()
             stage.update(done, epoch=epoch + 1, loss=logs["loss"])
             if validate is not None:
-                logs.update(validate())
+                logs.update(validate(epoch))
             current[0] = logs["loss"]
             if callbacks is not None:
                 callbacks.on_epoch_end(epoch, logs)

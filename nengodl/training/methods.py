@@ -222,7 +222,16 @@ class KerasMethods:
         self.run_state.parameters_changing()  # training may change what the stepper holds
         return self._keras_api
 
-    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
+    def compile(
+        self,
+        optimizer=None,
+        loss=None,
+        metrics=None,
+        loss_weights=None,
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile="auto",
+    ):
         """Set the optimizer, losses and metrics used by `fit` and `evaluate`.
 
         Parameters
@@ -236,6 +245,15 @@ class KerasMethods:
             Keras metrics, per probe if a dict.
         loss_weights : dict, optional
             Weight of each probe's loss in the total.
+        run_eagerly : bool
+            Must be False: the simulation always runs as a compiled function.
+        steps_per_execution : int
+            Accepted (a positive int) for Keras compatibility: `fit` already trains a
+            whole epoch per compiled call where no callback or metric needs each
+            minibatch, and batch callbacks hear of every minibatch either way.
+        jit_compile : bool or "auto"
+            Accepted for Keras compatibility; XLA is ``Simulator(jit=...)``'s choice
+            (a value that disagrees with it warns).
 
         Examples
         --------
@@ -251,7 +269,15 @@ class KerasMethods:
         ...     sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))}, verbose=0)["loss"]
         4.0
         """
-        self._keras().compile(optimizer, loss, metrics, loss_weights)
+        self._keras().compile(
+            optimizer,
+            loss,
+            metrics,
+            loss_weights,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+        )
 
     def fit(
         self,
@@ -267,6 +293,11 @@ class KerasMethods:
         verbose=1,
         seed=None,
         batch_size=None,
+        validation_split=0.0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
     ):
         """Train with the compiled optimizer and losses (Keras ``Model.fit``).
 
@@ -296,6 +327,20 @@ class KerasMethods:
         batch_size : int, optional
             Accepted for Keras compatibility with a warning, and ignored: minibatches have the
             simulator's ``minibatch_size``.
+        validation_split : float
+            Without ``validation_data``: the fraction of the items (the last ones,
+            before shuffling) kept out of training to validate on, as in Keras.
+        steps_per_epoch : int, optional
+            Minibatches per epoch (default: one pass over the data). As in Keras 3,
+            each epoch continues the pass the one before left off, and an epoch that
+            finds it used up ends early with Keras's "ran out of data" warning.
+        validation_steps : int, optional
+            Minibatches per validation (default: all), from the first, as in Keras.
+        validation_batch_size : int, optional
+            Accepted with a warning, as ``batch_size``.
+        validation_freq : int or list of int
+            Validate every ``validation_freq`` epochs, or after the listed epochs
+            (counted from 1).
 
         Returns
         -------
@@ -337,6 +382,11 @@ class KerasMethods:
             verbose=verbose,
             seed=seed,
             batch_size=batch_size,
+            validation_split=validation_split,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size,
+            validation_freq=validation_freq,
         )
 
     def evaluate(
@@ -349,6 +399,8 @@ class KerasMethods:
         verbose=1,
         seed=None,
         batch_size=None,
+        steps=None,
+        return_dict=True,
     ):
         """Compute the compiled losses and metrics (spiking neurons stay spiking).
 
@@ -373,6 +425,11 @@ class KerasMethods:
         batch_size : int, optional
             Accepted for Keras compatibility, with a warning: minibatches have the
             simulator's ``minibatch_size``.
+        steps : int, optional
+            Evaluate the first ``steps`` minibatches only (default: all).
+        return_dict : bool
+            True (NengoDL 3's way, the default here): a dict; False: Keras's list of
+            the values in the dict's order (``loss`` first), or the one value alone.
 
         Returns
         -------
@@ -393,7 +450,7 @@ class KerasMethods:
         ...     result = sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
         ...                           verbose=0)
         >>> sorted(result), result["loss"]
-        (['loss', 'probe_0_loss', 'probe_0_mean_absolute_error'], 4.0)
+        (['loss', 'probe_0_loss', 'probe_0_mae'], 4.0)
         """
         return self._keras().evaluate(
             x,
@@ -404,6 +461,8 @@ class KerasMethods:
             verbose=verbose,
             seed=seed,
             batch_size=batch_size,
+            steps=steps,
+            return_dict=return_dict,
         )
 
     def predict(
@@ -415,6 +474,7 @@ class KerasMethods:
         seed=None,
         batch_size=None,
         callbacks=None,
+        steps=None,
     ):
         """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
 
@@ -438,6 +498,8 @@ class KerasMethods:
             simulator's ``minibatch_size``.
         callbacks : list of keras.callbacks.Callback, optional
             Keras callbacks, told of the prediction and of each minibatch.
+        steps : int, optional
+            Predict the first ``steps`` minibatches only (default: all).
 
         Returns
         -------
@@ -466,6 +528,7 @@ class KerasMethods:
             seed=seed,
             batch_size=batch_size,
             callbacks=callbacks,
+            steps=steps,
         )
 
     def predict_on_batch(self, x=None, n_steps=None, stateful=False):

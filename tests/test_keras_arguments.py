@@ -1,0 +1,153 @@
+"""Keras 3's own arguments of fit / evaluate / predict / compile, against Keras on
+the equivalent Keras model (a linear map: one nengo Connection, one Dense layer)."""
+
+import warnings
+
+import keras
+import nengo
+import numpy as np
+import pytest
+from nengo.exceptions import ValidationError
+
+import nengodl
+
+W = np.array([[0.5, -0.3]])
+RNG = np.random.RandomState(0)
+X = RNG.randn(16, 2).astype(np.float32)
+Y = (X @ np.array([[1.0], [2.0]])).astype(np.float32)
+
+
+def linear_net():
+    with nengo.Network() as net:
+        net.a = nengo.Node(np.zeros(2))
+        b = nengo.Node(size_in=1)
+        net.conn = nengo.Connection(net.a, b, transform=W, synapse=None)
+        net.p = nengo.Probe(b)
+    return net
+
+
+def keras_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].set_weights([W.T])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    return model
+
+
+def ran_out(caught):
+    return [w for w in caught if "ran out of data" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(epochs=3, validation_split=0.25),
+        dict(epochs=3, steps_per_epoch=3),  # the second epoch runs out of data
+        dict(epochs=4, validation_split=0.5, validation_freq=2),
+        dict(epochs=3, validation_split=0.5, validation_freq=[1, 3]),
+        dict(epochs=2, validation_split=0.5, validation_steps=1),
+    ],
+    ids=["split", "steps-per-epoch", "freq", "freq-list", "validation-steps"],
+)
+def test_fit_arguments_train_as_keras_does(kwargs):
+    net = linear_net()
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+            sim.compile(keras.optimizers.SGD(0.1), "mse")
+            history = sim.fit(
+                {net.a: X[:, None]}, {net.p: Y[:, None]}, shuffle=False, verbose=0, **kwargs
+            )
+            weights = sim.data[net.conn].weights
+    model = keras_model()
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        want = model.fit(X, Y, batch_size=4, shuffle=False, verbose=0, **kwargs)
+    assert set(want.history) <= set(history.history)
+    for key, values in want.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(weights, model.layers[0].get_weights()[0].T, atol=1e-6)
+    assert len(ran_out(ours)) == len(ran_out(theirs))
+
+
+def test_validation_batch_size_warns_as_batch_size_does():
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse")
+        with pytest.warns(UserWarning, match="ignores validation_batch_size=8"):
+            sim.fit(
+                {net.a: X[:, None]},
+                {net.p: Y[:, None]},
+                validation_split=0.5,
+                validation_batch_size=8,
+                verbose=0,
+            )
+
+
+@pytest.mark.parametrize(
+    "kwargs, attr",
+    [
+        (dict(validation_split=1.0), "validation_split"),
+        (dict(validation_split="half"), "validation_split"),
+        (dict(validation_split=0.01), "validation_split"),  # no item left to validate
+        (dict(validation_freq=0), "validation_freq"),
+        (dict(steps_per_epoch=0), "steps"),
+    ],
+)
+def test_bad_fit_arguments_are_refused_before_training(kwargs, attr):
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        before = sim.data[net.conn].weights.copy()
+        sim.compile(keras.optimizers.SGD(0.1), "mse")
+        with pytest.raises(ValidationError) as info:
+            sim.fit({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0, **kwargs)
+        assert info.value.attr == attr
+        np.testing.assert_array_equal(sim.data[net.conn].weights, before)
+
+
+def test_evaluate_steps_and_return_dict_as_keras():
+    net = linear_net()
+    model = keras_model()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse", metrics=["mae"])
+        model.compile(keras.optimizers.SGD(0.1), "mse", metrics=["mae"])
+        logs = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, steps=2, verbose=0)
+        values = sim.evaluate(
+            {net.a: X[:, None]}, {net.p: Y[:, None]}, steps=2, return_dict=False, verbose=0
+        )
+        sim.compile(keras.optimizers.SGD(0.1), "mse")
+        alone = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, return_dict=False)
+    loss, mae = model.evaluate(X, Y, batch_size=4, steps=2, verbose=0)
+    np.testing.assert_allclose([logs["loss"], logs["probe_0_mae"]], [loss, mae], rtol=1e-5)
+    assert values == list(logs.values()) and values[0] == logs["loss"]
+    # one probe, no metrics: Keras returns its loss alone; nengodl's logs also hold the
+    # per-probe loss, so this is [loss, probe_0_loss]
+    want = keras_model().evaluate(X, Y, batch_size=4, verbose=0)
+    np.testing.assert_allclose(alone, [want, want], rtol=1e-6)
+
+
+def test_predict_steps_as_keras():
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        out = sim.predict({net.a: X[:, None]}, steps=3, verbose=0)
+        with pytest.warns(UserWarning, match="ran out of data"):
+            more = sim.predict({net.a: X[:, None]}, steps=5, verbose=0)
+    want = keras_model().predict(X, batch_size=4, steps=3, verbose=0)
+    np.testing.assert_allclose(out[net.p][:, 0], want, rtol=1e-5)
+    assert more[net.p].shape == (16, 1, 1)  # all there is
+
+
+def test_compile_keras_arguments():
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse", steps_per_execution=4, jit_compile="auto")
+        loss = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0)["loss"]
+        with pytest.warns(UserWarning, match="Simulator\\(jit=...\\)"):
+            sim.compile(keras.optimizers.SGD(0.1), "mse", jit_compile=not sim.jit)
+        with pytest.raises(ValidationError, match="run_eagerly"):
+            sim.compile(keras.optimizers.SGD(0.1), "mse", run_eagerly=True)
+        with pytest.raises(ValidationError, match="at least 1"):
+            sim.compile(keras.optimizers.SGD(0.1), "mse", steps_per_execution=0)
+        # the compiled settings in force are the last accepted ones
+        again = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0)["loss"]
+    np.testing.assert_allclose(again, loss)
+    np.testing.assert_allclose(loss, keras_model().evaluate(X, Y, batch_size=4, verbose=0))
