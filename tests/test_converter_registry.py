@@ -164,6 +164,25 @@ def test_unregistered_or_refused_layer_falls_back(registry):
         nengodl.Converter(model)
 
 
+def test_convertible_may_return_a_bare_bool_as_in_3_6(registry):
+    class NoOffset(ConvertScale):
+        @classmethod
+        def convertible(cls, layer, converter):
+            return layer.offset is None  # NengoDL 3.6's form: a bool
+
+    nengodl.Converter.register(Scale)(NoOffset)
+    inp = keras.Input((3,))
+    plain = keras.Model(inp, Scale(2.0)(inp))
+    xs = random_inputs(plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # True: converted natively, no fallback
+        conv = nengodl.Converter(plain, allow_fallback=False)
+    np.testing.assert_allclose(run_nengodl(conv, plain, xs)[0], xs[0] * 2, atol=1e-6)
+    offset = keras.Model(inp, Scale(2.0, offset=0.5)(inp))
+    with pytest.raises(ConversionError, match="NoOffset cannot convert it"):
+        nengodl.Converter(offset, allow_fallback=False)
+
+
 def test_get_converter_of_layers_outside_the_model(registry):
     model, _ = scale_model()
     with pytest.warns(UserWarning, match="no native conversion"):

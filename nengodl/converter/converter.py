@@ -22,7 +22,7 @@ from nengodl.converter.activations import NeuronType, Swaps, canonical, name_of,
 from nengodl.converter.errors import ConversionError, Unsupported, describe
 from nengodl.converter.fallback import acts_per_step
 from nengodl.converter.maps import KerasMap
-from nengodl.converter.registry import CONVERTERS, Port, register, size
+from nengodl.converter.registry import CONVERTERS, Port, convertible, register, size
 from nengodl.tensor_node import TensorNode
 
 __all__ = ["ConversionError", "Converter"]
@@ -273,8 +273,7 @@ class Converter:
         cls = self.converters.get(type(layer))
         if cls is None:
             return None, f"no native conversion for {type(layer).__name__}"
-        ok, reason = cls.convertible(layer, self)
-        return cls, None if ok else reason or f"{cls.__name__} cannot convert it"
+        return cls, convertible(cls, layer, self)[1]
 
     def _time_steps_problem(self, cls, layer, node, in_ports):
         """Why ``cls`` cannot convert this call of ``layer`` in a temporal model (or None)."""

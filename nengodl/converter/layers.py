@@ -23,7 +23,7 @@ import numpy as np
 
 from nengodl.converter import sparse as sp
 from nengodl.converter.errors import Unsupported
-from nengodl.converter.registry import LayerConverter, register, size
+from nengodl.converter.registry import LayerConverter, convertible, register, size
 from nengodl.neurons import LeakyReLU
 
 
@@ -434,7 +434,7 @@ def time_distributed(cv, layer, ins, out_shapes):
     converter = cv.converters.get(type(inner))
     if converter is None:
         raise Unsupported(f"no native conversion for the wrapped {type(inner).__name__}")
-    ok, reason = converter.convertible(inner, cv)
+    ok, reason = convertible(converter, inner, cv)
     if not ok:
         raise Unsupported(f"the wrapped {type(inner).__name__}: {reason}")
     cv.check_regularizers(inner)

@@ -91,6 +91,27 @@ def register(keras_layer, registry=None):
     return decorator
 
 
+def convertible(cls, layer, converter):
+    """``(ok, reason)`` from ``cls.convertible(layer, converter)``, which may also
+    return a bare bool (as NengoDL 3.6's converters do).
+
+    Parameters
+    ----------
+    cls : type
+        A `LayerConverter` subclass.
+    layer : keras.layers.Layer
+        The layer to convert.
+    converter : Converter
+        The converter running the conversion.
+    """
+    result = cls.convertible(layer, converter)
+    if isinstance(result, tuple):
+        ok, reason = result
+    else:
+        ok, reason = result, None
+    return bool(ok), None if ok else reason or f"{cls.__name__} cannot convert it"
+
+
 class LayerConverter:
     """Base class of the converters turning the calls of one Keras layer into nengo objects.
 
