@@ -24,7 +24,8 @@ from nengodl.runtime.distributed import (
 from nengodl.runtime.methods import RunMethods
 from nengodl.runtime.seeds import graph_seed
 from nengodl.runtime.state import SignalValues
-from nengodl.training.methods import KerasMethods, SeedTrainingMethods
+from nengodl.training.keras_methods import KerasMethods
+from nengodl.training.seed_methods import SeedTrainingMethods
 from nengodl.training.trainer import Trainer
 
 

@@ -151,3 +151,128 @@ def test_compile_keras_arguments():
         again = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0)["loss"]
     np.testing.assert_allclose(again, loss)
     np.testing.assert_allclose(loss, keras_model().evaluate(X, Y, batch_size=4, verbose=0))
+
+
+# --- sample_weight and class_weight ----------------------------------------------------
+
+SW = RNG.uniform(0, 2, size=16).astype(np.float32)
+
+
+def fit_both(fit_kwargs, keras_kwargs=None, metrics=()):
+    """nengodl's fit on `linear_net` and Keras's on `keras_model`: (history, weights)."""
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse", metrics=list(metrics))
+        history = sim.fit(
+            {net.a: X[:, None]}, {net.p: Y[:, None]}, shuffle=False, verbose=0, **fit_kwargs
+        )
+        weights = sim.data[net.conn].weights
+    model = keras_model()
+    model.compile(keras.optimizers.SGD(0.1), "mse", metrics=list(metrics))
+    kw = fit_kwargs if keras_kwargs is None else keras_kwargs
+    want = model.fit(X, Y, batch_size=4, shuffle=False, verbose=0, **kw)
+    return history.history, want.history, weights, model.layers[0].get_weights()[0].T
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(epochs=2, sample_weight=SW),
+        dict(epochs=2, sample_weight=SW, validation_split=0.25),
+        dict(epochs=2, validation_data=(X[:8], Y[:8], SW[:8])),
+    ],
+    ids=["items", "split", "validation-data"],
+)
+def test_sample_weight_trains_as_keras(kwargs):
+    def both(kwargs):
+        ours = dict(kwargs)
+        if "validation_data" in kwargs:  # nengodl's data are (batch, n_steps, size)
+            x, y, *w = kwargs["validation_data"]
+            ours["validation_data"] = (x[:, None], y[:, None], *w)
+        return fit_both(ours, kwargs, metrics=["mae"])
+
+    ours, theirs, w_ours, w_theirs = both(kwargs)
+    for key, values in theirs.items():
+        # Keras weighs the loss, not the metrics given to compile(metrics=...)
+        name = key.replace("mae", "probe_0_mae")
+        np.testing.assert_allclose(ours[name], values, rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(w_ours, w_theirs, atol=1e-6)
+    # and the weights mattered
+    unweighted = {k: v for k, v in kwargs.items() if k != "sample_weight"}
+    if "validation_data" in unweighted:
+        unweighted["validation_data"] = unweighted["validation_data"][:2]
+    plain, *_ = both(unweighted)
+    key = "val_loss" if "validation_data" in unweighted else "loss"
+    assert not np.allclose(plain[key], ours[key], rtol=1e-3)
+
+
+def test_temporal_sample_weight_and_evaluate_sample_weight_as_keras():
+    rng = np.random.RandomState(1)
+    x = rng.randn(8, 3, 2).astype(np.float32)  # 3 steps
+    y = rng.randn(8, 3, 1).astype(np.float32)
+    sw = rng.uniform(0, 2, size=(8, 3)).astype(np.float32)
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse")
+        history = sim.fit({net.a: x}, {net.p: y}, sample_weight=sw, shuffle=False, verbose=0)
+        logs = sim.evaluate({net.a: x}, {net.p: y}, sample_weight=sw[:, 0], verbose=0)
+    model = keras.Sequential([keras.Input((3, 2)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].set_weights([W.T])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    want = model.fit(x, y, batch_size=4, sample_weight=sw, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], want.history["loss"], rtol=1e-5)
+    # one weight per item weighs each of its steps (Keras wants them spelled out here)
+    per_step = np.repeat(sw[:, :1], 3, axis=1)
+    loss = model.evaluate(x, y, batch_size=4, sample_weight=per_step, verbose=0)
+    np.testing.assert_allclose(logs["loss"], loss, rtol=1e-5)
+
+
+def test_class_weight_as_keras():
+    rng = np.random.RandomState(2)
+    w0 = rng.randn(3, 2)
+    x = rng.randn(16, 2).astype(np.float32)
+    labels = rng.randint(3, size=(16, 1))
+    class_weight = {0: 1.0, 1: 3.0, 2: 0.5}
+    with nengo.Network() as net:
+        a = nengo.Node(np.zeros(2))
+        b = nengo.Node(size_in=3)
+        conn = nengo.Connection(a, b, transform=w0, synapse=None)
+        p = nengo.Probe(b)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.5), loss)
+        history = sim.fit(
+            {a: x[:, None]},
+            {p: labels[:, None]},
+            class_weight=class_weight,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+        )
+        trained = sim.data[conn].weights
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, use_bias=False)])
+    model.layers[0].set_weights([w0.T])
+    model.compile(keras.optimizers.SGD(0.5), loss)
+    want = model.fit(
+        x, labels, batch_size=4, class_weight=class_weight, epochs=2, shuffle=False, verbose=0
+    )
+    np.testing.assert_allclose(history.history["loss"], want.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(trained, model.layers[0].get_weights()[0].T, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sample_weight=np.ones(15)), r"shape \(15,\); expected \(16,\) or \(16, 1\)"),
+        (dict(sample_weight=np.full(16, np.nan)), "finite"),
+        (dict(class_weight=[1.0, 2.0]), "dict from class index"),
+    ],
+)
+def test_bad_weights_are_refused_before_training(kwargs, match):
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        before = sim.data[net.conn].weights.copy()
+        sim.compile(keras.optimizers.SGD(0.1), "mse")
+        with pytest.raises(ValidationError, match=match):
+            sim.fit({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0, **kwargs)
+        np.testing.assert_array_equal(sim.data[net.conn].weights, before)

@@ -41,6 +41,7 @@ class TrainingData:
                 attr="data",
             )
         self.inputs, self.targets = {}, {}
+        self.weighted = frozenset()  # probes whose targets carry sample weights
         shapes = {}
         for obj, value in data.items():
             arr = np.asarray(value)
@@ -92,6 +93,7 @@ class TrainingData:
             )
             raise ValidationError(f"all data must have the same {what} ({listing})", attr="data")
         self.batch_size = next(iter(shapes.values()))[0]
+        self.given_batch_size = self.batch_size  # before any cut to whole minibatches
         if timed:
             self.n_steps = shapes[next(iter(timed))][1]
             if n_steps is not None and int(n_steps) != self.n_steps:
@@ -159,6 +161,7 @@ class TrainingDataNoInputs:
         self.minibatch_size = minibatch_size
         self.n_batches = batch_size // minibatch_size
         self.inputs, self.targets = {}, {}
+        self.weighted = frozenset()
 
     def batches(self, rng=None):
         for _ in range(self.n_batches):

@@ -29,6 +29,7 @@ from nengodl.training.loop import (
     fit_epochs,
     predict_batches,
 )
+from nengodl.training.sample_weights import attach, item_weights
 from nengodl.training.trainer import check_optimizer
 
 
@@ -129,7 +130,7 @@ class KerasAPI:
         with the logs (also how `fit` validates, with its own callbacks, as
         Keras 3's ``fit`` does)."""
         tdata = batches.tdata
-        objective = self.compiled.objective(tdata.targets)
+        objective = self.compiled.objective(tdata.targets, tdata.weighted)
         metrics = self.compiled.metrics(list(tdata.targets))
         if stateful:
             step = self._stateful_eval_step(objective)
@@ -137,9 +138,8 @@ class KerasAPI:
             step = self.sim.trainer.eval_step(objective)
         step = _with_batch_hooks(step, callbacks, "test")
         callbacks.on_test_begin()
-        logs = evaluate_batches(
-            step, batches, self.compiled.logs(objective, metrics), progress
-        ).result()
+        logs = self.compiled.logs(objective, metrics, weighted=tdata.weighted)
+        logs = evaluate_batches(step, batches, logs, progress).result()
         callbacks.on_test_end(logs)
         return logs
 
@@ -164,20 +164,24 @@ class KerasAPI:
             )
 
     def _validation(self, validation_data, n_steps):
-        """The data of ``validation_data`` (``(x_val, y_val)``)."""
+        """The data of ``validation_data``: ``(x_val, y_val)``, or ``(x_val, y_val,
+        sample_weight_val)`` as in Keras."""
         if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
             raise ValidationError(
-                "validation_data must be a tuple (x_val, y_val) "
-                f"(got {type(validation_data).__name__})",
+                "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                f"sample_weight_val) (got {type(validation_data).__name__})",
                 attr="validation_data",
             )
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            raise ValidationError(
-                "validation_data with sample weights (x_val, y_val, weights) is not "
-                "supported: give (x_val, y_val)",
-                attr="validation_data",
-            )
-        return self._data(validation_data[0], validation_data[1], n_steps)
+        weights = validation_data[2] if len(validation_data) == 3 else None
+        tdata = self._data(validation_data[0], validation_data[1], n_steps)
+        return self._weighed(tdata, weights)
+
+    def _weighed(self, tdata, sample_weight, class_weight=None):
+        """``tdata`` with Keras's sample (and class) weights on its targets."""
+        if sample_weight is None and class_weight is None:
+            return tdata
+        probes = self.compiled.loss_probes(tdata.targets)
+        return attach(tdata, item_weights(self.sim, tdata, probes, sample_weight, class_weight))
 
     def fit(
         self,
@@ -198,6 +202,8 @@ class KerasAPI:
         validation_steps=None,
         validation_batch_size=None,
         validation_freq=1,
+        sample_weight=None,
+        class_weight=None,
     ):
         """See `Simulator.fit`."""
         self._check_compiled("fit")
@@ -219,10 +225,14 @@ class KerasAPI:
         if validation_data is not None:
             val = self._validation(validation_data, n_steps)
         elif validation_split:
-            data, val_data = split_validation(data, validation_split, self.sim.plan.minibatch_size)
-            val = self._data_of(val_data, n_steps)
-        tdata = self._data_of(data, n_steps)
-        objective = self.compiled.objective(tdata.targets)
+            at = split_index(data, validation_split, self.sim.plan.minibatch_size)
+            (data, val_data), (sample_weight, val_weight) = (
+                head_tail(data, at),
+                head_tail(sample_weight, at),
+            )
+            val = self._weighed(self._data_of(val_data, n_steps), val_weight)
+        tdata = self._weighed(self._data_of(data, n_steps), sample_weight, class_weight)
+        objective = self.compiled.objective(tdata.targets, tdata.weighted)
         metrics = self.compiled.metrics(list(tdata.targets))
         trainer = self.sim.trainer
         optimizer = self.compiled.optimizer
@@ -248,7 +258,7 @@ class KerasAPI:
             step,
             batches,
             epochs,
-            lambda: self.compiled.logs(objective, metrics),
+            lambda: self.compiled.logs(objective, metrics, weighted=tdata.weighted),
             initial_epoch=initial_epoch,
             callbacks=cbs,
             validate=None if val is None else validate,
@@ -288,12 +298,14 @@ class KerasAPI:
         batch_size=None,
         steps=None,
         return_dict=True,
+        sample_weight=None,
     ):
         """See `Simulator.evaluate`."""
         self._check_compiled("evaluate")
         self._warn_batch_size(batch_size, "evaluate")
         stateful = self._check_stateful(stateful)
-        batches = EpochIterator(self._data(x, y, n_steps), seed=seed, steps=steps)
+        tdata = self._weighed(self._data(x, y, n_steps), sample_weight)
+        batches = EpochIterator(tdata, seed=seed, steps=steps)
         cbs = self._callbacks(callbacks, verbose, 1, batches.n_batches)
         progress = verbose and self.sim.progress_bar
         logs = self._run_eval(batches, cbs, progress=progress, stateful=stateful)
@@ -401,10 +413,10 @@ def validation_epochs(validation_freq):
     return lambda epoch: (epoch + 1) % every == 0
 
 
-def split_validation(data, fraction, minibatch_size):
-    """Keras's ``validation_split``: ``(train, validation)`` dicts, the validation
-    set being the last ``fraction`` of the items (before any shuffling); each
-    must make at least one minibatch."""
+def split_index(data, fraction, minibatch_size):
+    """Keras's ``validation_split``: the index of the first item of the validation
+    set, the last ``fraction`` of the items of ``data`` (a dict of arrays), before
+    any shuffling; each part must make at least one minibatch."""
     if isinstance(fraction, bool) or not isinstance(fraction, (float, int, np.floating)):
         raise ValidationError(
             f"Must be a number in [0, 1) (got {fraction!r})", attr="validation_split"
@@ -420,9 +432,19 @@ def split_validation(data, fraction, minibatch_size):
             f"validation_split={fraction}",
             attr="validation_split",
         )
-    train = {k: np.asarray(v)[:split_at] for k, v in data.items()}
-    val = {k: np.asarray(v)[split_at:] for k, v in data.items()}
-    return train, val
+    return split_at
+
+
+def head_tail(value, at):
+    """``(value[:at], value[at:])`` of an array, or of each array of a dict (and
+    ``(None, None)`` for None)."""
+    if value is None:
+        return None, None
+    if isinstance(value, Mapping):
+        parts = {k: head_tail(v, at) for k, v in value.items()}
+        return {k: h for k, (h, _) in parts.items()}, {k: t for k, (_, t) in parts.items()}
+    value = np.asarray(value)
+    return value[:at], value[at:]
 
 
 def _with_batch_hooks(step, callbacks, kind):

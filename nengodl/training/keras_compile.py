@@ -15,6 +15,7 @@ from nengo.exceptions import ValidationError
 from nengodl import objectives as obj
 from nengodl.training.keras_data import object_name, resolve_keys
 from nengodl.training.loop import EpochLogs
+from nengodl.training.sample_weights import split
 
 
 class _SeedObjective:
@@ -135,12 +136,13 @@ class CompiledSettings:
             )
         return probes
 
-    def objective(self, targets):
+    def objective(self, targets, weighted=frozenset()):
         """Probe -> ``f(output, target)``: the probe's loss, averaged over all
         its values (Keras's ``sum_over_batch_size``) and times its loss weight
         (the function's ``loss_weight``); the total loss is their sum. A probe
         weighted 0 adds nothing to the total and is left out (its loss is not
-        logged)."""
+        logged). Probes in ``weighted`` have targets carrying sample weights
+        (`nengodl.training.sample_weights`), given to the Keras loss."""
         probes = self.loss_probes(targets)
         losses = self.per_probe("loss", probes)
         weights = self.per_probe("loss_weights", probes)
@@ -151,11 +153,13 @@ class CompiledSettings:
             if w == 0:
                 continue
 
-            def weighted(out, tgt, fn=fn, w=w):
+            def weighted_loss(out, tgt, fn=fn, w=w):
                 return w * keras.ops.mean(fn(tgt, out))
 
-            weighted.loss_weight = w
-            objective[p] = weighted
+            if p in weighted:
+                weighted_loss = _with_sample_weights(fn, w, p)
+            weighted_loss.loss_weight = w
+            objective[p] = weighted_loss
         if not objective:
             raise ValidationError(
                 "every Probe with a loss has loss weight 0: nothing to minimise",
@@ -176,9 +180,11 @@ class CompiledSettings:
             out[p] = [_named_metric(m) if isinstance(m, str) else m for m in ms]
         return out
 
-    def metric_fn(self, metrics, prefix=""):
+    def metric_fn(self, metrics, prefix="", weighted=frozenset()):
         """``fn(outputs, targets) -> {name: value}`` of one minibatch's metrics
-        (Keras `Metric` objects are reset now and updated in place), or None."""
+        (Keras `Metric` objects are reset now and updated in place), or None.
+        Metrics are not weighted: the sample weights on the targets of probes in
+        ``weighted`` are taken off first."""
         if not metrics:
             return None
         for ms in metrics.values():
@@ -194,7 +200,8 @@ class CompiledSettings:
                     metric = getattr(m, "name", getattr(m, "__name__", "metric"))
                     name = f"{prefix}{object_name(self.sim, p)}_{metric}"
                     y_pred = outputs[by_index[p]]
-                    y_true = targets[p].astype(y_pred.dtype.as_numpy_dtype)
+                    y_true = split(targets[p])[0] if p in weighted else targets[p]
+                    y_true = y_true.astype(y_pred.dtype.as_numpy_dtype)
                     if isinstance(m, keras.metrics.Metric):
                         m.update_state(y_true, y_pred)
                         logs[name] = m
@@ -204,11 +211,42 @@ class CompiledSettings:
 
         return fn
 
-    def logs(self, objective, metrics, prefix=""):
+    def logs(self, objective, metrics, prefix="", weighted=frozenset()):
         """`EpochLogs` for one pass with ``objective`` and ``metrics``."""
         names = [object_name(self.sim, p) for p in objective]
         weights = [fn.loss_weight for fn in objective.values()]
-        return UnweightedLogs(names, weights, self.metric_fn(metrics, prefix), prefix)
+        metric_fn = self.metric_fn(metrics, prefix, weighted)
+        return UnweightedLogs(names, weights, metric_fn, prefix)
+
+
+def _with_sample_weights(fn, w, probe):
+    """``f(output, target)``: Keras loss ``fn`` with the sample weights that the
+    target carries, times the loss weight ``w`` (Keras's weighting: the weighted
+    values' sum over their count)."""
+    if isinstance(fn, _SeedObjective) or not getattr(fn, "needs_targets", True):
+        raise ValidationError(
+            f"the loss of {probe} ({fn.__name__}) takes no sample weights: give a Keras "
+            "loss (or a function f(y_true, y_pred) of per-item values)",
+            attr="sample_weight",
+        )
+
+    def weighted_loss(out, tgt):
+        y, sample_weight = split(tgt)
+        if isinstance(fn, keras.losses.Loss):
+            return w * fn(y, out, sample_weight=sample_weight)
+        values = fn(y, out)  # a Keras loss function: per item and step
+        if len(values.shape) == 3 and values.shape[-1] == 1:
+            values = values[..., 0]
+        if len(values.shape) != 2:
+            raise ValidationError(
+                f"the loss of {probe} ({fn.__name__}) gives values of shape "
+                f"{tuple(values.shape)}: sample weights need one per item and step",
+                attr="sample_weight",
+            )
+        weighted = values * keras.ops.cast(sample_weight, values.dtype)
+        return w * keras.ops.sum(weighted) / keras.ops.cast(keras.ops.size(values), values.dtype)
+
+    return weighted_loss
 
 
 def _named_metric(name):

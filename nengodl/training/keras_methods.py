@@ -1,216 +1,13 @@
-"""The Simulator's training methods: the seed tutorial's API and the Keras-style API.
+"""The Simulator's methods of NengoDL 3's Keras-style API.
 
-Both are front ends of `nengodl.training.Trainer`, which runs minibatches
-through the compiled simulation loop; `SeedTrainingMethods` holds ``train``,
-``loss`` and ``check_gradients`` (NengoDL 2's API, as the seed tutorial uses
-it) and `KerasMethods` holds ``compile``, ``fit``, ``evaluate`` and
-``predict`` (NengoDL 3's).
+`KerasMethods` holds ``compile``, ``fit``, ``evaluate``, ``predict`` and
+``predict_on_batch``, front ends of `nengodl.training.keras_api.KerasAPI`.
 """
 
-from collections.abc import Mapping
-
-import nengo
 import numpy as np  # noqa: F401 (the docstring examples use it)
-from nengo.exceptions import ValidationError
 
-from nengodl.training.gradients import check_gradients, check_input_gradients
 from nengodl.training.keras_api import KerasAPI
 from nengodl.training.keras_data import object_name
-
-
-class SeedTrainingMethods:
-    """The `Simulator` methods of the seed tutorial's training API."""
-
-    def train(
-        self,
-        data,
-        optimizer,
-        objective=None,
-        n_epochs=1,
-        shuffle=True,
-        progress_bar=None,
-        seed=None,
-    ):
-        """Optimise the model's parameters with deep-learning methods.
-
-        Spiking neurons run as their rate counterparts while training. Every
-        minibatch starts from the initial state; the simulator's own state
-        (time, probe data) is not changed.
-
-        Parameters
-        ----------
-        data : dict
-            Map from input `nengo.Node` to inputs and from `nengo.Probe` to
-            targets, each ``(batch_size, n_steps, size)``; ``batch_size`` must be a
-            multiple of ``minibatch_size`` and is split into minibatches.
-        optimizer : keras.optimizers.Optimizer or tf.compat.v1.train.Optimizer
-            The optimisation algorithm.
-        objective : callable or dict, optional
-            ``f(outputs, targets) -> scalar`` for the single probe in ``data``, or
-            a dict mapping probes to such functions; default `nengodl.obj.mse`.
-        n_epochs : int
-            Number of passes through the data.
-        shuffle : bool
-            Shuffle the batch order each epoch.
-        progress_bar : bool, optional
-            Override the simulator's ``progress_bar`` setting.
-        seed : int, optional
-            Seed for shuffling and for inputs computed by Nodes not in ``data``.
-
-        Returns
-        -------
-        float or None
-            Mean loss of the last epoch (None when ``n_epochs`` is 0: nothing
-            was trained).
-
-        Examples
-        --------
-        Train the weight of a connection (initially 2) so that its output is 0.5; each
-        SGD step with learning rate 0.25 on the squared error halves the distance:
-
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     _ = sim.train(data, keras.optimizers.SGD(0.25), objective=nengodl.obj.mse,
-        ...                   n_epochs=10)
-        ...     weight = float(sim.data[conn].weights)
-        >>> weight == 0.5 + 1.5 / 2 ** 10
-        True
-        """
-        return self.trainer.train(
-            data,
-            optimizer,
-            objective=objective,
-            n_epochs=n_epochs,
-            shuffle=shuffle,
-            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
-            seed=seed,
-        )
-
-    def loss(self, data, objective=None, progress_bar=None, seed=None):
-        """Evaluate an objective on ``data`` with the model as defined.
-
-        Spiking neurons stay spiking.
-
-        Parameters
-        ----------
-        data : dict
-            Inputs and targets, as for `train`.
-        objective : callable or dict, optional
-            As for `train`.
-        progress_bar : bool, optional
-            Override the simulator's ``progress_bar`` setting.
-        seed : int, optional
-            Seed for inputs computed by Nodes not in ``data``.
-
-        Returns
-        -------
-        float
-            The objective averaged over all minibatches.
-
-        Examples
-        --------
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-        ...     sim.loss(data, objective=nengodl.obj.mse)  # (2 - 0.5) ** 2
-        2.25
-        """
-        return self.trainer.loss(
-            data,
-            objective=objective,
-            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
-            seed=seed,
-        )
-
-    def check_gradients(self, inputs=None, outputs=None, atol=None, rtol=1e-3, objective=None):
-        """Check analytic gradients against finite differences.
-
-        Two checks, chosen by the arguments:
-
-        - NengoDL 3's, ``check_gradients(inputs=None, outputs=None, atol, rtol)``:
-          the Jacobian of each probe's output (a run from the initial state, in
-          training mode) with respect to the input Nodes' data; see
-          `nengodl.training.gradients.check_input_gradients`. Returns a dict
-          from probe to ``{"analytic": [...], "numeric": [...]}``.
-        - The seed tutorial's, ``check_gradients(data, objective=None, atol=None)``
-          (``data`` holding targets for probes, or an ``objective`` given): the
-          gradient of the objective with respect to the trainable parameters, on
-          one minibatch. Returns the largest relative error.
-
-        Parameters
-        ----------
-        inputs : list or dict, optional
-            NengoDL 3: data for the input Nodes (default zeros for
-            ``2 * unroll_simulation`` steps). Seed tutorial: ``data``, inputs
-            and targets as for `train`.
-        outputs : nengo.Probe or list, optional
-            NengoDL 3: the probes checked (default all). A callable or a dict of
-            callables here is the seed tutorial's ``objective`` (given by position).
-        atol : float, optional
-            Allowed error (NengoDL 3 check: absolute, default 1e-5 in float64
-            and 1e-3 in float32; seed tutorial's: relative to ``max(1, |numeric|)``,
-            default 1e-4 in float64 and 1e-2 in float32).
-        rtol : float
-            NengoDL 3 check: error allowed relative to the numeric gradient.
-        objective : callable or dict, optional
-            The seed tutorial's objective, as for `train`.
-
-        Returns
-        -------
-        dict or float
-            As above; a `SimulationError` is raised where a gradient is off.
-
-        Examples
-        --------
-        NengoDL 3's check: the output of ``b`` is twice the input, so its
-        Jacobian is twice the identity:
-
-        >>> import keras, nengo, nengodl
-        >>> with nengo.Network() as net:
-        ...     a = nengo.Node([1.0])
-        ...     b = nengo.Node(size_in=1)
-        ...     conn = nengo.Connection(a, b, transform=2.0, synapse=None)
-        ...     p = nengo.Probe(b)
-        >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
-        ...     grads = sim.check_gradients()
-        >>> grads[p]["analytic"][0]
-        array([[2., 0.],
-               [0., 2.]])
-
-        The seed tutorial's check, of a loss against the parameters:
-
-        >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
-        >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
-        ...     bool(sim.check_gradients(data) < 1e-4)
-        True
-        >>> with nengodl.Simulator(net, dtype="float32", progress_bar=False) as sim:
-        ...     bool(sim.check_gradients(data) < 1e-2)
-        True
-        """
-        if callable(outputs) or isinstance(outputs, Mapping):
-            objective, outputs = outputs, None
-        has_targets = isinstance(inputs, Mapping) and any(
-            isinstance(key, nengo.Probe) for key in inputs
-        )
-        if objective is not None or has_targets:
-            if outputs is not None:
-                raise ValidationError(
-                    "give either data with targets (and an objective) or outputs, not both",
-                    attr="outputs",
-                )
-            return check_gradients(self.trainer, inputs, objective, atol=atol)
-        return check_input_gradients(self, inputs, outputs, atol=atol, rtol=rtol)
 
 
 class KerasMethods:
@@ -298,6 +95,8 @@ class KerasMethods:
         validation_steps=None,
         validation_batch_size=None,
         validation_freq=1,
+        sample_weight=None,
+        class_weight=None,
     ):
         """Train with the compiled optimizer and losses (Keras ``Model.fit``).
 
@@ -341,6 +140,14 @@ class KerasMethods:
         validation_freq : int or list of int
             Validate every ``validation_freq`` epochs, or after the listed epochs
             (counted from 1).
+        sample_weight : array or dict, optional
+            Keras's per-item weights of the losses, ``(batch,)`` or ``(batch,
+            target steps)``: one array for every probe with targets, or a dict by
+            probe. The weighted loss is the weighted values' sum over their count,
+            as in Keras. ``validation_data`` may be ``(x, y, sample_weight)``.
+        class_weight : dict, optional
+            Keras's class index -> weight, for one probe with targets (class
+            indices, or one-hot targets whose largest entry is the class).
 
         Returns
         -------
@@ -387,6 +194,8 @@ class KerasMethods:
             validation_steps=validation_steps,
             validation_batch_size=validation_batch_size,
             validation_freq=validation_freq,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
 
     def evaluate(
@@ -401,6 +210,7 @@ class KerasMethods:
         batch_size=None,
         steps=None,
         return_dict=True,
+        sample_weight=None,
     ):
         """Compute the compiled losses and metrics (spiking neurons stay spiking).
 
@@ -430,6 +240,8 @@ class KerasMethods:
         return_dict : bool
             True (NengoDL 3's way, the default here): a dict; False: Keras's list of
             the values in the dict's order (``loss`` first), or the one value alone.
+        sample_weight : array or dict, optional
+            As for `fit`.
 
         Returns
         -------
@@ -463,6 +275,7 @@ class KerasMethods:
             batch_size=batch_size,
             steps=steps,
             return_dict=return_dict,
+            sample_weight=sample_weight,
         )
 
     def predict(
