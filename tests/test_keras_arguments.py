@@ -276,3 +276,25 @@ def test_bad_weights_are_refused_before_training(kwargs, match):
         with pytest.raises(ValidationError, match=match):
             sim.fit({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0, **kwargs)
         np.testing.assert_array_equal(sim.data[net.conn].weights, before)
+
+
+def test_weighted_metrics_see_the_sample_weights_as_keras():
+    net = linear_net()
+
+    def metrics():  # each model its own Metric objects
+        return dict(metrics=["mae"], weighted_metrics=["mae", keras.metrics.MeanSquaredError()])
+
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse", **metrics())
+        logs = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, sample_weight=SW, verbose=0)
+        unweighted = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0)
+    model = keras_model()
+    model.compile(keras.optimizers.SGD(0.1), "mse", **metrics())
+    want = model.evaluate(X, Y, batch_size=4, sample_weight=SW, verbose=0, return_dict=True)
+    assert set(want) == {"loss", "mae", "weighted_mae", "mean_squared_error"}
+    for key, value in want.items():
+        name = key if key == "loss" else f"probe_0_{key}"
+        np.testing.assert_allclose(logs[name], value, rtol=1e-5, err_msg=key)
+    assert not np.isclose(logs["probe_0_weighted_mae"], logs["probe_0_mae"], rtol=1e-3)
+    # without sample weights, weighted metrics are the plain ones (as in Keras)
+    np.testing.assert_allclose(unweighted["probe_0_weighted_mae"], unweighted["probe_0_mae"])

@@ -56,6 +56,7 @@ class KerasAPI:
         run_eagerly=False,
         steps_per_execution=1,
         jit_compile="auto",
+        weighted_metrics=None,
     ):
         """See `Simulator.compile`."""
         if run_eagerly:
@@ -79,7 +80,9 @@ class KerasAPI:
             if isinstance(optimizer, str):
                 optimizer = keras.optimizers.get(optimizer)
             check_optimizer(optimizer)
-        self.compiled = CompiledSettings(self.sim, optimizer, loss, metrics, loss_weights)
+        self.compiled = CompiledSettings(
+            self.sim, optimizer, loss, metrics, loss_weights, weighted_metrics
+        )
         self.model.optimizer = optimizer
 
     def _check_compiled(self, method, need_loss=True):

@@ -55,16 +55,29 @@ class CompiledSettings:
         The simulator (for its probes and their names).
     optimizer : keras.optimizers.Optimizer or None
         The optimizer (checked by the caller).
-    loss, metrics, loss_weights
+    loss, metrics, loss_weights, weighted_metrics
         As given to `Simulator.compile`: one entry for every probe, a dict keyed
         by Probes or their names, or a list in the order of ``sim.model.probes``
         (a list of metrics is several metrics for every probe, as in Keras).
     """
 
-    def __init__(self, sim, optimizer=None, loss=None, metrics=None, loss_weights=None):
+    def __init__(
+        self,
+        sim,
+        optimizer=None,
+        loss=None,
+        metrics=None,
+        loss_weights=None,
+        weighted_metrics=None,
+    ):
         self.sim = sim
         self.optimizer = optimizer
-        self.settings = dict(loss=loss, metrics=metrics, loss_weights=loss_weights)
+        self.settings = dict(
+            loss=loss,
+            metrics=metrics,
+            loss_weights=loss_weights,
+            weighted_metrics=weighted_metrics,
+        )
 
     def setting_map(self, name):
         """The compiled ``name`` setting (loss, loss_weights or metrics) as a dict
@@ -78,7 +91,7 @@ class CompiledSettings:
         setting = self.settings[name]
         if isinstance(setting, Mapping):
             return resolve_keys(self.sim, setting, "output", as_array=False)
-        if name != "metrics" and isinstance(setting, (list, tuple)):
+        if name not in ("metrics", "weighted_metrics") and isinstance(setting, (list, tuple)):
             probes = self.sim.model.probes
             if len(setting) != len(probes):
                 raise ValidationError(
@@ -169,26 +182,34 @@ class CompiledSettings:
 
     def metrics(self, probes):
         """Probe -> list of its Keras metrics (a name becomes the metric Keras
-        resolves it to, logged under the name given, as Keras 3 does), for
-        ``probes`` with any."""
-        metrics = self.per_probe("metrics", probes)
+        resolves it to, logged under the name given, as Keras 3 does), then its
+        `WeightedMetric` s, for ``probes`` with any."""
         out = {}
-        for p, ms in metrics.items():
-            if ms is None:
-                continue
-            ms = ms if isinstance(ms, (list, tuple)) else [ms]
-            out[p] = [_named_metric(m) if isinstance(m, str) else m for m in ms]
+        plain = self.per_probe("metrics", probes)
+        weighted = self.per_probe("weighted_metrics", probes)
+        for p in probes:
+            ms = [_named_metric(m) if isinstance(m, str) else m for m in _as_list(plain[p])]
+            names = {_metric_name(m) for m in ms}
+            for m in _as_list(weighted[p]):
+                m = _named_metric(m) if isinstance(m, str) else m
+                if not isinstance(m, keras.metrics.Metric):
+                    m = keras.metrics.MeanMetricWrapper(m, name=_metric_name(m))
+                name = _metric_name(m)
+                ms.append(WeightedMetric(m, f"weighted_{name}" if name in names else name))
+            if ms:
+                out[p] = ms
         return out
 
     def metric_fn(self, metrics, prefix="", weighted=frozenset()):
         """``fn(outputs, targets) -> {name: value}`` of one minibatch's metrics
         (Keras `Metric` objects are reset now and updated in place), or None.
-        Metrics are not weighted: the sample weights on the targets of probes in
-        ``weighted`` are taken off first."""
+        Only `WeightedMetric` s see the sample weights that the targets of probes
+        in ``weighted`` carry; other metrics get the targets without them."""
         if not metrics:
             return None
         for ms in metrics.values():
             for m in ms:
+                m = m.metric if isinstance(m, WeightedMetric) else m
                 if isinstance(m, keras.metrics.Metric):
                     m.reset_state()
         by_index = {p: k for k, p in enumerate(self.sim.plan.probes)}
@@ -197,12 +218,16 @@ class CompiledSettings:
             logs = {}
             for p, ms in metrics.items():
                 for m in ms:
-                    metric = getattr(m, "name", getattr(m, "__name__", "metric"))
-                    name = f"{prefix}{object_name(self.sim, p)}_{metric}"
+                    name = f"{prefix}{object_name(self.sim, p)}_{_metric_name(m)}"
                     y_pred = outputs[by_index[p]]
-                    y_true = split(targets[p])[0] if p in weighted else targets[p]
+                    y_true, sample_weight = (
+                        split(targets[p]) if p in weighted else (targets[p], None)
+                    )
                     y_true = y_true.astype(y_pred.dtype.as_numpy_dtype)
-                    if isinstance(m, keras.metrics.Metric):
+                    if isinstance(m, WeightedMetric):
+                        m.metric.update_state(y_true, y_pred, sample_weight=sample_weight)
+                        logs[name] = m.metric
+                    elif isinstance(m, keras.metrics.Metric):
                         m.update_state(y_true, y_pred)
                         logs[name] = m
                     else:
@@ -217,6 +242,33 @@ class CompiledSettings:
         weights = [fn.loss_weight for fn in objective.values()]
         metric_fn = self.metric_fn(metrics, prefix, weighted)
         return UnweightedLogs(names, weights, metric_fn, prefix)
+
+
+class WeightedMetric:
+    """A metric of ``compile(weighted_metrics=...)``: a Keras metric that sees the
+    sample weights, logged as ``name`` (``weighted_<name>`` where a metric of
+    ``metrics`` has that name, as in Keras 3).
+
+    Parameters
+    ----------
+    metric : keras.metrics.Metric
+        The metric.
+    name : str
+        Its name in the logs (after the probe's).
+    """
+
+    def __init__(self, metric, name):
+        self.metric, self.name = metric, name
+
+
+def _as_list(entry):
+    if entry is None:
+        return []
+    return list(entry) if isinstance(entry, (list, tuple)) else [entry]
+
+
+def _metric_name(m):
+    return getattr(m, "name", getattr(m, "__name__", "metric"))
 
 
 def _with_sample_weights(fn, w, probe):

@@ -28,6 +28,7 @@ class KerasMethods:
         run_eagerly=False,
         steps_per_execution=1,
         jit_compile="auto",
+        weighted_metrics=None,
     ):
         """Set the optimizer, losses and metrics used by `fit` and `evaluate`.
 
@@ -51,6 +52,9 @@ class KerasMethods:
         jit_compile : bool or "auto"
             Accepted for Keras compatibility; XLA is ``Simulator(jit=...)``'s choice
             (a value that disagrees with it warns).
+        weighted_metrics : metric, list or dict, optional
+            Metrics that see ``fit``/``evaluate``'s ``sample_weight`` (``metrics``
+            do not), as in Keras 3.
 
         Examples
         --------
@@ -74,6 +78,7 @@ class KerasMethods:
             run_eagerly=run_eagerly,
             steps_per_execution=steps_per_execution,
             jit_compile=jit_compile,
+            weighted_metrics=weighted_metrics,
         )
 
     def fit(
