@@ -58,7 +58,9 @@ def trained_connection(sim, conn, built):
 
 
 def current_params(sim, obj, built):
-    """The built parameters of ``obj`` as currently trained."""
+    """The built parameters of ``obj`` as currently trained (``sim``: the
+    simulator, or its `nengodl.io.probes.TrainedSource`; only its ``model``,
+    ``plan`` and ``run_state`` are read)."""
     if isinstance(obj, nengo.Ensemble):
         return trained_ensemble(sim, obj, built)
     if isinstance(obj, nengo.Connection):

@@ -1,5 +1,6 @@
 """Probe data: accumulated over runs, subsampled as nengo does, shown in `sim.data`."""
 
+from collections import namedtuple
 from collections.abc import Mapping, MutableSequence
 
 import numpy as np
@@ -11,6 +12,11 @@ def sample_mask(probe, dt, first_step, n_steps):
     period = 1 if probe.sample_every is None else probe.sample_every / dt
     steps = np.arange(first_step + 1, first_step + n_steps + 1)
     return steps % period < 1
+
+
+TrainedSource = namedtuple("TrainedSource", "model plan run_state")
+TrainedSource.__doc__ = """What `nengodl.io.params.current_params` reads of a simulator
+(its ``model``, ``plan`` and ``run_state``), kept by `SimulationData`."""
 
 
 class ProbeRecorder:
@@ -113,22 +119,36 @@ class SimulationData(Mapping):
     ``sim.data[probe]`` has shape ``(n_steps, ...)`` without a minibatch, and
     ``(minibatch_size, n_steps, ...)`` with one; ``sim.data[obj]`` for other
     objects gives nengo's built parameters (e.g. ``sim.data[ens].encoders``).
+
+    Parameters
+    ----------
+    params : Mapping
+        The model's built parameters (``model.params``).
+    recorder : ProbeRecorder
+        The probe data.
+    sim : Simulator, optional
+        The simulator, whose trained parameters ``sim.data[obj]`` shows. Its
+        model, plan and run state are kept, not the simulator itself: the
+        simulator keeps this object, and a reference cycle between the two
+        would keep a dropped simulator (its traced TensorFlow functions too)
+        until Python's next full garbage collection.
     """
 
     def __init__(self, params, recorder, sim=None):
         self.params = params
         self.recorder = recorder
-        self.sim = sim
+        self._source = None if sim is None else TrainedSource(sim.model, sim.plan, sim.run_state)
         self.raw = RawData(params, recorder)
 
     def __getitem__(self, key):
         if key in self.recorder:
             return self.recorder[key]
         built = self.params[key]
-        if self.sim is not None and self.sim.run_state.trained and built is not None:
+        source = self._source
+        if source is not None and source.run_state.trained and built is not None:
             from nengodl.io.params import current_params
 
-            return current_params(self.sim, key, built)
+            return current_params(source, key, built)
         return built
 
     def __iter__(self):

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
+from nengodl.runtime.programs import method_function
 from nengodl.signals import StepContext, flat_indices, reshape, upstream_ops
 
 
@@ -93,7 +94,7 @@ class SimLoop:
         ]
         self.trainable += list(self.pinned.values())
         self.serial = False  # run loop iterations one after another (see `make_serial`)
-        self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
+        self._run_fn = method_function(self._run, autograph=False, reduce_retracing=True)
         self._step_fns = {}  # (batch, feed keys, training) -> traced XLA step
         # the XLA loop's step leaves out the clock where nothing in the loop
         # reads it; the XLA runner advances it after each call instead
@@ -366,7 +367,7 @@ class SimLoop:
         """Run loop iterations strictly one after another from now on (for
         stateful random ops, whose draws must come in step order to repeat)."""
         self.serial = True
-        self._run_fn = tf.function(self._run, autograph=False, reduce_retracing=True)
+        self._run_fn = method_function(self._run, autograph=False, reduce_retracing=True)
 
     def _run(self, n_steps, state, feeds):
         return self.loop(n_steps, state, feeds, training=self.learning_phase, carry_all=False)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengodl.options import Options
-from nengodl.runtime.programs import PROGRAMS
+from nengodl.runtime.programs import PROGRAMS, method_function
 
 
 def warn_xla_fallback(error, what):
@@ -129,8 +129,8 @@ class XlaLoop:
         self.plan = loop.plan
         self.shard = shard
         self.chunk = chunk_steps(self.plan, loop.options)
-        self._jit_fn = tf.function(self._run_jit, autograph=False, jit_compile=True)
-        self._shard_fn = tf.function(self._run_shards, autograph=False)
+        self._jit_fn = method_function(self._run_jit, autograph=False, jit_compile=True)
+        self._shard_fn = method_function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
         self._programs = {}  # (shapes of the call) -> traced XLA function to call
 
