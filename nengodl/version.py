@@ -1,3 +1,4 @@
 """Version of nengodl."""
 
 __version__ = "0.1.0"
+__copyright__ = "2026, the nengodl developers"

@@ -167,7 +167,7 @@ class DistributedRunner:
         feeds = {k: replica_slice(v, n, 1) for k, v in feeds.items()}
         layout = self.plan.layout
         initial = [layout.initial_value(b, n) for b in layout.state_bases]
-        return trainer._outputs(n_steps, feeds, training, initial)
+        return trainer.probe_outputs(n_steps, feeds, training, initial)
 
     def _function(self, trainer, kind, objective, variables, masks, training):
         key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
@@ -223,7 +223,7 @@ class DistributedRunner:
         return self._fns[key]
 
     def _call(self, fn, trainer, inputs, targets, objective, n_steps, seed):
-        feeds = trainer._host_inputs(inputs, n_steps, seed)
+        feeds = trainer.host_inputs(inputs, n_steps, seed)
         feeds = {k: tf.convert_to_tensor(v) for k, v in feeds.items()}
         targets = [] if objective is None else trainer.objective_targets(objective, targets)
         targets = [None if t is None else tf.convert_to_tensor(t) for t in targets]

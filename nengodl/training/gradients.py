@@ -49,9 +49,9 @@ def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=No
     inputs, targets = next(tdata.batches())
     pairs = trainer.variables()
     variables = [v for v, _ in pairs]
-    grads_fn = trainer._function("grads", objective, variables, True)
+    grads_fn = trainer.compiled_function("grads", objective, variables, True)
     loss_step = trainer.eval_step(objective, training=True)
-    feeds = trainer._host_inputs(inputs, tdata.n_steps, seed)
+    feeds = trainer.host_inputs(inputs, tdata.n_steps, seed)
     _, _, grads = grads_fn(
         tf.constant(tdata.n_steps, tf.int32), feeds, trainer.objective_targets(objective, targets)
     )
@@ -190,9 +190,9 @@ def check_input_gradients(sim, inputs=None, outputs=None, atol=None, rtol=1e-3):
         raise ValidationError("the model has no input Nodes to check gradients for", "inputs")
     arrays, n_steps = _input_arrays(sim, nodes, inputs)
     trainer = sim.trainer
-    base = trainer._host_inputs(dict(zip(nodes, arrays)), n_steps, 0)
+    base = trainer.host_inputs(dict(zip(nodes, arrays)), n_steps, 0)
     keys = [plan.node_keys[node] for node in nodes]
-    fn = trainer._function("outputs", None, None, True)
+    fn = trainer.compiled_function("outputs", None, None, True)
     steps = tf.constant(n_steps, tf.int32)
 
     def probe_output(k):

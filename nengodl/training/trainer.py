@@ -101,8 +101,23 @@ class Trainer:
 
     # --- inputs --------------------------------------------------------------
 
-    def _host_inputs(self, inputs, n_steps, seed):
-        """Feeds for one minibatch: given inputs, the rest computed on the host."""
+    def host_inputs(self, inputs, n_steps, seed):
+        """Feeds for one minibatch: given inputs, the rest computed on the host.
+
+        Parameters
+        ----------
+        inputs : dict
+            Input Node -> ``(minibatch_size, n_steps, size)`` array.
+        n_steps : int
+            Number of steps.
+        seed : int
+            Seed of the Nodes computed on the host (one stream per item).
+
+        Returns
+        -------
+        dict
+            Feed key -> ``(n_steps, minibatch_size, size)`` array.
+        """
         plan = self.plan
         feeds = {}
         for node, arr in inputs.items():
@@ -126,7 +141,27 @@ class Trainer:
 
     # --- compiled functions ----------------------------------------------------
 
-    def _outputs(self, n_steps, feeds, training, initial, max_steps=None):
+    def probe_outputs(self, n_steps, feeds, training, initial, max_steps=None):
+        """The probes' outputs of a run from ``initial`` (inside a traced function).
+
+        Parameters
+        ----------
+        n_steps : tf.Tensor
+            Number of steps.
+        feeds : dict
+            Feed key -> tensor (`host_inputs`).
+        training : bool
+            The learning phase (or ``configure_settings(learning_phase=True)``).
+        initial : list of ndarray
+            The state to start from (``loop.initial_state()``).
+        max_steps : int, optional
+            Static bound of ``n_steps`` (for XLA).
+
+        Returns
+        -------
+        list of tf.Tensor
+            Each probe's output, ``(minibatch_size, n_steps, size)``.
+        """
         state = [tf.constant(v) for v in initial]
         training = training or self.loop.learning_phase  # configure_settings(learning_phase=True)
         # the epoch may be XLA-compiled, whose loop is not unrolled (see `SimLoop.loop`)
@@ -168,7 +203,28 @@ class Trainer:
         None for a probe without one."""
         return [targets.get(p) for p in objective]
 
-    def _function(self, kind, objective, variables, training):
+    def compiled_function(self, kind, objective, variables, training):
+        """The traced function of one minibatch, made once per ``kind``,
+        ``objective`` and ``training``.
+
+        Parameters
+        ----------
+        kind : str
+            ``"grads"``: ``fn(n_steps, feeds, targets) -> (losses, outputs,
+            gradients of variables)``; ``"loss"``: ``-> (losses, outputs)``;
+            ``"outputs"``: ``fn(n_steps, feeds) -> outputs``.
+        objective : dict or None
+            Probe -> loss ``fn(output, target)``.
+        variables : list of tf.Variable or None
+            What ``"grads"`` differentiates.
+        training : bool
+            The learning phase.
+
+        Returns
+        -------
+        tf.types.experimental.PolymorphicFunction
+            The function.
+        """
         key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
@@ -178,7 +234,7 @@ class Trainer:
 
             def fn(n_steps, feeds, targets):
                 with tf.GradientTape() as tape:
-                    outputs = self._outputs(n_steps, feeds, training, initial)
+                    outputs = self.probe_outputs(n_steps, feeds, training, initial)
                     losses = self.objective_losses(outputs, targets, objective)
                     total = tf.reduce_sum(losses)
                 return losses, outputs, tape.gradient(total, variables)
@@ -186,13 +242,13 @@ class Trainer:
         elif kind == "loss":
 
             def fn(n_steps, feeds, targets):
-                outputs = self._outputs(n_steps, feeds, training, initial)
+                outputs = self.probe_outputs(n_steps, feeds, training, initial)
                 return self.objective_losses(outputs, targets, objective), outputs
 
         else:  # outputs only
 
             def fn(n_steps, feeds):
-                return self._outputs(n_steps, feeds, training, initial)
+                return self.probe_outputs(n_steps, feeds, training, initial)
 
         fn = tf.function(fn, autograph=False, reduce_retracing=True)
         self._fns[key] = fn
@@ -237,11 +293,11 @@ class Trainer:
             return self.sim.distributed.train_step(
                 self, optimizer, objective, variables, masks, training
             )
-        grads_fn = self._function("grads", objective, variables, training)
+        grads_fn = self.compiled_function("grads", objective, variables, training)
         apply_fn = self._apply_fn(optimizer, variables)
 
         def step(inputs, targets, n_steps, seed):
-            feeds = self._host_inputs(inputs, n_steps, seed)
+            feeds = self.host_inputs(inputs, n_steps, seed)
             losses, outputs, grads = grads_fn(
                 tf.constant(n_steps, tf.int32), feeds, self.objective_targets(objective, targets)
             )
@@ -258,10 +314,10 @@ class Trainer:
         """A function ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``."""
         if self.sim.distributed is not None:
             return self.sim.distributed.eval_step(self, objective, training)
-        fn = self._function("loss", objective, None, training)
+        fn = self.compiled_function("loss", objective, None, training)
 
         def step(inputs, targets, n_steps, seed):
-            feeds = self._host_inputs(inputs, n_steps, seed)
+            feeds = self.host_inputs(inputs, n_steps, seed)
             losses, outputs = fn(
                 tf.constant(n_steps, tf.int32), feeds, self.objective_targets(objective, targets)
             )
@@ -273,10 +329,10 @@ class Trainer:
         """A function ``step(inputs, n_steps, seed) -> outputs`` (one per probe)."""
         if self.sim.distributed is not None:
             return self.sim.distributed.predict_step(self, training)
-        fn = self._function("outputs", None, None, training)
+        fn = self.compiled_function("outputs", None, None, training)
 
         def step(inputs, n_steps, seed):
-            feeds = self._host_inputs(inputs, n_steps, seed)
+            feeds = self.host_inputs(inputs, n_steps, seed)
             return fn(tf.constant(n_steps, tf.int32), feeds)
 
         return step
@@ -339,7 +395,7 @@ class Trainer:
 
             def body(b, losses, stop):
                 with tf.GradientTape() as tape:
-                    outputs = self._outputs(
+                    outputs = self.probe_outputs(
                         tf.constant(n_steps),
                         {k: v[b] for k, v in feeds.items()},
                         True,
