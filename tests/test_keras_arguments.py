@@ -298,3 +298,33 @@ def test_weighted_metrics_see_the_sample_weights_as_keras():
     assert not np.isclose(logs["probe_0_weighted_mae"], logs["probe_0_mae"], rtol=1e-3)
     # without sample weights, weighted metrics are the plain ones (as in Keras)
     np.testing.assert_allclose(unweighted["probe_0_weighted_mae"], unweighted["probe_0_mae"])
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_accuracy_by_name_is_chosen_by_the_shapes_as_keras(one_hot):
+    rng = np.random.RandomState(3)
+    w0 = rng.randn(3, 2)
+    x = rng.randn(16, 2).astype(np.float32)
+    labels = rng.randint(3, size=(16, 1))
+    y = np.eye(3, dtype=np.float32)[labels[:, 0]] if one_hot else labels
+    loss = (
+        keras.losses.CategoricalCrossentropy(from_logits=True)
+        if one_hot
+        else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    with nengo.Network() as net:
+        a = nengo.Node(np.zeros(2))
+        b = nengo.Node(size_in=3)
+        nengo.Connection(a, b, transform=w0, synapse=None)
+        p = nengo.Probe(b)
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.5), loss, metrics=["accuracy", "acc"])
+        logs = sim.evaluate({a: x[:, None]}, {p: y[:, None]}, verbose=0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, use_bias=False)])
+    model.layers[0].set_weights([w0.T])
+    model.compile(keras.optimizers.SGD(0.5), loss, metrics=["accuracy", "acc"])
+    want = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    predicted = np.argmax(x @ w0.T, axis=1)
+    np.testing.assert_allclose(want["accuracy"], np.mean(predicted == labels[:, 0]))
+    for key in ("accuracy", "acc"):
+        np.testing.assert_allclose(logs[f"probe_0_{key}"], want[key], rtol=1e-6)

@@ -134,7 +134,7 @@ class KerasAPI:
         Keras 3's ``fit`` does)."""
         tdata = batches.tdata
         objective = self.compiled.objective(tdata.targets, tdata.weighted)
-        metrics = self.compiled.metrics(list(tdata.targets))
+        metrics = self.compiled.metrics(tdata.targets, tdata.weighted)
         if stateful:
             step = self._stateful_eval_step(objective)
         else:
@@ -236,7 +236,7 @@ class KerasAPI:
             val = self._weighed(self._data_of(val_data, n_steps), val_weight)
         tdata = self._weighed(self._data_of(data, n_steps), sample_weight, class_weight)
         objective = self.compiled.objective(tdata.targets, tdata.weighted)
-        metrics = self.compiled.metrics(list(tdata.targets))
+        metrics = self.compiled.metrics(tdata.targets, tdata.weighted)
         trainer = self.sim.trainer
         optimizer = self.compiled.optimizer
         step = trainer.train_step(optimizer, objective)

@@ -180,18 +180,28 @@ class CompiledSettings:
             )
         return objective
 
-    def metrics(self, probes):
-        """Probe -> list of its Keras metrics (a name becomes the metric Keras
-        resolves it to, logged under the name given, as Keras 3 does), then its
-        `WeightedMetric` s, for ``probes`` with any."""
+    def metrics(self, targets, weighted=frozenset()):
+        """Probe -> list of its Keras metrics, then its `WeightedMetric` s, for the
+        probes with targets (``targets``: probe -> array; those in ``weighted``
+        carry sample weights) and any metrics. A name becomes the metric Keras 3
+        resolves it to, logged under that name; ``"accuracy"`` / ``"acc"`` is
+        binary, sparse categorical or categorical accuracy by the shapes of the
+        probe's output and targets, as in Keras 3."""
+        probes = list(targets)
         out = {}
         plain = self.per_probe("metrics", probes)
-        weighted = self.per_probe("weighted_metrics", probes)
+        weighted_ms = self.per_probe("weighted_metrics", probes)
         for p in probes:
-            ms = [_named_metric(m) if isinstance(m, str) else m for m in _as_list(plain[p])]
+            out_size = int(np.prod(self.sim.model.sig[p]["in"].shape))
+            target_size = targets[p].shape[-1] - (p in weighted)
+
+            def get(m, out_size=out_size, target_size=target_size):
+                return _named_metric(m, target_size, out_size) if isinstance(m, str) else m
+
+            ms = [get(m) for m in _as_list(plain[p])]
             names = {_metric_name(m) for m in ms}
-            for m in _as_list(weighted[p]):
-                m = _named_metric(m) if isinstance(m, str) else m
+            for m in _as_list(weighted_ms[p]):
+                m = get(m)
                 if not isinstance(m, keras.metrics.Metric):
                     m = keras.metrics.MeanMetricWrapper(m, name=_metric_name(m))
                 name = _metric_name(m)
@@ -301,9 +311,15 @@ def _with_sample_weights(fn, w, probe):
     return weighted_loss
 
 
-def _named_metric(name):
-    """The metric Keras resolves ``name`` to (a `keras.metrics.Metric`, or a
-    function), named ``name``."""
+def _named_metric(name, target_size, output_size):
+    """The metric Keras 3 resolves ``name`` to (a `keras.metrics.Metric`, or a
+    function), named ``name``, for targets and outputs of these last-axis sizes."""
+    if name.lower() in ("accuracy", "acc"):
+        if output_size == 1:
+            return keras.metrics.BinaryAccuracy(name=name)
+        if target_size == 1:
+            return keras.metrics.SparseCategoricalAccuracy(name=name)
+        return keras.metrics.CategoricalAccuracy(name=name)
     fn = keras.metrics.get(name)
     if isinstance(fn, keras.metrics.Metric):
         return type(fn).from_config({**fn.get_config(), "name": name})
