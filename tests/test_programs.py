@@ -1,8 +1,5 @@
 """XLA programs shared between simulators whose loops trace to the same graph."""
 
-import gc
-import weakref
-
 import nengo
 import numpy as np
 import pytest
@@ -112,26 +109,3 @@ def test_the_cache_keeps_the_most_recently_used():
     assert cache.share(again[2], 2) is fns[2]
     assert cache.share(again[0], 2) is again[0]
     assert cache.share(again[1], 0) is again[1]
-
-
-@pytest.mark.parametrize("jit", [True, False])
-def test_a_closed_simulator_is_freed_without_a_garbage_collection(jit):
-    """No reference cycle keeps a dropped simulator (and its traced functions)
-    alive until Python's next full garbage collection, as none keeps a
-    nengo.Simulator; its trained parameters stay readable in `sim.data`."""
-    net, p = chain(0)
-    ens = next(e for e in net.all_ensembles if e.n_neurons == 30)
-    with nengodl.Simulator(net, jit=jit, progress_bar=False) as sim:
-        sim.run_steps(20)
-        sim.run_state.trained = True  # as after training: data reads the variables
-        data = sim.data
-    ref = weakref.ref(sim)
-    gc.disable()
-    try:
-        del sim
-        freed = ref() is None
-    finally:
-        gc.enable()
-    assert freed
-    assert data[p].shape == (20, 1)
-    assert data[ens].bias.shape == (30,)

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
+from nengodl.runtime.weak import WeakSimulator
 from nengodl.training.trainer import check_finite, masked_gradients
 
 #: strategies whose replicas run the same program on equal slices of a batch
@@ -116,6 +117,8 @@ class DistributedRunner:
     strategy : tf.distribute.Strategy
         A supported strategy.
     """
+
+    sim = WeakSimulator()  # the simulator owns this: no reference cycle back
 
     def __init__(self, sim, strategy):
         self.sim = sim

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
-from nengodl.runtime.programs import method_function
+from nengodl.runtime.weak import method_function
 from nengodl.signals import StepContext, flat_indices, reshape, upstream_ops
 
 

@@ -13,19 +13,12 @@ A traced function is shared only where calling it cannot reach its first
 simulator: it captures no tensors or variables, and it holds no stateful
 operations (random draws with their own state, Python callbacks), whose state
 would then be shared too.
-
-`method_function` makes the traced functions of an object without a reference
-cycle through them, so that a simulator is freed (its traced graphs with it)
-as soon as it is dropped, as a `nengo.Simulator` is.
 """
 
 import collections
 import hashlib
-import inspect
 import re
-import weakref
 
-import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
 from nengodl.runtime.seeds import graph_ops
@@ -36,57 +29,6 @@ _SUFFIX = re.compile(r"(\d+)$")
 def _uid(name):
     found = _SUFFIX.search(name)
     return int(found.group(1)) if found else -1
-
-
-def method_function(method, **kwargs):
-    """``tf.function(method, **kwargs)`` for a bound ``method``, holding its
-    object weakly.
-
-    An object that keeps ``tf.function(self.method)`` is in a reference cycle
-    with it, which only Python's full garbage collections free; with TensorFlow
-    loaded those are rare (they wait for the count of long-lived objects to grow
-    by a quarter), so each dropped simulator would hold its traced graphs, about
-    1 MiB of native memory, until one runs. The function traces ``method``'s
-    object while it lives; traced concrete functions do not need it.
-
-    Parameters
-    ----------
-    method : method
-        A bound method.
-    **kwargs
-        Arguments of `tf.function`.
-
-    Returns
-    -------
-    tf.types.experimental.PolymorphicFunction
-        The traced function.
-
-    Examples
-    --------
-    >>> import gc, weakref
-    >>> class Doubler:
-    ...     def __init__(self):
-    ...         self.fn = method_function(self.double, autograph=False)
-    ...     def double(self, x):
-    ...         return 2 * x
-    >>> d = Doubler()
-    >>> float(d.fn(tf.constant(1.5)))
-    3.0
-    >>> ref = weakref.ref(d)
-    >>> gc.disable(); del d; freed = ref() is None; gc.enable()
-    >>> freed  # without a garbage collection
-    True
-    """
-    ref = weakref.WeakMethod(method)
-
-    def call(*args, **kw):
-        return ref()(*args, **kw)
-
-    call.__name__ = method.__name__
-    call.__qualname__ = method.__qualname__
-    call.__doc__ = method.__doc__
-    call.__signature__ = inspect.signature(method)
-    return tf.function(call, **kwargs)
 
 
 def fingerprint(concrete):

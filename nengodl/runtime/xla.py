@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from nengodl.options import Options
-from nengodl.runtime.programs import PROGRAMS, method_function
+from nengodl.runtime.programs import PROGRAMS
+from nengodl.runtime.weak import method_function
 
 
 def warn_xla_fallback(error, what):

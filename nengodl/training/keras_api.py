@@ -19,6 +19,7 @@ from nengodl.build import device_scope
 from nengodl.io.checks import check_count
 from nengodl.runtime.compiled import run_raising
 from nengodl.runtime.distributed import optimizer_variables
+from nengodl.runtime.weak import WeakSimulator
 from nengodl.training.data import TrainingData, TrainingDataNoInputs
 from nengodl.training.keras_compile import CompiledSettings
 from nengodl.training.keras_data import resolve_keys
@@ -41,6 +42,8 @@ class KerasAPI:
     sim : Simulator
         The simulator.
     """
+
+    sim = WeakSimulator()  # the simulator owns this: no reference cycle back
 
     def __init__(self, sim):
         self.sim = sim

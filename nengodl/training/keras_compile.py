@@ -13,6 +13,7 @@ import numpy as np
 from nengo.exceptions import ValidationError
 
 from nengodl import objectives as obj
+from nengodl.runtime.weak import WeakSimulator
 from nengodl.training.keras_data import object_name, resolve_keys
 from nengodl.training.loop import EpochLogs
 from nengodl.training.sample_weights import split
@@ -60,6 +61,8 @@ class CompiledSettings:
         by Probes or their names, or a list in the order of ``sim.model.probes``
         (a list of metrics is several metrics for every probe, as in Keras).
     """
+
+    sim = WeakSimulator()  # the simulator owns this: no reference cycle back
 
     def __init__(
         self,

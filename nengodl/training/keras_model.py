@@ -8,6 +8,7 @@ import numpy as np
 
 from nengodl.io import params
 from nengodl.runtime.distributed import optimizer_variables
+from nengodl.runtime.weak import WeakSimulator
 
 
 class SimulatorModel:
@@ -28,6 +29,8 @@ class SimulatorModel:
     sim : Simulator
         The simulator.
     """
+
+    sim = WeakSimulator()  # the simulator owns this: no reference cycle back
 
     built = True  # read by BackupAndRestore
     name = "keras_model"

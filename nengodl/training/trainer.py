@@ -13,6 +13,7 @@ from nengo.exceptions import SimulationError, ValidationError
 
 from nengodl.io.checks import check_count
 from nengodl.runtime.host import HostOp
+from nengodl.runtime.weak import WeakSimulator
 from nengodl.runtime.xla import warn_xla_fallback
 from nengodl.training.data import TrainingData, resolve_objective
 from nengodl.training.loop import (
@@ -91,6 +92,8 @@ class Trainer:
     sim : Simulator
         The simulator.
     """
+
+    sim = WeakSimulator()  # the simulator owns this: no reference cycle back
 
     def __init__(self, sim):
         self.sim = sim

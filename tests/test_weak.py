@@ -1,0 +1,69 @@
+"""A closed, dropped simulator is freed at once, as a nengo.Simulator is: nothing
+it owns refers back to it (`nengodl.runtime.weak`)."""
+
+import gc
+import weakref
+
+import keras
+import nengo
+import numpy as np
+import pytest
+from nengo.exceptions import SimulatorClosed
+
+import nengodl
+
+
+def network():
+    with nengo.Network(seed=0) as net:
+        net.stim = nengo.Node(lambda t: np.sin(5 * t))
+        net.ens = nengo.Ensemble(30, 1)
+        nengo.Connection(net.stim, net.ens)
+        net.p = nengo.Probe(net.ens, synapse=0.01)
+    return net
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_a_closed_simulator_is_freed_and_its_data_stay_readable(jit):
+    net = network()
+    with nengodl.Simulator(net, jit=jit, progress_bar=False) as sim:
+        sim.run_steps(20)
+        sim.run_state.trained = True  # as after training: data reads the variables
+        data = sim.data
+    ref = weakref.ref(sim)
+    gc.disable()
+    try:
+        del sim
+        assert ref() is None
+    finally:
+        gc.enable()
+    assert data[net.p].shape == (20, 1)
+    assert data[net.ens].bias.shape == (30,)
+
+
+@pytest.mark.parametrize("how", ["fit", "train"])
+def test_a_simulator_that_trained_is_freed_too(how):
+    net = network()
+    x, y = np.zeros((4, 5, 1)), np.zeros((4, 5, 1))
+    with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        if how == "fit":
+            sim.compile(keras.optimizers.SGD(0.01), "mse")
+            history = sim.fit({net.stim: x}, {net.p: y}, verbose=0)
+            sim.evaluate({net.stim: x}, {net.p: y}, verbose=0)
+        else:
+            sim.train({net.stim: x, net.p: y}, keras.optimizers.SGD(0.01), n_epochs=1)
+        model = sim.keras_model
+        trained = sim.data[net.ens].bias.copy()
+    ref = weakref.ref(sim)
+    gc.collect()
+    gc.disable()
+    try:
+        del sim
+        assert ref() is None
+    finally:
+        gc.enable()
+    if how == "fit":
+        assert len(history.history["loss"]) == 1  # the logs outlive the simulator
+    # what the simulator handed out says clearly that it is gone
+    with pytest.raises(SimulatorClosed, match="its Simulator is gone"):
+        model.count_params()
+    assert trained.shape == (30,)
