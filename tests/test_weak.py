@@ -1,6 +1,7 @@
 """A closed, dropped simulator is freed at once, as a nengo.Simulator is: nothing
 it owns refers back to it (`nengodl.runtime.weak`)."""
 
+import contextlib
 import gc
 import weakref
 
@@ -22,6 +23,18 @@ def network():
     return net
 
 
+@contextlib.contextmanager
+def collector_off():
+    """Python's cycle collector off (after one collection): what is freed inside
+    is freed by reference counting alone."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("jit", [True, False])
 def test_a_closed_simulator_is_freed_and_its_data_stay_readable(jit):
     net = network()
@@ -30,12 +43,9 @@ def test_a_closed_simulator_is_freed_and_its_data_stay_readable(jit):
         sim.run_state.trained = True  # as after training: data reads the variables
         data = sim.data
     ref = weakref.ref(sim)
-    gc.disable()
-    try:
+    with collector_off():
         del sim
         assert ref() is None
-    finally:
-        gc.enable()
     assert data[net.p].shape == (20, 1)
     assert data[net.ens].bias.shape == (30,)
 
@@ -54,13 +64,9 @@ def test_a_simulator_that_trained_is_freed_too(how):
         model = sim.keras_model
         trained = sim.data[net.ens].bias.copy()
     ref = weakref.ref(sim)
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_off():
         del sim
         assert ref() is None
-    finally:
-        gc.enable()
     if how == "fit":
         assert len(history.history["loss"]) == 1  # the logs outlive the simulator
     # what the simulator handed out says clearly that it is gone
