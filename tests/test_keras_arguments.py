@@ -266,6 +266,10 @@ def test_class_weight_as_keras():
         (dict(sample_weight=np.ones(15)), r"shape \(15,\); expected \(16,\) or \(16, 1\)"),
         (dict(sample_weight=np.full(16, np.nan)), "finite"),
         (dict(class_weight=[1.0, 2.0]), "dict from class index"),
+        # Keras 3 refuses both too ("You cannot `class_weight` and `sample_weight`...")
+        (dict(class_weight={0: 1.0}, sample_weight=np.ones(16)), "not both"),
+        # no probe with targets: the weights would weigh nothing
+        (dict(sample_weight=np.ones(16), y=None), "no probe with a loss has targets"),
     ],
 )
 def test_bad_weights_are_refused_before_training(kwargs, match):
@@ -273,8 +277,11 @@ def test_bad_weights_are_refused_before_training(kwargs, match):
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
         before = sim.data[net.conn].weights.copy()
         sim.compile(keras.optimizers.SGD(0.1), "mse")
+        y = kwargs.pop("y", {net.p: Y[:, None]})
+        if y is None:  # a loss that needs no targets
+            sim.compile(keras.optimizers.SGD(0.1), nengodl.losses.Regularize())
         with pytest.raises(ValidationError, match=match):
-            sim.fit({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0, **kwargs)
+            sim.fit({net.a: X[:, None]}, y, verbose=0, **kwargs)
         np.testing.assert_array_equal(sim.data[net.conn].weights, before)
 
 

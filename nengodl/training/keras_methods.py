@@ -152,7 +152,8 @@ class KerasMethods:
             as in Keras. ``validation_data`` may be ``(x, y, sample_weight)``.
         class_weight : dict, optional
             Keras's class index -> weight, for one probe with targets (class
-            indices, or one-hot targets whose largest entry is the class).
+            indices, or one-hot targets whose largest entry is the class); not
+            together with ``sample_weight``, as in Keras 3.
 
         Returns
         -------

@@ -72,8 +72,17 @@ def item_weights(sim, tdata, probes, sample_weight=None, class_weight=None):
         Probe -> weights (float64).
     """
     weights = {}
+    if sample_weight is not None and class_weight is not None:
+        raise ValidationError(
+            "give class_weight or sample_weight, not both (as in Keras 3)", attr="class_weight"
+        )
     if sample_weight is not None and not isinstance(sample_weight, Mapping):
         sample_weight = {p: sample_weight for p in probes if p in tdata.targets}
+        if not sample_weight:
+            raise ValidationError(
+                "sample_weight weighs targets, and no probe with a loss has targets here",
+                attr="sample_weight",
+            )
     if sample_weight is not None:
         given = resolve_keys(sim, sample_weight, "output")
         for p, w in given.items():
@@ -94,7 +103,7 @@ def item_weights(sim, tdata, probes, sample_weight=None, class_weight=None):
             )
         (p,) = targeted
         from_classes = class_weights(tdata.targets[p], class_weight)
-        weights[p] = from_classes * weights[p][..., None] if p in weights else from_classes
+        weights[p] = from_classes
     for p in weights:
         if p not in probes:
             raise ValidationError(f"{p} has weights but no loss", attr="sample_weight")
