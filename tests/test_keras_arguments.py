@@ -335,3 +335,11 @@ def test_accuracy_by_name_is_chosen_by_the_shapes_as_keras(one_hot):
     np.testing.assert_allclose(want["accuracy"], np.mean(predicted == labels[:, 0]))
     for key in ("accuracy", "acc"):
         np.testing.assert_allclose(logs[f"probe_0_{key}"], want[key], rtol=1e-6)
+
+
+def test_validation_split_without_data_is_refused():
+    net = linear_net()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), nengodl.losses.Regularize())
+        with pytest.raises(ValidationError, match="none is given"):
+            sim.fit(n_steps=5, validation_split=0.5, verbose=0)

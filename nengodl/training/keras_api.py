@@ -429,6 +429,11 @@ def split_index(data, fraction, minibatch_size):
         )
     if not 0 <= fraction < 1:
         raise ValidationError(f"Must be in [0, 1) (got {fraction})", attr="validation_split")
+    if not data:
+        raise ValidationError(
+            "validation_split splits the data of x and y, and none is given",
+            attr="validation_split",
+        )
     n_items = len(next(iter(data.values())))
     split_at = math.floor(n_items * (1.0 - fraction))
     if min(split_at, n_items - split_at) < minibatch_size:
