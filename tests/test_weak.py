@@ -73,3 +73,34 @@ def test_a_simulator_that_trained_is_freed_too(how):
     with pytest.raises(SimulatorClosed, match="its Simulator is gone"):
         model.count_params()
     assert trained.shape == (30,)
+
+
+def live_graphs():
+    """How many traced TensorFlow graphs are alive after a full collection."""
+    gc.collect()
+    return sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("per_batch", [False, True])
+def test_a_trained_simulator_leaves_no_traced_graph_behind(per_batch):
+    """Nothing global keeps the graphs a simulator traced to train once it is gone
+    (the optimizer's update, traced, registered a gradient function holding its
+    graph in TensorFlow's gradient registry for the process's life)."""
+
+    def train_one():
+        net = network()
+        x, y = np.zeros((4, 5, 1)), np.zeros((4, 5, 1))
+        with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+            sim.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
+            # a callback makes fit go minibatch by minibatch, not by compiled epochs
+            sim.fit(
+                {net.stim: x},
+                {net.p: y},
+                verbose=0,
+                callbacks=[keras.callbacks.Callback()] if per_batch else None,
+            )
+
+    train_one()  # fills what is shared between simulators (their XLA run programs)
+    before = live_graphs()
+    train_one()
+    assert live_graphs() <= before

@@ -1,7 +1,7 @@
 """``python -m nengodl.benchmarks.real_use``: the costs users meet outside long runs.
 
 Four figures, nengodl against nengo.Simulator in one run (timed runs alternate
-between the two):
+between the two), and one of nengodl alone:
 
 - ``step``: milliseconds per `Simulator.step` call on a warm simulator
   (2 x 50 LIF neurons fed by a Python Node), what nengo-gui and closed-loop
@@ -12,6 +12,8 @@ between the two):
 - ``30 sims``: MiB the process grows while 30 simulators are built, run
   for 100 steps and closed, after one warm-up simulator (in a fresh process
   each);
+- ``30 trained``: the same for 30 simulators that each ``compile`` and
+  ``fit`` (two epochs of two minibatches; nengodl only: no target yet);
 - ``unroll 25``: seconds and peak MiB of a fresh process that builds
   ``Node(np.sin) -> Ensemble(10)`` with ``unroll_simulation=25`` and runs it
   for 50 steps (killed above ``--memory-limit`` MiB), and what it costs beyond
@@ -110,6 +112,30 @@ def many_sims(kind, n=30):
     return rss_mib() - before
 
 
+def many_trained(n=30, jit=True):
+    """MiB grown by building, training (``compile`` and ``fit``) and closing
+    ``n`` nengodl simulators."""
+    import keras
+
+    net = two_ensembles()
+    stim, probe = net.nodes[0], net.probes[0]
+    x = np.zeros((8, 10, stim.size_out))
+    y = np.zeros((8, 10, probe.size_in))
+
+    def one():
+        with make("nengodl", net, minibatch_size=4, jit=jit) as sim:
+            sim.compile(keras.optimizers.SGD(0.01), "mse")
+            sim.fit({stim: x}, {probe: y}, epochs=2, verbose=0)
+
+    one()
+    gc.collect()
+    before = rss_mib()
+    for _ in range(n):
+        one()
+    gc.collect()
+    return rss_mib() - before
+
+
 def unrolled(unroll=25, steps=50):
     """Seconds to build and run the ``unroll 25`` model (nengodl)."""
     with nengo.Network(seed=0) as net:
@@ -157,7 +183,7 @@ ARGS = argparse.Namespace(memory_limit=3000, time_limit=120)
 
 
 def main(argv=None):
-    """Print the four figures (see the module's docstring)."""
+    """Print the figures (see the module's docstring)."""
     global ARGS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--memory-limit", type=float, default=3000, help="MiB, for `unroll 25`")
@@ -175,6 +201,8 @@ def main(argv=None):
         sim.close()
     (ref, _), (got, _) = child("many_sims", "nengo"), child("many_sims", "nengodl")
     print(f"{'30 sims MiB':12s} {ref:10.1f} {got:10.1f} {'':>7s}  <= 30 MiB", flush=True)
+    got, _ = child("many_trained")
+    print(f"{'30 trained':12s} {'-':>10s} {got:10.1f} {'':>7s}  MiB (no target yet)", flush=True)
     (base, base_peak), (seconds, peak) = child("unrolled", 1), child("unrolled", 25)
     shown = "killed" if seconds is None else f"{seconds:.1f} s"
     print(

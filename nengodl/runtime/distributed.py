@@ -27,7 +27,7 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl.runtime.weak import WeakSimulator
-from nengodl.training.trainer import check_finite, masked_gradients
+from nengodl.training.trainer import apply_gradients, check_finite, masked_gradients
 
 #: strategies whose replicas run the same program on equal slices of a batch
 SUPPORTED = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -216,7 +216,7 @@ class DistributedRunner:
             def replica(grads):
                 # optimizers sum gradients over replicas: each passes its share
                 scaled = [g / replicas for g in grads]
-                optimizer.apply_gradients(zip(scaled, variables))
+                apply_gradients(optimizer, scaled, variables)
                 return tf.constant(0)
 
             def apply(grads):

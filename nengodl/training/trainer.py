@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import SimulationError, ValidationError
+from tensorflow.python.framework import ops as tf_ops
 
 from nengodl.io.checks import check_count
 from nengodl.runtime.host import HostOp
@@ -45,6 +46,39 @@ def create_optimizer_variables(optimizer, variables):
     else:
         with tf.init_scope():
             optimizer._create_slots(variables)  # what apply_gradients does first
+
+
+def apply_gradients(optimizer, grads, variables):
+    """``optimizer.apply_gradients(zip(grads, variables))`` inside a traced
+    function, leaving nothing of the trace registered for the process's life.
+
+    A Keras optimizer sums the gradients over the replicas through a
+    ``tf.custom_gradient``, which in a traced function registers its gradient
+    function in TensorFlow's global gradient registry, under a new name each
+    trace, for good; that function holds the traced graph (for the epoch
+    function, the whole epoch's graph: about 5 MiB on a small model) and the
+    handles of the variables it captured, so each simulator that trained kept
+    its graphs and parameters for the life of the process. Nothing
+    differentiates an optimizer update, so the gradient functions registered
+    while it is traced are removed again (only the entries new since the call
+    began; with TensorFlow internals other than expected, nothing is removed).
+
+    Parameters
+    ----------
+    optimizer : keras.optimizers.Optimizer or tf.compat.v1.train.Optimizer
+        The optimizer.
+    grads : list of tf.Tensor
+        The gradients.
+    variables : list of tf.Variable
+        The variables they update.
+    """
+    registry = getattr(getattr(tf_ops, "gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else None
+    optimizer.apply_gradients(zip(grads, variables))
+    if before is not None and not tf.executing_eagerly():
+        for name in [n for n in registry if n not in before]:
+            if str(name).startswith("CustomGradient"):
+                registry.pop(name, None)
 
 
 def masked_gradients(grads, masks, variables):
@@ -262,7 +296,7 @@ class Trainer:
         if key not in self._fns:
 
             def apply(grads):
-                optimizer.apply_gradients(zip(grads, variables))
+                apply_gradients(optimizer, grads, variables)
 
             self._fns[key] = tf.function(apply, autograph=False)
         return self._fns[key]
@@ -417,7 +451,7 @@ class Trainer:
                 )
 
                 def apply():
-                    optimizer.apply_gradients(zip(grads, variables))
+                    apply_gradients(optimizer, grads, variables)
                     return tf.constant(True)
 
                 tf.cond(
