@@ -94,6 +94,17 @@ def rss_mib():
     return float("nan")
 
 
+def rss_growth(one, n):
+    """MiB this process grows over ``n`` calls of ``one``, after one warm-up call."""
+    one()
+    gc.collect()
+    before = rss_mib()
+    for _ in range(n):
+        one()
+    gc.collect()
+    return rss_mib() - before
+
+
 def many_sims(kind, n=30):
     """MiB grown by building, running and closing ``n`` simulators."""
     net = two_ensembles()
@@ -103,13 +114,7 @@ def many_sims(kind, n=30):
         sim.run_steps(100)
         sim.close()
 
-    one()
-    gc.collect()
-    before = rss_mib()
-    for _ in range(n):
-        one()
-    gc.collect()
-    return rss_mib() - before
+    return rss_growth(one, n)
 
 
 def many_trained(n=30, jit=True):
@@ -127,13 +132,7 @@ def many_trained(n=30, jit=True):
             sim.compile(keras.optimizers.SGD(0.01), "mse")
             sim.fit({stim: x}, {probe: y}, epochs=2, verbose=0)
 
-    one()
-    gc.collect()
-    before = rss_mib()
-    for _ in range(n):
-        one()
-    gc.collect()
-    return rss_mib() - before
+    return rss_growth(one, n)
 
 
 def unrolled(unroll=25, steps=50):

@@ -92,7 +92,7 @@ def item_weights(sim, tdata, probes, sample_weight=None, class_weight=None):
                 raise ValidationError(
                     f"{p} has sample weights but no targets to weigh", attr="sample_weight"
                 )
-            weights[p] = _checked(np.asarray(w), p, tdata, "sample_weight")
+            weights[p] = _checked(np.asarray(w), p, tdata)
     if class_weight is not None:
         targeted = [p for p in probes if p in tdata.targets]
         if len(targeted) != 1:
@@ -110,7 +110,7 @@ def item_weights(sim, tdata, probes, sample_weight=None, class_weight=None):
     return weights
 
 
-def _checked(w, probe, tdata, attr):
+def _checked(w, probe, tdata, attr="sample_weight"):
     given, n = tdata.given_batch_size, tdata.batch_size
     steps = tdata.targets[probe].shape[1]
     if w.dtype.kind not in "biuf" or not np.all(np.isfinite(w)):
