@@ -343,3 +343,64 @@ def test_validation_split_without_data_is_refused():
         sim.compile(keras.optimizers.SGD(0.1), nengodl.losses.Regularize())
         with pytest.raises(ValidationError, match="none is given"):
             sim.fit(n_steps=5, validation_split=0.5, verbose=0)
+
+
+class BatchLogs(keras.callbacks.Callback):
+    """Records the logs each batch hook is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append(("train", batch, dict(logs)))
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.seen.append(("test", batch, dict(logs)))
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.seen.append(("predict", batch, dict(logs)))
+
+
+def test_batch_callbacks_get_running_logs_as_keras():
+    """Keras 3 gives each batch hook the means so far over the epoch (or pass),
+    and each predict batch hook that batch's outputs."""
+    net = linear_net()
+    ours, theirs = BatchLogs(), BatchLogs()
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse", metrics=["mae"])
+        sim.fit(
+            {net.a: X[:, None]},
+            {net.p: Y[:, None]},
+            epochs=2,
+            validation_split=0.25,
+            shuffle=False,
+            verbose=0,
+            callbacks=[ours],
+        )
+        sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, verbose=0, callbacks=[ours])
+        sim.predict({net.a: X[:, None]}, verbose=0, callbacks=[ours])
+    model = keras_model()
+    model.compile(keras.optimizers.SGD(0.1), "mse", metrics=["mae"])
+    model.fit(
+        X,
+        Y,
+        batch_size=4,
+        epochs=2,
+        validation_split=0.25,
+        shuffle=False,
+        verbose=0,
+        callbacks=[theirs],
+    )
+    model.evaluate(X, Y, batch_size=4, verbose=0, callbacks=[theirs])
+    model.predict(X, batch_size=4, verbose=0, callbacks=[theirs])
+    assert [s[:2] for s in ours.seen] == [s[:2] for s in theirs.seen]
+    losses = [(s[2]["loss"], s[2]["mae"]) for s in theirs.seen if s[0] != "predict"]
+    assert len(set(losses)) > len(losses) // 2  # running means: most differ from each other
+    for (kind, batch, got), (_, _, want) in zip(ours.seen, theirs.seen):
+        where = f"{kind} batch {batch}"
+        if kind == "predict":
+            np.testing.assert_allclose(got["outputs"][:, 0], want["outputs"], rtol=1e-5)
+            continue
+        np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5, err_msg=where)
+        np.testing.assert_allclose(got["probe_0_mae"], want["mae"], rtol=1e-5, err_msg=where)

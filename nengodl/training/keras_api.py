@@ -142,10 +142,9 @@ class KerasAPI:
             step = self._stateful_eval_step(objective)
         else:
             step = self.sim.trainer.eval_step(objective)
-        step = _with_batch_hooks(step, callbacks, "test")
         callbacks.on_test_begin()
         logs = self.compiled.logs(objective, metrics, weighted=tdata.weighted)
-        logs = evaluate_batches(step, batches, logs, progress).result()
+        logs = evaluate_batches(step, batches, logs, progress, callbacks=callbacks).result()
         callbacks.on_test_end(logs)
         return logs
 
@@ -338,10 +337,10 @@ class KerasAPI:
         batches = EpochIterator(self._data(x, None, n_steps), seed=seed, steps=steps)
         cbs = self._callbacks(callbacks, verbose, 1, batches.n_batches)
         step = self._stateful_step() if stateful else self.sim.trainer.predict_step()
-        if callbacks:
-            step = _with_batch_hooks(step, cbs, "predict")
         cbs.on_predict_begin()
-        outputs = predict_batches(step, batches, verbose and self.sim.progress_bar)
+        outputs = predict_batches(
+            step, batches, verbose and self.sim.progress_bar, callbacks=cbs if callbacks else None
+        )
         cbs.on_predict_end()
         return dict(zip(self.sim.plan.probes, outputs))
 
@@ -456,20 +455,3 @@ def head_tail(value, at):
         return {k: h for k, (h, _) in parts.items()}, {k: t for k, (_, t) in parts.items()}
     value = np.asarray(value)
     return value[:at], value[at:]
-
-
-def _with_batch_hooks(step, callbacks, kind):
-    """``step`` telling ``callbacks`` of each minibatch (``kind``: "test" or "predict")."""
-    count = [0]
-    begin = getattr(callbacks, f"on_{kind}_batch_begin")
-    end = getattr(callbacks, f"on_{kind}_batch_end")
-
-    def hooked(*args):
-        begin(count[0])
-        result = step(*args)
-        losses = result[0] if kind == "test" else None
-        end(count[0], {} if losses is None else {"loss": float(np.sum(losses))})
-        count[0] += 1
-        return result
-
-    return hooked

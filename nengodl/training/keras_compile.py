@@ -254,7 +254,7 @@ class CompiledSettings:
         names = [object_name(self.sim, p) for p in objective]
         weights = [fn.loss_weight for fn in objective.values()]
         metric_fn = self.metric_fn(metrics, prefix, weighted)
-        return UnweightedLogs(names, weights, metric_fn, prefix)
+        return EpochLogs(names, metric_fn, prefix, weights=weights)
 
 
 class WeightedMetric:
@@ -341,34 +341,3 @@ def _loss_weight(value, probe):
         raise ValidationError(
             f"the loss weight of {probe} must be a number (got {value!r})", attr="loss_weights"
         ) from None
-
-
-class UnweightedLogs(EpochLogs):
-    """`EpochLogs` of weighted losses whose ``<probe>_loss`` logs are each
-    probe's loss without its loss weight, as Keras logs them (the ``loss`` log
-    is the weighted total).
-
-    Parameters
-    ----------
-    names : list of str
-        The name of each objective's probe.
-    weights : list of float
-        The (nonzero) loss weight of each objective.
-    metrics : callable, optional
-        As for `EpochLogs`.
-    prefix : str
-        As for `EpochLogs`.
-    """
-
-    def __init__(self, names, weights, metrics=None, prefix=""):
-        super().__init__(names, metrics, prefix)
-        self.weights = np.asarray(weights, dtype=np.float64)
-
-    def result(self):
-        """The logs, per-probe losses unweighted."""
-        logs = super().result()
-        if self.per_objective:
-            means = np.mean(self.per_objective, axis=0) / self.weights
-            for name, v in zip(self.names, means):
-                logs[f"{self.prefix}{name}_loss"] = float(v)
-        return logs

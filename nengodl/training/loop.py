@@ -90,7 +90,7 @@ class EpochIterator:
 
 
 class EpochLogs:
-    """Loss and metric values over the minibatches of one epoch.
+    """Running loss and metric values over the minibatches of one epoch.
 
     Parameters
     ----------
@@ -101,63 +101,87 @@ class EpochLogs:
         minibatch (Keras metrics are updated in place and read at the end).
     prefix : str
         Prefix of every log name (``"val_"`` for validation).
+    weights : list of float, optional
+        The (nonzero) loss weight of each objective: the ``<name>_loss`` logs
+        are each probe's loss without it, as Keras logs them, while ``loss`` is
+        the weighted total.
     """
 
-    def __init__(self, names, metrics=None, prefix=""):
+    def __init__(self, names, metrics=None, prefix="", weights=None):
         self.names, self.metrics, self.prefix = names, metrics, prefix
-        self.per_objective = []
-        self.metric_values = {}
+        self.weights = 1.0 if weights is None else np.asarray(weights, dtype=np.float64)
+        self.count = 0
+        self._sums = 0.0  # per objective
+        self._total = 0.0
+        self._metric_values = {}  # name: keras Metric, or [sum, count] of plain values
 
     def add(self, losses, outputs=None, targets=None):
         """Add one minibatch's losses (one per objective) and metrics."""
-        self.per_objective.append(np.asarray(losses, dtype=np.float64))
+        losses = np.asarray(losses, dtype=np.float64)
+        self.count += 1
+        self._sums = self._sums + losses
+        self._total += float(np.sum(losses))
         if self.metrics is not None:
             for k, v in self.metrics(outputs, targets).items():
-                self.metric_values.setdefault(k, []).append(v)
-
-    @property
-    def totals(self):
-        """The total loss of each minibatch so far."""
-        return [float(np.sum(v)) for v in self.per_objective]
+                if isinstance(v, keras.metrics.Metric):
+                    self._metric_values[k] = v
+                else:
+                    acc = self._metric_values.setdefault(k, [0.0, 0])
+                    acc[0] += float(v)
+                    acc[1] += 1
 
     def mean_loss(self):
         """The mean total loss over the minibatches so far."""
-        return float(np.mean(self.totals)) if self.per_objective else float("nan")
+        return self._total / self.count if self.count else float("nan")
 
     def result(self):
-        """The logs: ``loss``, ``<probe>_loss`` for each objective, and metrics."""
+        """The logs so far, as Keras gives them after each batch and epoch:
+        ``loss``, ``<probe>_loss`` for each objective, and metrics, each the mean
+        over the minibatches so far."""
         p = self.prefix
         logs = {f"{p}loss": self.mean_loss()}
-        means = np.mean(self.per_objective, axis=0)
-        for name, v in zip(self.names, means):
-            logs[f"{p}{name}_loss"] = float(v)
-        for k, vals in self.metric_values.items():
-            v = vals[-1]
-            logs[k] = (
-                float(v.result()) if isinstance(v, keras.metrics.Metric) else float(np.mean(vals))
-            )
+        if self.count:
+            means = self._sums / self.count / self.weights
+            for name, v in zip(self.names, np.atleast_1d(means)):
+                logs[f"{p}{name}_loss"] = float(v)
+        for k, v in self._metric_values.items():
+            logs[k] = float(v.result()) if isinstance(v, keras.metrics.Metric) else v[0] / v[1]
         return logs
 
 
-def evaluate_batches(step, batches, logs, progress=False, label="Evaluation"):
+def evaluate_batches(step, batches, logs, progress=False, label="Evaluation", callbacks=None):
     """One pass of ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``
     over ``batches`` (an `EpochIterator`) without updates; returns ``logs``
-    (an `EpochLogs`) with every minibatch added."""
+    (an `EpochLogs`) with every minibatch added. ``callbacks`` (a Keras
+    ``CallbackList``), if given, are told of each minibatch with the logs so
+    far, as Keras's ``evaluate`` tells them."""
     with Stage(label, progress, max_value=batches.n_batches) as stage:
-        for inputs, targets, seed in batches.epoch():
+        for b, (inputs, targets, seed) in enumerate(batches.epoch()):
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(b)
             losses, outputs = step(inputs, targets, batches.n_steps, seed)
             logs.add(losses, outputs, targets)
-            stage.update(len(logs.per_objective))
+            if callbacks is not None:
+                callbacks.on_test_batch_end(b, logs.result())
+            stage.update(logs.count)
     return logs
 
 
-def predict_batches(step, batches, progress=False):
+def predict_batches(step, batches, progress=False, callbacks=None):
     """One pass of ``step(inputs, n_steps, seed) -> outputs`` over ``batches``;
-    returns each output (one per probe) concatenated over the minibatches."""
+    returns each output (one per probe) concatenated over the minibatches.
+    ``callbacks`` (a Keras ``CallbackList``), if given, are told of each
+    minibatch with its ``outputs`` (one array, or a list of one per probe), as
+    Keras's ``predict`` tells them."""
     chunks = []
     with Stage("Prediction", progress, max_value=batches.n_batches) as stage:
-        for inputs, _, seed in batches.epoch():
+        for b, (inputs, _, seed) in enumerate(batches.epoch()):
+            if callbacks is not None:
+                callbacks.on_predict_batch_begin(b)
             chunks.append([o.numpy() for o in step(inputs, batches.n_steps, seed)])
+            if callbacks is not None:
+                out = chunks[-1]
+                callbacks.on_predict_batch_end(b, {"outputs": out[0] if len(out) == 1 else out})
             stage.update(len(chunks))
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
 
@@ -198,7 +222,8 @@ def fit_epochs(
         ``epoch_fn(batches) -> per-batch losses`` (one row per minibatch, one
         value per objective) training a whole epoch in one compiled call, used
         instead of ``step`` when given (batch callbacks are then told of each
-        minibatch after the epoch's call).
+        minibatch after the epoch's call). Batch callbacks get the logs so far
+        (running means over the epoch), as in Keras.
     progress : bool
         Show a progress bar.
     should_stop : callable, optional
@@ -225,7 +250,7 @@ def fit_epochs(
                     epoch_logs.add(row)
                     if callbacks is not None:
                         callbacks.on_train_batch_begin(b)
-                        callbacks.on_train_batch_end(b, {"loss": float(np.sum(row))})
+                        callbacks.on_train_batch_end(b, epoch_logs.result())
                 done += len(rows)
             else:
                 for b, (inputs, targets, seed) in enumerate(batches.epoch()):
@@ -234,7 +259,7 @@ def fit_epochs(
                     losses, outputs = step(inputs, targets, batches.n_steps, seed)
                     epoch_logs.add(losses, outputs, targets)
                     if callbacks is not None:
-                        callbacks.on_train_batch_end(b, {"loss": epoch_logs.totals[-1]})
+                        callbacks.on_train_batch_end(b, epoch_logs.result())
                     done += 1
                     stage.update(done, epoch=epoch + 1, loss=epoch_logs.mean_loss())
             logs = epoch_logs.result()
