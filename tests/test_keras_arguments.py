@@ -307,6 +307,33 @@ def test_weighted_metrics_see_the_sample_weights_as_keras():
     np.testing.assert_allclose(unweighted["probe_0_weighted_mae"], unweighted["probe_0_mae"])
 
 
+@pytest.mark.parametrize("per_step", [True, False], ids=["per-step", "per-item"])
+def test_weighted_metrics_over_steps_as_keras(per_step):
+    """Weighted metrics of a run of several steps: Keras's on the same model over
+    (batch, steps, dims) data, with per-item weights spelled out per step."""
+    rng = np.random.RandomState(4)
+    x = rng.randn(8, 3, 2).astype(np.float32)
+    y = rng.randn(8, 3, 1).astype(np.float32)
+    sw = rng.uniform(0, 2, size=(8, 3) if per_step else (8,)).astype(np.float32)
+    net = linear_net()
+
+    def metrics():
+        return dict(metrics=["mae"], weighted_metrics=["mae", keras.metrics.MeanSquaredError()])
+
+    with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(keras.optimizers.SGD(0.1), "mse", **metrics())
+        logs = sim.evaluate({net.a: x}, {net.p: y}, sample_weight=sw, verbose=0)
+    model = keras.Sequential([keras.Input((3, 2)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].set_weights([W.T])
+    model.compile(keras.optimizers.SGD(0.1), "mse", **metrics())
+    weights = sw if per_step else np.repeat(sw[:, None], 3, axis=1)
+    want = model.evaluate(x, y, batch_size=4, sample_weight=weights, verbose=0, return_dict=True)
+    for key, value in want.items():
+        name = key if key == "loss" else f"probe_0_{key}"
+        np.testing.assert_allclose(logs[name], value, rtol=1e-5, err_msg=key)
+    assert not np.isclose(logs["probe_0_weighted_mae"], logs["probe_0_mae"], rtol=1e-3)
+
+
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_accuracy_by_name_is_chosen_by_the_shapes_as_keras(one_hot):
     rng = np.random.RandomState(3)
