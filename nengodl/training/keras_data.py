@@ -11,13 +11,13 @@ from nengo.exceptions import ValidationError
 
 def object_name(sim, obj):
     """Name of an input Node or a Probe in ``x``/``y`` keys and in logs: its label,
-    else ``node_<index>`` (in `input_nodes` order) or ``probe_<index>`` (in
+    else ``node_<index>`` (in `ordered_input_nodes` order) or ``probe_<index>`` (in
     ``sim.model.probes``)."""
     if isinstance(obj, nengo.Probe):
         if obj in sim.model.probes:
             return obj.label or f"probe_{sim.model.probes.index(obj)}"
     elif isinstance(obj, nengo.Node):
-        nodes = input_nodes(sim)
+        nodes = ordered_input_nodes(sim)
         if obj in nodes:
             return obj.label or f"node_{nodes.index(obj)}"
     raise ValidationError(
@@ -27,7 +27,7 @@ def object_name(sim, obj):
     )
 
 
-def input_nodes(sim):
+def ordered_input_nodes(sim):
     """The Nodes whose output data can replace, in the order of the network's
     ``all_nodes`` (the order NengoDL 3 gives a list of input arrays)."""
     nodes = list(sim.plan.node_keys)
@@ -67,7 +67,7 @@ def resolve_keys(sim, value, kind, as_array=True, preferred=None):
     loss) names just one: it is then that probe's target.
     """
     if kind == "input":
-        candidates = input_nodes(sim)
+        candidates = ordered_input_nodes(sim)
         what = "input Node"
     else:
         candidates = list(sim.model.probes)
