@@ -11,7 +11,7 @@ from nengodl.converter import Converter
 from nengodl.neurons import LeakyReLU, SoftLIFRate, SpikingLeakyReLU
 from nengodl.simulator import Simulator
 from nengodl.tensor_node import Layer, TensorNode, tensor_layer
-from nengodl.version import __copyright__, __version__
+from nengodl.version import __copyright__, __license__, __version__
 
 __all__ = [
     "Converter",
@@ -22,6 +22,7 @@ __all__ = [
     "SpikingLeakyReLU",
     "TensorNode",
     "__copyright__",
+    "__license__",
     "__version__",
     "callbacks",
     "configure_settings",

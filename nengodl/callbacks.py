@@ -4,7 +4,8 @@ Pass them in the ``callbacks`` list, e.g.
 ``sim.fit(x, y, callbacks=[nengodl.callbacks.NengoSummaries("logs", sim, [ens])])``.
 
 - `NengoSummaries` writes TensorBoard histograms of chosen nengo objects'
-  parameters (encoders, biases, connection weights) after each epoch.
+  parameters (encoders, biases, connection weights) and of probed values
+  (such as neuron activities) after each epoch.
 - `TensorBoard` is Keras' TensorBoard callback for a simulator: its
   ``histogram_freq`` logs the simulator's trainable parameters (the Keras one
   logs the weights of Keras layers, which a simulator has none of), and
@@ -86,9 +87,9 @@ def summary_reader(sim, obj):
     Raises
     ------
     nengo.exceptions.ValidationError
-        For another kind of object (a Probe included: probed values, such as
-        neuron activities, are not parameters), an object not in ``sim``'s
-        network, an Ensemble with Direct neurons, or a Connection without weights.
+        For another kind of object (a Probe's values are not a parameter: see
+        `probe_tag`), an object not in ``sim``'s network, an Ensemble with
+        Direct neurons, or a Connection without weights.
     """
     if isinstance(obj, nengo.Ensemble):
         _in_model(sim, obj, "Ensemble")
@@ -109,17 +110,23 @@ def summary_reader(sim, obj):
                 obj=obj,
             )
         return _tag("Connection", obj.label, "weights"), lambda: _as_array(sim.data[obj].weights)
-    hint = ""
-    if isinstance(obj, nengo.Probe):
-        hint = (
-            " (probed values, such as neuron activities, are outputs rather than "
-            "parameters: get them with sim.predict and log them with tf.summary)"
-        )
     raise ValidationError(
-        f"Unknown summary object {obj!r}; should be an Ensemble, Neurons, or Connection{hint}",
+        f"Unknown summary object {obj!r}; should be an Ensemble, Neurons, Connection or Probe",
         attr="objects",
         obj=obj,
     )
+
+
+def probe_tag(sim, probe):
+    """The TensorBoard tag of ``probe``'s values, ``Probe_<label>_<attr>``
+    (``attr`` the probed attribute: ``output`` of ``ens.neurons`` is the
+    neurons' activities); raises `ValidationError` for a probe not in ``sim``'s
+    network."""
+    if probe not in sim.model.probes:
+        raise ValidationError(
+            f"Probe {probe} is not in this simulator's network", attr="objects", obj=probe
+        )
+    return _tag("Probe", probe.label, probe.attr)
 
 
 def trainable_readers(sim):
@@ -151,13 +158,20 @@ def trainable_readers(sim):
 
 
 class NengoSummaries(keras.callbacks.Callback):
-    """Log nengo objects' parameters to TensorBoard after each training epoch.
+    """Log nengo objects' parameters, and probed values, to TensorBoard after
+    each training epoch.
 
     At the end of each epoch of `Simulator.fit`, a histogram of each object's
     current (trained) parameter, as ``sim.data`` gives it, is written to an
     event file in ``log_dir``, at step ``epoch``. View them with
-    ``tensorboard --logdir <log_dir>``. Probed values (neuron activities) are
-    outputs, not parameters, and cannot be logged, as in NengoDL 3.6.
+    ``tensorboard --logdir <log_dir>``.
+
+    A Probe logs the values it records (all items, steps and dimensions) in a
+    run of the trained network from the initial state, as `Simulator.predict`
+    gives them for ``x`` (or ``n_steps`` of the Nodes' own output): a probe of
+    ``ens.neurons`` logs the neurons' activities. One run per epoch serves
+    every Probe; the simulator's state is left as it was. (NengoDL 3.6 takes
+    no Probes.)
 
     Parameters
     ----------
@@ -165,18 +179,26 @@ class NengoSummaries(keras.callbacks.Callback):
         Directory of the event file (a new file for each `fit`).
     sim : Simulator
         The simulator whose parameters are logged.
-    objects : list of nengo.Ensemble, nengo.ensemble.Neurons or nengo.Connection
+    objects : list of nengo.Ensemble, nengo.ensemble.Neurons, nengo.Connection or nengo.Probe
         What to log: an Ensemble logs its encoders (tag
         ``Ensemble_<label>_encoders``), Neurons their ensemble's biases
         (``Ensemble.neurons_<label>_bias``), a Connection its weights
         (``Connection_<label>_weights``: decoders from an Ensemble, else the
-        transform). Objects whose tags would be the same get ``_1``, ``_2``...
+        transform), a Probe its values (``Probe_<label>_<attr>``, e.g.
+        ``Probe_spikes_output``). Objects whose tags would be the same get
+        ``_1``, ``_2``...
+    x : dict or ndarray, optional
+        Input data of the run that Probes are logged from, as for
+        `Simulator.predict`.
+    n_steps : int, optional
+        Number of steps of that run, where ``x`` is not given.
 
     Raises
     ------
     nengo.exceptions.ValidationError
-        For any other object (Probes included), one not in ``sim``'s network,
-        an Ensemble with Direct neurons or a Connection without weights.
+        For any other object, one not in ``sim``'s network, an Ensemble with
+        Direct neurons, a Connection without weights, or Probes with neither
+        ``x`` nor ``n_steps``.
 
     Examples
     --------
@@ -186,24 +208,44 @@ class NengoSummaries(keras.callbacks.Callback):
     ...     ens = nengo.Ensemble(10, 1, label="ens")
     ...     _ = nengo.Connection(a, ens)
     ...     p = nengo.Probe(ens)
+    ...     spikes = nengo.Probe(ens.neurons, label="spikes")
     >>> with nengodl.Simulator(net, progress_bar=False) as sim:
-    ...     summaries = nengodl.callbacks.NengoSummaries(tempfile.mkdtemp(), sim, [ens])
-    ...     sim.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
-    ...     _ = sim.fit(np.ones((1, 5, 1)), np.zeros((1, 5, 1)), epochs=2,
+    ...     summaries = nengodl.callbacks.NengoSummaries(
+    ...         tempfile.mkdtemp(), sim, [ens, spikes], n_steps=50)
+    ...     sim.compile(optimizer=keras.optimizers.SGD(0.01), loss={p: "mse"})
+    ...     _ = sim.fit(np.ones((1, 5, 1)), {p: np.zeros((1, 5, 1))}, epochs=2,
     ...                 callbacks=[summaries], verbose=0)
     >>> summaries.tags
-    ['Ensemble_ens_encoders']
+    ['Ensemble_ens_encoders', 'Probe_spikes_output']
     """
 
-    def __init__(self, log_dir, sim, objects):
+    def __init__(self, log_dir, sim, objects, x=None, n_steps=None):
         super().__init__()
-        if isinstance(objects, (nengo.Ensemble, nengo.ensemble.Neurons, nengo.Connection)):
+        if isinstance(
+            objects, (nengo.Ensemble, nengo.ensemble.Neurons, nengo.Connection, nengo.Probe)
+        ):
             objects = [objects]
-        readers = [summary_reader(sim, obj) for obj in objects]
+        tags, readers, probes = [], [], []
+        for obj in objects:
+            if isinstance(obj, nengo.Probe):
+                tags.append(probe_tag(sim, obj))
+                readers.append(obj)
+                probes.append(obj)
+            else:
+                tag, read = summary_reader(sim, obj)
+                tags.append(tag)
+                readers.append(read)
+        if probes and x is None and n_steps is None:
+            raise ValidationError(
+                f"NengoSummaries logs {probes[0]} from a run of the network: give its "
+                "input data `x` or its number of steps `n_steps`",
+                attr="n_steps",
+            )
         self.log_dir = str(log_dir)
         self.sim = sim
-        self.tags = _unique([tag for tag, _ in readers])
-        self._readers = [read for _, read in readers]
+        self.tags = _unique(tags)
+        self._readers = readers
+        self._run = (x, n_steps) if probes else None
         self._writer = None
 
     def on_train_begin(self, logs=None):
@@ -212,12 +254,17 @@ class NengoSummaries(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        """Write a histogram of each parameter, at step ``epoch``."""
+        """Write a histogram of each parameter and probe's values, at step ``epoch``."""
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
+        probed = {}
+        if self._run is not None:
+            x, n_steps = self._run
+            probed = self.sim.predict(x, n_steps=n_steps, stateful=False, verbose=0)
         with self._writer.as_default():
             for tag, read in zip(self.tags, self._readers):
-                tf.summary.histogram(tag, read().astype(np.float64), step=epoch)
+                value = probed[read] if isinstance(read, nengo.Probe) else read()
+                tf.summary.histogram(tag, np.asarray(value, dtype=np.float64), step=epoch)
         self._writer.flush()
 
     def on_train_end(self, logs=None):

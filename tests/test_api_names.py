@@ -220,3 +220,75 @@ def test_lookup_tells_missing_from_present(instances):
     with pytest.raises(nengo.exceptions.ConfigError):
         with nengo.Network():
             nengodl.configure_settings(no_such_setting=np.float32(1))
+
+
+def test_values_of_attribute_rows():
+    """Rows naming attributes: the values 3.6 gives them (or the documented differences)."""
+    # neuron types: nengo's ``negative`` (outputs can be < 0) and ``spiking`` flags
+    flags = {
+        nengodl.SoftLIFRate(sigma=0.5): (False, False),
+        nengodl.LeakyReLU(): (True, False),  # differs: 3.6 says negative=False
+        nengodl.SpikingLeakyReLU(): (True, True),  # differs: 3.6 says negative=False
+    }
+    for neuron_type, (negative, spiking) in flags.items():
+        assert (neuron_type.negative, neuron_type.spiking) == (negative, spiking), neuron_type
+    assert nengodl.SoftLIFRate(sigma=0.5).sigma == 0.5
+
+    # Layer.__str__: the layer function's name
+    def double(x):
+        return 2 * x
+
+    assert str(nengodl.Layer(double)) == "Layer(double)"
+    assert str(nengodl.Layer(keras.layers.Dense(2, name="dense_a"))) == "Layer(dense_a)"
+    assert str(nengodl.Layer(nengo.LIF())) == f"Layer({nengo.LIF()})"
+
+    # Converter: each constructor argument is kept
+    inp = keras.Input((None, 3))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="relu")(inp))
+    synapse = nengo.Lowpass(0.005)
+    args = {
+        "allow_fallback": False,
+        "inference_only": True,
+        "max_to_avg_pool": True,
+        "split_shared_weights": True,
+        "scale_firing_rates": 3.0,
+        "synapse": synapse,
+        "temporal_model": True,
+    }
+    conv = nengodl.Converter(model, **args)
+    for name, value in args.items():
+        assert getattr(conv, name) == value, name
+    assert conv.synapse is synapse
+    assert conv.model is model
+    assert isinstance(conv.net, nengo.Network)
+    inp = keras.Input((3,))
+    default = nengodl.Converter(keras.Model(inp, keras.layers.Dense(2)(inp)))
+    assert (default.inference_only, default.max_to_avg_pool, default.split_shared_weights) == (
+        False,
+        False,
+        False,
+    )
+    assert (default.scale_firing_rates, default.synapse, default.temporal_model) == (
+        None,
+        None,
+        False,
+    )
+
+    # distributions: parameters set from the arguments
+    dist = nengodl.dists.TruncatedNormal(mean=0.5, stddev=2, limit=3)
+    assert (dist.mean, dist.stddev, dist.limit) == (0.5, 2, 3)
+    assert nengodl.dists.TruncatedNormal(stddev=0.25).limit == 0.5
+    dist = nengodl.dists.VarianceScaling(scale=2, mode="fan_out", distribution="normal")
+    assert (dist.scale, dist.mode, dist.distribution) == (2, "fan_out", "normal")
+    dist = nengodl.dists.VarianceScaling()
+    assert (dist.scale, dist.mode, dist.distribution) == (1, "fan_avg", "uniform")
+
+
+def test_license_is_the_projects():
+    """``__license__`` names the license that pyproject.toml declares."""
+    import tomllib
+
+    pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["license"]
+    assert nengodl.__license__ == declared["text"] == "MIT"
+    assert "__license__" in nengodl.__all__

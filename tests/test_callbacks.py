@@ -187,10 +187,10 @@ def test_nengo_summaries_refuses_bad_objects():
         p = nengo.Probe(b, label="probe p")
     with nengo.Network():
         other = nengo.Ensemble(10, 1, label="other e")
+        other_probe = nengo.Probe(other)
     with nengodl.Simulator(net, progress_bar=False) as sim:
         cases = [
-            (a, "Unknown summary object.*node a.*Ensemble, Neurons, or Connection"),
-            (p, "Unknown summary object.*probe p.*neuron activities"),
+            (a, "Unknown summary object.*node a.*Ensemble, Neurons, Connection or Probe"),
             (no_weights, "does not have any weights to log"),
             (direct, "direct d.*Direct neurons.*no encoders"),
             (direct.neurons, "direct d.*Direct neurons.*no biases"),
@@ -204,6 +204,43 @@ def test_nengo_summaries_refuses_bad_objects():
         with pytest.raises(ValidationError) as info:
             NengoSummaries("unused", sim, [no_weights])
         assert str(no_weights) in str(info.value)  # the message names the object
+        with pytest.raises(ValidationError, match="probe p.*`x`.*`n_steps`") as info:
+            NengoSummaries("unused", sim, [b, p])  # a probe's values need a run
+        assert info.value.attr == "n_steps"
+        with pytest.raises(ValidationError, match="not in this simulator's network"):
+            NengoSummaries("unused", sim, [other_probe], n_steps=5)
+
+
+def test_nengo_summaries_log_probed_activities_as_nengo_runs_them(tmp_path):
+    """A Probe of neurons logs their spikes in a run of the trained network:
+    after the last epoch, the spikes nengo.Simulator gives with the trained
+    parameters (frozen into the network)."""
+    with nengo.Network(seed=1) as net:
+        inp = nengo.Node(np.zeros(1))
+        ens = nengo.Ensemble(20, 1, neuron_type=nengo.LIF())
+        nengo.Connection(inp, ens, synapse=None)
+        p = nengo.Probe(ens)
+        spikes = nengo.Probe(ens.neurons, label="spikes")
+    x = np.linspace(-1, 1, 4)[:, None, None] * np.ones((1, 30, 1))
+    with nengodl.Simulator(net, minibatch_size=4, dtype="float64", progress_bar=False) as sim:
+        summaries = NengoSummaries(tmp_path, sim, [ens.neurons, spikes], x={inp: x})
+        # a large step, so that the spikes change from epoch to epoch
+        sim.compile(optimizer=keras.optimizers.SGD(20.0), loss={p: "mse"})
+        sim.fit({inp: x}, {p: -x}, epochs=2, verbose=0, callbacks=[summaries])
+        assert sim.n_steps == 0  # the runs that logged probes left no trace
+        sim.freeze_params(net)
+    assert summaries.tags == ["Ensemble.neurons_None_bias", "Probe_spikes_output"]
+    events = read_events(tmp_path)["Probe_spikes_output"]
+    assert [step for step, _ in events] == [0, 1]
+    want = []
+    for item in x[:, 0, 0]:
+        inp.output = [item]
+        with nengo.Simulator(net, progress_bar=False) as ref:
+            ref.run_steps(30)
+        want.append(ref.data[spikes])
+    assert np.ptp(want) > 0  # spikes and silence
+    check_histogram(events[-1][1], want)
+    assert not np.array_equal(events[0][1], events[-1][1])  # trained from epoch to epoch
 
 
 def test_tensorboard_epoch_scalars_are_history(tmp_path):

@@ -27,7 +27,7 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl.runtime.weak import WeakSimulator
-from nengodl.training.trainer import apply_gradients, check_finite, masked_gradients
+from nengodl.training.trainer import apply_gradients, check_finite, differentiate
 
 #: strategies whose replicas run the same program on equal slices of a batch
 SUPPORTED = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -189,12 +189,12 @@ class DistributedRunner:
                     else trainer.objective_losses(outputs, targets, objective)
                 )
                 return losses, outputs, None
-            with tf.GradientTape() as tape:
-                outputs = self._replica_outputs(trainer, n_steps, feeds, training)
-                losses = trainer.objective_losses(outputs, targets, objective)
-                total = tf.reduce_sum(losses)
-            grads = masked_gradients(tape.gradient(total, variables), masks, variables)
-            return losses, outputs, grads
+            return differentiate(
+                lambda: self._replica_outputs(trainer, n_steps, feeds, training),
+                lambda outputs: trainer.objective_losses(outputs, targets, objective),
+                variables,
+                masks,
+            )
 
         def fn(n_steps, feeds, targets):
             losses, outputs, grads = strategy.run(replica, args=(n_steps, feeds, targets))

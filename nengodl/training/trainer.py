@@ -90,15 +90,19 @@ def masked_gradients(grads, masks, variables):
     ]
 
 
-def bad_loss(losses):
-    """Whether a loss is NaN or +inf (training stops); -inf is a loss driven as low
-    as it goes, and training goes on (as in NengoDL 3 and Keras)."""
-    losses = np.asarray(losses)
-    return bool(np.isnan(losses).any() or (losses == np.inf).any())
+def usable_update(losses, grads):
+    """Whether one minibatch's update may be applied (a boolean tensor): no loss
+    is NaN or +inf, and every gradient is finite. A loss of -inf is one driven as
+    low as it goes, and training goes on (as in NengoDL 3 and Keras)."""
+    losses = tf.convert_to_tensor(losses)
+    loss_ok = tf.logical_not(
+        tf.reduce_any(tf.math.is_nan(losses)) | tf.reduce_any(tf.equal(losses, np.inf))
+    )
+    return tf.reduce_all([loss_ok] + [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
 
 
 def check_finite(losses, grads):
-    """Raise `SimulationError` if a loss or gradient is not finite.
+    """Raise `SimulationError` unless `usable_update` says the update may be applied.
 
     Parameters
     ----------
@@ -107,15 +111,43 @@ def check_finite(losses, grads):
     grads : list of tf.Tensor
         Gradients about to be applied.
     """
-    if bad_loss(losses):
-        raise SimulationError(
-            f"training loss became {float(np.sum(losses))}; parameters are "
-            "left at their last finite values"
-        )
-    if not all(np.isfinite(g.numpy()).all() for g in grads):
-        raise SimulationError(
-            "training gradients became non-finite; parameters are left at their last finite values"
-        )
+    if not bool(usable_update(losses, grads)):
+        stop_error(losses)
+
+
+def stop_error(losses):
+    """Raise the `SimulationError` of training stopped by a minibatch whose
+    ``losses`` (or, where they are usable, gradients) are not finite."""
+    losses = np.asarray(losses)
+    totals = np.atleast_1d(losses.sum(axis=-1))
+    bad = totals[np.isnan(totals) | (totals == np.inf)]
+    what = f"loss became {bad[0]}" if len(bad) else "gradients became non-finite"
+    raise SimulationError(f"training {what}; parameters are left at their last finite values")
+
+
+def differentiate(outputs_fn, losses_fn, variables, masks=None):
+    """One minibatch's ``(losses, outputs, gradients)`` (inside a traced function).
+
+    Parameters
+    ----------
+    outputs_fn : callable
+        ``outputs_fn() -> outputs`` runs the simulation.
+    losses_fn : callable
+        ``losses_fn(outputs) -> losses`` (one per objective).
+    variables : list of tf.Variable
+        What the gradients of the total loss are taken with respect to.
+    masks : list, optional
+        Gradient masks (see `masked_gradients`); None: the raw gradients
+        (None for a variable the loss does not depend on).
+    """
+    with tf.GradientTape() as tape:
+        outputs = outputs_fn()
+        losses = losses_fn(outputs)
+        total = tf.reduce_sum(losses)
+    grads = tape.gradient(total, variables)
+    if masks is not None:
+        grads = masked_gradients(grads, masks, variables)
+    return losses, outputs, grads
 
 
 class Trainer:
@@ -270,11 +302,11 @@ class Trainer:
         if kind == "grads":
 
             def fn(n_steps, feeds, targets):
-                with tf.GradientTape() as tape:
-                    outputs = self.probe_outputs(n_steps, feeds, training, initial)
-                    losses = self.objective_losses(outputs, targets, objective)
-                    total = tf.reduce_sum(losses)
-                return losses, outputs, tape.gradient(total, variables)
+                return differentiate(
+                    lambda: self.probe_outputs(n_steps, feeds, training, initial),
+                    lambda outputs: self.objective_losses(outputs, targets, objective),
+                    variables,
+                )
 
         elif kind == "loss":
 
@@ -431,24 +463,21 @@ class Trainer:
         def fn(feeds, targets, n_batches):
 
             def body(b, losses, stop):
-                with tf.GradientTape() as tape:
-                    outputs = self.probe_outputs(
+                values, _, grads = differentiate(
+                    lambda: self.probe_outputs(
                         tf.constant(n_steps),
                         {k: v[b] for k, v in feeds.items()},
                         True,
                         initial,
                         max_steps=n_steps,
-                    )
-                    values = self.objective_losses(
+                    ),
+                    lambda outputs: self.objective_losses(
                         outputs, [None if t is None else t[b] for t in targets], objective
-                    )
-                    total = tf.reduce_sum(values)
-                grads = masked_gradients(tape.gradient(total, variables), masks, variables)
-                # a loss of -inf goes on (see `bad_loss`)
-                usable = tf.logical_not(tf.math.is_nan(total) | tf.equal(total, np.inf))
-                finite = tf.reduce_all(
-                    [usable] + [tf.reduce_all(tf.math.is_finite(g)) for g in grads]
+                    ),
+                    variables,
+                    masks,
                 )
+                finite = usable_update(values, grads)
 
                 def apply():
                     apply_gradients(optimizer, grads, variables)
@@ -503,12 +532,7 @@ class Trainer:
             # batches before a non-finite one did update the parameters
             self.sim.run_state.trained = True
             if bool(stop):
-                totals = losses.sum(axis=1)
-                bad = totals[np.isnan(totals) | (totals == np.inf)]
-                what = f"loss became {bad[0]}" if len(bad) else "gradients became non-finite"
-                raise SimulationError(
-                    f"training {what}; parameters are left at their last finite values"
-                )
+                stop_error(losses)
             return losses
 
         return run_epoch
