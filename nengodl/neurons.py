@@ -74,10 +74,12 @@ class SoftLIFRate(LIFRate):
         """Smoothed LIF rates."""
         js = (J - 1) / self.sigma
         j = self.sigma * np.where(js > 30, js, np.log1p(np.exp(np.minimum(js, 30))))
-        with np.errstate(divide="ignore"):
-            output[:] = np.where(
-                j > 0, self.amplitude / (self.tau_ref + self.tau_rc * np.log1p(1 / j)), 0
-            )
+        # far below the threshold j underflows (and 1 / j overflows): there
+        # log1p(1 / j) is -log(j) = -log(sigma) - js to the dtype's precision
+        cut = -np.log(np.finfo(np.result_type(js, np.float32)).eps)
+        with np.errstate(divide="ignore", over="ignore"):
+            q = np.where(js > -cut, np.log1p(1 / j), -np.log(self.sigma) - js)
+        output[:] = self.amplitude / (self.tau_ref + self.tau_rc * q)
 
 
 class LeakyReLU(RectifiedLinear):

@@ -286,13 +286,51 @@ def test_tensorboard_epoch_scalars_are_history(tmp_path):
             check_histogram(buckets, record.values[step][key])
 
 
+def profiled_events(logdir):
+    """``[(name, start_ps, end_ps, step_num)]`` of every event of the one profile
+    under ``logdir``, read as an XSpace (the profiler's own format)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    (path,) = (logdir / "plugins" / "profile").glob("*/*.xplane.pb")
+    space = xplane_pb2.XSpace.FromString(path.read_bytes())
+    events = []
+    for plane in space.planes:
+        names = {k: m.name for k, m in plane.event_metadata.items()}
+        stat_names = {k: m.name for k, m in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for e in line.events:
+                start = line.timestamp_ns * 1000 + e.offset_ps
+                step = [
+                    getattr(s, s.WhichOneof("value"))
+                    for s in e.stats
+                    if stat_names.get(s.metadata_id) == "step_num"
+                ]
+                name = names.get(e.metadata_id, "")
+                events.append((name, start, start + e.duration_ps, step[0] if step else None))
+    return events
+
+
+def ops_within(events, batch):
+    """Names of the events that ran inside the ``batch`` event."""
+    return [name for name, start, end, _ in events if batch[1] <= start and end <= batch[2]]
+
+
 def test_tensorboard_profiles_training_and_prediction(tmp_path):
     net, inp, _, _, _, p = make_net()
     with nengodl.Simulator(net, progress_bar=False) as sim:
         sim.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         x, y = data(inp, p)
         sim.fit(x, y, verbose=0, callbacks=[TensorBoard(tmp_path / "fit", profile_batch=2)])
-        assert list((tmp_path / "fit" / "train" / "plugins" / "profile").glob("*/*.xplane.pb"))
+        # the profile holds one training batch (Keras counts profile_batch from 1: the
+        # batch of index 1), and in it a backward pass and one SGD update per parameter
+        events = profiled_events(tmp_path / "fit" / "train")
+        (batch,) = [e for e in events if e[0] == "Profiled batch"]
+        assert batch[3] == 1
+        ran = ops_within(events, batch)
+        n_params = len(sim.loop.trainable)
+        assert n_params == 4  # encoders, biases and the two connections' weights
+        assert len([n for n in ran if n.endswith(":AssignSubVariableOp")]) == n_params
+        assert any(n.startswith("gradient_tape/") for n in ran)
 
         # prediction, through Keras' callback protocol (as Model.predict calls it)
         tb = TensorBoard(tmp_path / "predict", profile_batch=(1, 2))
@@ -304,8 +342,16 @@ def test_tensorboard_profiles_training_and_prediction(tmp_path):
             cbs.on_predict_batch_end(b, {"outputs": outputs[p]})
         cbs.on_predict_end()
     path = tmp_path / "predict" / "train"
-    assert list((path / "plugins" / "profile").glob("*/*.xplane.pb"))
     assert "batch_2" in read_events(path)  # the trace of batches 1-2, named as Keras names it
+    # two prediction batches ran TensorFlow ops ("name:type"), with no gradient and
+    # no update
+    events = profiled_events(path)
+    batches = [e for e in events if e[0] == "Profiled batch"]
+    assert len(batches) == 2
+    for batch in batches:
+        ran = ops_within(events, batch)
+        assert any(":" in n for n in ran)
+        assert not any(n.startswith("gradient_tape/") or "AssignSub" in n for n in ran)
 
 
 class RunEachEpoch(keras.callbacks.Callback):

@@ -269,6 +269,75 @@ def test_soft_reset_is_deprecated_as_in_nengo_dl_3():
         assert sim.data[p].shape == (0, 1)
 
 
+def test_trange_dt_is_deprecated_sample_every_as_in_nengo():
+    """``trange(dt=)``, nengo's (and NengoDL 3.6's) old name of ``sample_every``,
+    warns and gives nengo.Simulator's ``trange(sample_every=)``."""
+    net = lif_net()[0]
+    with nengodl.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(10)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(10)
+    want = ref.trange(sample_every=0.003)
+    np.testing.assert_allclose(want, [0.003, 0.006, 0.009])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the current name does not warn
+        np.testing.assert_allclose(sim.trange(sample_every=0.003), want)
+    with pytest.warns(DeprecationWarning, match="`dt` is deprecated. Use `sample_every` instead"):
+        old = sim.trange(dt=0.003)
+    np.testing.assert_allclose(old, want)
+    with pytest.raises(ValidationError, match="Cannot specify both `dt` and `sample_every`"):
+        sim.trange(dt=0.003, sample_every=0.003)
+
+
+@pytest.mark.parametrize(
+    "neuron_type, closed_form",
+    [
+        (
+            nengodl.SoftLIFRate(sigma=0.2, amplitude=0.5),
+            lambda J: 0.5 / (0.002 + 0.02 * np.log1p(1 / (0.2 * np.log1p(np.exp((J - 1) / 0.2))))),
+        ),
+        (
+            nengodl.LeakyReLU(negative_slope=0.1, amplitude=2.0),
+            lambda J: 2.0 * np.where(J > 0, J, 0.1 * J),
+        ),
+    ],
+    ids=["SoftLIFRate", "LeakyReLU"],
+)
+def test_rate_neuron_step_math_is_deprecated_step(neuron_type, closed_form):
+    """``step_math`` (the name before nengo 3.1 and NengoDL 3.6's ``step``) warns
+    and gives what ``step`` does: the neuron type's closed-form rate."""
+    J = np.array([-2.0, 0.5, 1.0, 1.5, 3.0])
+    new, old = np.zeros(5), np.zeros(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        neuron_type.step(0.001, J, new)
+    with pytest.warns(UserWarning, match="'step_math' has been renamed to 'step'"):
+        neuron_type.step_math(0.001, J, old)
+    np.testing.assert_allclose(new, closed_form(J), rtol=1e-12)
+    np.testing.assert_array_equal(old, new)
+
+
+def test_spiking_leaky_relu_step_math_is_deprecated_step():
+    neuron_type = nengodl.SpikingLeakyReLU(negative_slope=0.25, amplitude=0.5)
+    dt = 0.001
+    J = np.array([-6000.0, -100.0, 0.0, 700.0, 2500.0])
+    v0 = np.array([0.0, 0.2, 0.5, 0.4, 0.9])
+    new, old = np.zeros(5), np.zeros(5)
+    v_new, v_old = v0.copy(), v0.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        neuron_type.step(dt, J, new, v_new)
+    with pytest.warns(UserWarning, match="'step_math' has been renamed to 'step'"):
+        neuron_type.step_math(dt, J, old, voltage=v_old)
+    # closed form: the voltage integrates the leaky input, each whole unit a spike
+    v = v0 + np.where(J > 0, J, 0.25 * J) * dt
+    np.testing.assert_allclose(new, 0.5 / dt * np.trunc(v), rtol=1e-12)
+    np.testing.assert_allclose(v_new, v - np.trunc(v), atol=1e-12)
+    assert new.min() < 0 < new.max()  # spikes of both signs
+    np.testing.assert_array_equal(old, new)
+    np.testing.assert_array_equal(v_old, v_new)
+
+
 # --- check_gradients ----------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from conftest import linear_net
 from nengo.exceptions import SimulationError, ValidationError
+from tensorboard.backend.event_processing import event_accumulator
 
 import nengodl
 from nengodl.config import is_trainable, network_chains, trainable_signals
@@ -225,15 +226,76 @@ def test_bad_training_input_gives_clear_errors(seed_net):
         assert sim.data[seed_net.inpt_p].shape == (2, 5, 1)
 
 
-def test_nan_loss_stops_training_and_keeps_last_finite_params():
+def plain_mse(outputs, targets):
+    """Mean squared error that, unlike ``nengodl.obj.mse``, lets NaN targets through."""
+    return tf.reduce_mean(tf.square(outputs - targets))
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (1e30, "loss became inf"),  # squares overflow float32
+        (np.nan, "loss became nan"),
+    ],
+    ids=["inf", "nan"],
+)
+def test_train_stops_on_non_finite_loss_before_any_update(target, message):
     net = linear_net(np.ones((2, 3)))
     x = np.ones((2, 1, 3))
     with nengodl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
-        y = np.full((2, 1, 2), 1e30)  # squares overflow float32 -> inf loss
+        y = np.full((2, 1, 2), target)
         before = sim.data[net.conn].weights.copy()
-        with pytest.raises(SimulationError, match="loss became inf"):
-            sim.train({net.inp: x, net.p: y}, keras.optimizers.SGD(0.1))
+        with pytest.raises(SimulationError, match=message):
+            sim.train(
+                {net.inp: x, net.p: y}, keras.optimizers.SGD(0.1), objective={net.p: plain_mse}
+            )
         np.testing.assert_array_equal(sim.data[net.conn].weights, before)
+
+
+class EndedBatches(keras.callbacks.Callback):
+    """Records the training batches that ended (a callback makes fit run per batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ended = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ended.append(batch)
+
+
+@pytest.mark.parametrize("path", ["whole_epoch", "per_batch_callback", "per_batch_metrics"])
+def test_fit_stops_on_nan_loss_keeping_the_last_finite_params(path):
+    """A NaN loss in the second minibatch stops fit with nengo's SimulationError;
+    the weights are those after the first minibatch's SGD step (closed form),
+    in the compiled whole-epoch path (no callbacks, no metrics) and in the
+    per-batch path that callbacks or metrics select."""
+    W0 = np.arange(6.0).reshape(2, 3) / 10
+    x = np.random.RandomState(0).randn(3, 1, 3)
+    y = np.zeros((3, 1, 2))
+    y[1] = np.nan  # keras' mse of a NaN target is NaN
+    lr = 0.1
+    net = linear_net(W0)
+    ended = EndedBatches()
+    with nengodl.Simulator(net, minibatch_size=1, progress_bar=False, dtype="float64") as sim:
+        sim.compile(
+            keras.optimizers.SGD(lr),
+            loss="mse",
+            metrics=["mae"] if path == "per_batch_metrics" else None,
+        )
+        with pytest.raises(SimulationError, match="loss became nan"):
+            sim.fit(
+                {net.inp: x},
+                {net.p: y},
+                shuffle=False,
+                verbose=0,
+                callbacks=[ended] if path == "per_batch_callback" else None,
+            )
+        W = sim.data[net.conn].weights
+    xs, ys = x[0, 0], y[0, 0]
+    grad = 2 * np.outer(W0 @ xs - ys, xs) / ys.size  # d mean((Wx - y)^2) / dW
+    np.testing.assert_allclose(W, W0 - lr * grad, atol=1e-12)
+    if path == "per_batch_callback":
+        assert ended.ended == [0]  # the NaN batch never ended
 
 
 def test_training_stopped_later_shows_the_parameters_it_left():
@@ -251,7 +313,9 @@ def test_training_stopped_later_shows_the_parameters_it_left():
         np.testing.assert_allclose(sim.data[net.p][0, 0], shown @ x[0, 0], rtol=1e-6)
 
 
-def test_check_gradients_and_lif_smoothing():
+def test_check_gradients_agree_with_finite_differences_through_smoothed_lif():
+    """check_gradients runs in training mode, where lif_smoothing makes the LIF
+    neurons SoftLIFRate: its analytic gradients match central differences."""
     with nengo.Network(seed=4) as net:
         nengodl.configure_settings(lif_smoothing=0.1)
         inp = nengo.Node(np.zeros(1))
@@ -263,9 +327,83 @@ def test_check_gradients_and_lif_smoothing():
     x = np.random.RandomState(0).uniform(-1, 1, size=(4, 5, 1))
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, dtype="float64") as sim:
         assert sim.check_gradients({inp: x, p: np.sin(x)}) < 1e-4
-        # SoftLIF while training: rates are positive even just below threshold
-        sim2_rates = sim.predict({inp: x})[p]
-        assert np.isfinite(sim2_rates).all()
+
+
+def soft_lif_net(neuron_type, **settings):
+    """A sine into an ensemble whose currents stay within ~20 of the threshold
+    (there float64's softplus neither under- nor overflows), neurons probed."""
+    with nengo.Network(seed=3) as net:
+        if settings:
+            nengodl.configure_settings(**settings)
+        stim = nengo.Node(lambda t: np.sin(20 * t))
+        net.ens = nengo.Ensemble(
+            30,
+            1,
+            neuron_type=neuron_type,
+            max_rates=nengo.dists.Uniform(100, 200),
+            intercepts=nengo.dists.Uniform(-0.5, 0.5),
+        )
+        net.conn = nengo.Connection(stim, net.ens, synapse=None)
+        net.p = nengo.Probe(net.ens.neurons)
+    return net
+
+
+def test_lif_smoothing_in_training_mode_runs_lif_as_soft_lif_rate():
+    sigma = 0.2
+    smoothed = soft_lif_net(nengo.LIF(), learning_phase=True, lif_smoothing=sigma)
+    with nengodl.Simulator(smoothed, progress_bar=False, dtype="float64") as sim:
+        sim.run_steps(100)
+    got = sim.data[smoothed.p]
+    reference = soft_lif_net(nengodl.SoftLIFRate(sigma=sigma))
+    with nengo.Simulator(reference, progress_bar=False) as ref:
+        ref.run_steps(100)
+    np.testing.assert_allclose(got, ref.data[reference.p], rtol=1e-9, atol=1e-9)
+    # the closed form of the soft LIF rate, from nengo's gains, biases and encoders
+    built = ref.data[reference.ens]
+    t = ref.trange()[:, None]
+    J = built.gain * np.sin(20 * t) * built.encoders[:, 0] + built.bias
+    lif = nengo.LIF()
+    soft_j = sigma * np.log1p(np.exp((J - 1) / sigma))
+    rates = 1 / (lif.tau_ref + lif.tau_rc * np.log1p(1 / soft_j))
+    np.testing.assert_allclose(got, rates, rtol=1e-9)
+    # the hard LIF rate is far from it here: the check tells the two apart
+    hard = nengo.LIFRate().rates(0, J, 0)
+    assert np.abs(hard - rates).max() > 10
+    assert ((J < 1) & (rates > 1)).any()  # spikes below threshold only a soft LIF has
+
+
+def test_lif_smoothing_far_below_threshold_is_the_soft_lif_limit_in_nengo_too():
+    """Far below the threshold (``(J - 1) / sigma`` down to -2000, where float64's
+    softplus underflows) the soft LIF rate tends to its closed-form limit
+    ``1 / (tau_ref + tau_rc * (-log(sigma) - (J - 1) / sigma))``: so in training
+    mode and in nengo.Simulator running SoftLIFRate (whose numpy step once gave
+    0 there)."""
+    sigma = 0.2
+    x = -np.linspace(50, 2000, 8)  # (J - 1) / sigma
+    with nengo.Network() as net:
+        nengodl.configure_settings(learning_phase=True, lif_smoothing=sigma)
+        ens = nengo.Ensemble(8, 1, neuron_type=nengo.LIF(), gain=np.ones(8), bias=1 + sigma * x)
+        p = nengo.Probe(ens.neurons)
+    with nengodl.Simulator(net, progress_bar=False, dtype="float64") as sim:
+        sim.run_steps(2)
+    ens.neuron_type = nengodl.SoftLIFRate(sigma=sigma)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(2)
+    lif = nengo.LIF()
+    limit = 1 / (lif.tau_ref + lif.tau_rc * (-np.log(sigma) - x))
+    np.testing.assert_allclose(sim.data[p][-1], limit, rtol=1e-12)
+    np.testing.assert_allclose(ref.data[p][-1], limit, rtol=1e-12)
+
+
+def test_lif_smoothing_leaves_inference_spiking_as_nengo():
+    """lif_smoothing changes training only: outside it, LIF neurons spike as in nengo."""
+    smoothed = soft_lif_net(nengo.LIF(), lif_smoothing=0.2)
+    with nengodl.Simulator(smoothed, progress_bar=False, dtype="float64") as sim:
+        sim.run_steps(100)
+    with nengo.Simulator(smoothed, progress_bar=False) as ref:
+        ref.run_steps(100)
+    assert ref.data[smoothed.p].max() == 1 / ref.dt  # spikes
+    np.testing.assert_allclose(sim.data[smoothed.p], ref.data[smoothed.p], atol=1e-6)
 
 
 def test_learning_phase_runs_rate_neurons():
@@ -315,18 +453,29 @@ def test_trainable_settings_resolve_per_object_class_and_network():
     assert model.sig[frozen]["encoders"] not in sigs
 
 
-def test_tensorboard_callback_writes_logs(tmp_path):
+def test_keras_tensorboard_logs_the_history_losses_each_epoch(tmp_path):
+    """Keras' own TensorBoard callback, given to fit, logs each epoch's loss as
+    ``epoch_loss``: read back with TensorBoard's reader, the History's losses."""
     net = linear_net(np.zeros((2, 3)))
     x = np.random.RandomState(0).randn(8, 1, 3)
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
         sim.compile(keras.optimizers.SGD(0.01), loss="mse")
-        sim.fit(
+        history = sim.fit(
             {net.inp: x},
             {net.p: x[..., :2]},
-            epochs=2,
+            epochs=3,
+            verbose=0,
             callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path))],
         )
-    assert any(tmp_path.rglob("*tfevents*"))
+    acc = event_accumulator.EventAccumulator(
+        str(tmp_path / "train"), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    acc.Reload()
+    events = acc.Tensors("epoch_loss")
+    assert [e.step for e in events] == [0, 1, 2]
+    losses = [float(tf.make_ndarray(e.tensor_proto)) for e in events]
+    assert len(set(losses)) == 3  # the loss changes as it trains
+    np.testing.assert_allclose(losses, history.history["loss"], rtol=1e-6)
 
 
 @pytest.mark.parametrize(
