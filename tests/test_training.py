@@ -406,6 +406,17 @@ def test_lif_smoothing_leaves_inference_spiking_as_nengo():
     np.testing.assert_allclose(sim.data[smoothed.p], ref.data[smoothed.p], atol=1e-6)
 
 
+def test_lif_smoothing_leaves_lif_rate_neurons_as_nengo():
+    """lif_smoothing stands in for spiking LIF only (NengoDL 3.6: "the LIF
+    gradients"): LIFRate neurons keep nengo's LIFRate rates in training too."""
+    smoothed = soft_lif_net(nengo.LIFRate(), learning_phase=True, lif_smoothing=0.2)
+    with nengodl.Simulator(smoothed, progress_bar=False, dtype="float64") as sim:
+        sim.run_steps(100)
+    with nengo.Simulator(smoothed, progress_bar=False) as ref:
+        ref.run_steps(100)
+    np.testing.assert_allclose(sim.data[smoothed.p], ref.data[smoothed.p], rtol=1e-9, atol=1e-9)
+
+
 def test_learning_phase_runs_rate_neurons():
     with nengo.Network(seed=5) as net:
         nengodl.configure_settings(learning_phase=True)

@@ -275,7 +275,9 @@ class SimNeuronsBuilder(OpBuilder):
         J = ctx.read(op.J, batched=True)
         training = getattr(ctx, "training", False)
         sigma = getattr(ctx, "lif_smoothing", None)
-        if training and sigma and type(op.neurons) in (nengo.LIF, nengo.LIFRate):
+        # NengoDL 3.6: lif_smoothing smooths the rates that stand in for spiking LIF
+        # neurons in training; LIFRate neurons keep their own rates
+        if training and sigma and type(op.neurons) is nengo.LIF:
             ctx.set(op.output, soft_lif_rate(op.neurons, J, sigma))
             return
         state = {k: ctx.read(sig, batched=True) for k, sig in op.state.items()}
