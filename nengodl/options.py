@@ -35,10 +35,11 @@ class Options:
         compiled it (see ``shared_programs``; default 0: XLA from the first
         run).
     shared_programs : int
-        XLA programs kept for later simulators in the process whose loops trace
-        to the same program (a model built again, with any parameter values):
-        they reuse the compiled program instead of compiling, and keeping,
-        their own (0: none kept).
+        XLA programs kept for later simulators in the process whose loops, or
+        training epochs, trace to the same program (a model built again, with
+        any parameter values, and trained with the same loss and optimizer
+        type, any learning rate): they reuse the compiled program instead of
+        compiling, and keeping, their own (0: none kept).
     shard_bytes : int
         On a CPU, a minibatch is split into shards of about this much state,
         each run by its own XLA loop, side by side (0: no sharding).

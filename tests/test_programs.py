@@ -1,5 +1,6 @@
 """XLA programs shared between simulators whose loops trace to the same graph."""
 
+import keras
 import nengo
 import numpy as np
 import pytest
@@ -109,3 +110,94 @@ def test_the_cache_keeps_the_most_recently_used():
     assert cache.share(again[2], 2) is fns[2]
     assert cache.share(again[0], 2) is again[0]
     assert cache.share(again[1], 0) is again[1]
+
+
+def test_variables_as_arguments_are_shared_and_each_call_updates_its_own():
+    def f(vs, x):
+        vs[0].assign_add(x * vs[1])
+        return vs[0].read_value()
+
+    a = [tf.Variable(1.0), tf.Variable(2.0)]
+    b = [tf.Variable(10.0), tf.Variable(3.0)]
+    first = tf.function(f).get_concrete_function(a, tf.constant(1.0))
+    second = tf.function(f).get_concrete_function(b, tf.constant(1.0))
+    assert fingerprint(first) is None  # updates variables: only shared when asked
+    assert fingerprint(first, variables=True) == fingerprint(second, variables=True)
+    cache = ProgramCache()
+    assert cache.share(first, 4, variables=True) is first
+    shared = cache.share(second, 4, variables=True)
+    assert shared is first
+    np.testing.assert_allclose(shared(b, tf.constant(1.0)), 13.0)
+    assert (a[0].numpy(), b[0].numpy()) == (1.0, 13.0)
+    # a variable read from outside (captured) is never shared
+    c = tf.Variable(5.0)
+    captures = tf.function(lambda vs, x: vs[0].assign_add(x * c)).get_concrete_function(
+        a, tf.constant(1.0)
+    )
+    assert fingerprint(captures, variables=True) is None
+
+
+def training_net(seed):
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(np.zeros(2))
+        a = nengo.Ensemble(40, 2, neuron_type=nengo.LIF())
+        b = nengo.Node(size_in=2)
+        nengo.Connection(stim, a, synapse=None)
+        conn = nengo.Connection(a, b, synapse=0.01)
+        p = nengo.Probe(b)
+    return net, stim, p, conn
+
+
+class Training:
+    """A simulator of `training_net` compiled and fit: ``fit()`` trains it on."""
+
+    def __init__(self, seed, shared_programs):
+        net, self.stim, self.p, self.conn = training_net(seed)
+        self.x = np.random.RandomState(seed).uniform(-1, 1, size=(8, 5, 2))
+        self.sim = nengodl.Simulator(
+            net,
+            minibatch_size=4,
+            dtype="float64",
+            options=Options(shared_programs=shared_programs),
+            progress_bar=False,
+        )
+        self.opt = keras.optimizers.Adam(0.01 * seed)  # Adam: state per variable
+        self.sim.compile(self.opt, loss={self.p: "mse"})
+        self.fit(3)
+
+    def fit(self, epochs):
+        self.sim.fit(
+            {self.stim: self.x}, {self.p: -self.x}, epochs=epochs, shuffle=False, verbose=0
+        )
+
+    def result(self):
+        """The trained decoders and the optimizer's step count."""
+        return self.sim.data[self.conn].weights.copy(), int(self.opt.iterations.numpy())
+
+
+def train_three(shared_programs):
+    """Three simulators of one model trained in turn, then the first again."""
+    runs = [Training(seed, shared_programs) for seed in (1, 2, 3)]
+    runs[0].fit(1)  # through the program the others used, on its own state
+    results = [run.result() for run in runs]
+    for run in runs:
+        run.sim.close()
+    return results
+
+
+def test_simulators_of_one_model_share_one_training_epoch_program():
+    """Simulators of one model (other parameters, learning rates) train through
+    one traced epoch (and XLA program), each on its own variables and optimizer
+    state: what each gets is what it gets with nothing shared."""
+    before = len(PROGRAMS)
+    shared = train_three(32)
+    grown = len(PROGRAMS) - before
+    assert grown <= 1  # one epoch program for the three (the cache may drop one)
+    alone = train_three(0)
+    assert len(PROGRAMS) == before + grown
+    for (got, steps), (want, want_steps) in zip(shared, alone):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        assert steps == want_steps
+    assert [steps for _, steps in shared] == [8, 6, 6]  # 2 minibatches an epoch
+    # other learning rates and parameters trained to other values
+    assert not np.allclose(shared[0][0], shared[1][0])

@@ -27,7 +27,11 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl.runtime.weak import WeakSimulator
-from nengodl.training.trainer import apply_gradients, check_finite, differentiate
+from nengodl.training.trainer import (
+    apply_gradients,
+    check_finite,
+    differentiate,
+)
 
 #: strategies whose replicas run the same program on equal slices of a batch
 SUPPORTED = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -97,14 +101,6 @@ def replica_slice(x, size, axis):
         return None
     rid = tf.distribute.get_replica_context().replica_id_in_sync_group
     return tf.gather(x, tf.range(rid * size, (rid + 1) * size), axis=axis)
-
-
-def optimizer_variables(optimizer):
-    """The state variables of a Keras or ``tf.compat.v1`` optimizer (maybe empty)."""
-    if optimizer is None:
-        return []
-    variables = getattr(optimizer, "variables", [])
-    return list(variables() if callable(variables) else variables)
 
 
 class DistributedRunner:

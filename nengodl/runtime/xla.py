@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengodl.options import Options
-from nengodl.runtime.programs import PROGRAMS
+from nengodl.runtime.programs import SharedFunction
 from nengodl.runtime.weak import method_function
 
 
@@ -133,20 +133,9 @@ class XlaLoop:
         self._jit_fn = method_function(self._run_jit, autograph=False, jit_compile=True)
         self._shard_fn = method_function(self._run_shards, autograph=False)
         self._compiled = set()  # (bucket, feed keys) compiled by XLA
-        self._programs = {}  # (shapes of the call) -> traced XLA function to call
-
-    def _program(self, args):
-        """The traced XLA function for a call of ``_run_jit`` with ``args``:
-        another simulator's trace of the same program where one is kept
-        (`nengodl.runtime.programs`), so that XLA compiles it once."""
-        key = tuple(
-            (tuple(x.shape), x.dtype) if hasattr(x, "shape") else x for x in tf.nest.flatten(args)
-        )
-        key += (tuple(sorted(args[2])),)
-        if key not in self._programs:
-            concrete = self._jit_fn.get_concrete_function(*args)
-            self._programs[key] = PROGRAMS.share(concrete, self.loop.options.shared_programs)
-        return self._programs[key]
+        # another simulator's trace of the same program where one is kept
+        # (`nengodl.runtime.programs`), so that XLA compiles it once
+        self._program = SharedFunction(self._jit_fn, loop.options.shared_programs)
 
     def _run_jit(self, n_steps, state, feeds, max_steps, values):
         loop = self.loop
@@ -171,7 +160,7 @@ class XlaLoop:
             (n_steps, list(states[j]), {key: v[j] for key, v in feeds.items()}, max_steps, values)
             for j in range(k)
         ]
-        results = [self._program(a)(*a) for a in args]
+        results = [self._program(*a) for a in args]
         state = [tf.concat(parts, axis=0) for parts in zip(*[r[0] for r in results])]
         data = [tf.concat(parts, axis=1) for parts in zip(*[r[1] for r in results])]
         return state, data
@@ -183,7 +172,7 @@ class XlaLoop:
             args = (n_steps, state, feeds, bucket)
             return self._shard_fn.get_concrete_function(*args) if specs else self._shard_fn(*args)
         args = (n_steps, state, feeds, bucket, self.loop.param_values(specs))
-        return self._jit_fn.get_concrete_function(*args) if specs else self._program(args)(*args)
+        return self._jit_fn.get_concrete_function(*args) if specs else self._program(*args)
 
     def trace(self, feed_keys=None):
         """The concrete function of a chunk (for runs fed ``feed_keys``)."""

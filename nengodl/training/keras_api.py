@@ -18,7 +18,6 @@ from nengo.exceptions import ValidationError
 from nengodl.build import device_scope
 from nengodl.io.checks import check_count
 from nengodl.runtime.compiled import run_raising
-from nengodl.runtime.distributed import optimizer_variables
 from nengodl.runtime.weak import WeakSimulator
 from nengodl.training.data import TrainingData, TrainingDataNoInputs
 from nengodl.training.keras_compile import CompiledSettings
@@ -31,7 +30,7 @@ from nengodl.training.loop import (
     predict_batches,
 )
 from nengodl.training.sample_weights import attach, item_weights
-from nengodl.training.trainer import check_optimizer
+from nengodl.training.trainer import check_optimizer, optimizer_variables
 
 
 class KerasAPI:

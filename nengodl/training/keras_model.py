@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 
 from nengodl.io import params
-from nengodl.runtime.distributed import optimizer_variables
 from nengodl.runtime.weak import WeakSimulator
+from nengodl.training.trainer import optimizer_variables
 
 
 class SimulatorModel:

@@ -14,6 +14,7 @@ from tensorflow.python.framework import ops as tf_ops
 
 from nengodl.io.checks import check_count
 from nengodl.runtime.host import HostOp
+from nengodl.runtime.programs import SharedFunction
 from nengodl.runtime.weak import WeakSimulator
 from nengodl.runtime.xla import warn_xla_fallback
 from nengodl.training.data import TrainingData, resolve_objective
@@ -46,6 +47,14 @@ def create_optimizer_variables(optimizer, variables):
     else:
         with tf.init_scope():
             optimizer._create_slots(variables)  # what apply_gradients does first
+
+
+def optimizer_variables(optimizer):
+    """The state variables of a Keras or ``tf.compat.v1`` optimizer (maybe empty)."""
+    if optimizer is None:
+        return []
+    variables = getattr(optimizer, "variables", [])
+    return list(variables() if callable(variables) else variables)
 
 
 def apply_gradients(optimizer, grads, variables):
@@ -221,7 +230,7 @@ class Trainer:
             Feed key -> tensor (`host_inputs`).
         training : bool
             The learning phase (or ``configure_settings(learning_phase=True)``).
-        initial : list of ndarray
+        initial : list of ndarray or tf.Tensor
             The state to start from (``loop.initial_state()``).
         max_steps : int, optional
             Static bound of ``n_steps`` (for XLA).
@@ -231,7 +240,7 @@ class Trainer:
         list of tf.Tensor
             Each probe's output, ``(minibatch_size, n_steps, size)``.
         """
-        state = [tf.constant(v) for v in initial]
+        state = [tf.convert_to_tensor(v) for v in initial]
         training = training or self.loop.learning_phase  # configure_settings(learning_phase=True)
         # the epoch may be XLA-compiled, whose loop is not unrolled (see `SimLoop.loop`)
         unroll = 1 if self.sim.jit else None
@@ -454,13 +463,27 @@ class Trainer:
             return None
         pairs = self.variables()
         variables = [v for v, _ in pairs]
-        masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
+        masks = [None if m is None or m.all() else m for _, m in pairs]
         initial = [np.asarray(s) for s in self.loop.initial_state()]
         n_steps = tdata.n_steps
         keys = [plan.node_keys[n] for n in tdata.inputs]
         dtypes = [plan.feed_dtype(plan.feed_sig(k)) for k in keys]
+        # every variable the epoch reads or writes, and the initial state, passed
+        # in so that nothing of this simulator is in the graph: a simulator of the
+        # same model calls the same traced function (and XLA program) on its own
+        # (see `nengodl.runtime.programs`)
+        held = [
+            v.value if isinstance(v, keras.Variable) else v
+            for v in self.loop.all_variables()
+            + self.plan.keras_variables()
+            + optimizer_variables(optimizer)
+        ]
 
-        def fn(feeds, targets, n_batches):
+        def fn(held, initial, feeds, targets, n_batches):
+            # the masks made here are constants of the graph, not captured tensors
+            tf_masks = [
+                None if m is None else tf.constant(m, v.dtype) for v, m in zip(variables, masks)
+            ]
 
             def body(b, losses, stop):
                 values, _, grads = differentiate(
@@ -475,7 +498,7 @@ class Trainer:
                         outputs, [None if t is None else t[b] for t in targets], objective
                     ),
                     variables,
-                    masks,
+                    tf_masks,
                 )
                 finite = usable_update(values, grads)
 
@@ -503,20 +526,23 @@ class Trainer:
         # XLA runs an epoch ~20x faster than TensorFlow's executor once compiled (the
         # compilation costs about as much as 20 epochs on the seed tutorial); models XLA
         # cannot compile fall back on the first call
-        compiled = [tf.function(fn, autograph=False, jit_compile=True)] if self.sim.jit else []
-        compiled.append(tf.function(fn, autograph=False))
+        size = self.loop.options.shared_programs
+        compiled = [
+            SharedFunction(tf.function(fn, autograph=False, jit_compile=jit), size, variables=True)
+            for jit in ([True, False] if self.sim.jit else [False])
+        ]
 
         def call(feeds, targets, n_batches):
             if len(compiled) > 1:  # not known yet whether XLA compiles it
                 try:
-                    result = compiled[0](feeds, targets, n_batches)
+                    result = compiled[0](held, initial, feeds, targets, n_batches)
                 except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
                     warn_xla_fallback(e, "training epoch")
                     compiled.pop(0)
                 else:
                     del compiled[1:]
                     return result
-            return compiled[0](feeds, targets, n_batches)
+            return compiled[0](held, initial, feeds, targets, n_batches)
 
         def run_epoch(batches):
             feeds = {
