@@ -62,20 +62,21 @@ def _attr_text(value, function_id, rename):
     return re.sub(r"CustomGradient-\d+", "CustomGradient", text)
 
 
+def _ref(name, rename):
+    """A node's input (``node:output:index``, ``^node`` for control) by ``rename``."""
+    control = name.startswith("^")
+    head, *rest = name.lstrip("^").split(":")
+    return ("^" if control else "") + ":".join([rename.get(head, "?" + head), *rest])
+
+
 def _nodes_text(nodes, rename, function_id):
     """Nodes as text, with every name given by ``rename`` (their order)."""
-
-    def ref(name):
-        control = name.startswith("^")
-        head, *rest = name.lstrip("^").split(":")
-        return ("^" if control else "") + ":".join([rename.get(head, "?" + head), *rest])
-
     lines = []
     for node in nodes:
         attrs = "".join(
             f"{k}={_attr_text(v, function_id, rename)};" for k, v in sorted(node.attr.items())
         )
-        inputs = ",".join(ref(i) for i in node.input)
+        inputs = ",".join(_ref(i, rename) for i in node.input)
         lines.append(f"{rename[node.name]}={node.op}({inputs})@{node.device}[{attrs}]")
     return "\n".join(lines)
 
@@ -110,12 +111,9 @@ def canonical_text(graph_def):
             outputs = [f"o{k}" for k in range(len(sig.output_arg))]
             args = ",".join(str(a.type) + str(a.number_attr) for a in sig.input_arg)
             rets = ",".join(
-                f"{o}<-{_nodes_ref(f.ret[arg.name], rename)}"
-                for o, arg in zip(outputs, sig.output_arg)
+                f"{o}<-{_ref(f.ret[arg.name], rename)}" for o, arg in zip(outputs, sig.output_arg)
             )
-            controls = ",".join(
-                sorted(_nodes_ref(f.control_ret[c], rename) for c in sig.control_output)
-            )
+            controls = ",".join(sorted(_ref(f.control_ret[c], rename) for c in sig.control_output))
             attrs = "".join(
                 f"{k}={_attr_text(v, function_id, rename)};" for k, v in sorted(f.attr.items())
             )
@@ -128,11 +126,6 @@ def canonical_text(graph_def):
 
     rename = {node.name: f"n{k}" for k, node in enumerate(graph_def.node)}
     return _nodes_text(graph_def.node, rename, function_id)
-
-
-def _nodes_ref(name, rename):
-    head, *rest = name.split(":")
-    return ":".join([rename.get(head, "?" + head), *rest])
 
 
 def fingerprint(concrete, variables=False):
