@@ -22,6 +22,10 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
 
+from nengodl.io.checks import check_count
+from nengodl.training.data import TrainingData
+from nengodl.training.keras_data import resolve_keys
+
 
 def _tag(kind, label, param):
     """TensorBoard tag ``<kind>_<label>_<param>``, with characters other than
@@ -241,6 +245,13 @@ class NengoSummaries(keras.callbacks.Callback):
                 "input data `x` or its number of steps `n_steps`",
                 attr="n_steps",
             )
+        if probes and x is not None:
+            # checked now, not at the end of the first epoch: the run's data as
+            # `Simulator.predict` takes it
+            x = {k: v for k, v in resolve_keys(sim, x, "input").items() if v is not None}
+            TrainingData(sim, x, keras_style=True)
+        if probes and n_steps is not None:
+            n_steps = check_count(n_steps, "n_steps", minimum=1)
         self.log_dir = str(log_dir)
         self.sim = sim
         self.tags = _unique(tags)

@@ -209,6 +209,11 @@ def test_nengo_summaries_refuses_bad_objects():
         assert info.value.attr == "n_steps"
         with pytest.raises(ValidationError, match="not in this simulator's network"):
             NengoSummaries("unused", sim, [other_probe], n_steps=5)
+        # the run's data are checked when the callback is made, not mid-fit
+        with pytest.raises(ValidationError, match=r"node a.*\(batch_size, n_steps, 1\)"):
+            NengoSummaries("unused", sim, [p], x={a: np.zeros((1, 5, 2))})
+        with pytest.raises(ValidationError, match="n_steps"):
+            NengoSummaries("unused", sim, [p], n_steps=0)
 
 
 def test_nengo_summaries_log_probed_activities_as_nengo_runs_them(tmp_path):

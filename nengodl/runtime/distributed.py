@@ -27,11 +27,7 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl.runtime.weak import WeakSimulator
-from nengodl.training.trainer import (
-    apply_gradients,
-    check_finite,
-    differentiate,
-)
+from nengodl.training.trainer import apply_gradients, check_finite, differentiate
 
 #: strategies whose replicas run the same program on equal slices of a batch
 SUPPORTED = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
