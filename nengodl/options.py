@@ -35,11 +35,14 @@ class Options:
         compiled it (see ``shared_programs``; default 0: XLA from the first
         run).
     shared_programs : int
-        XLA programs kept for later simulators in the process whose loops, or
-        training epochs, trace to the same program (a model built again, with
-        any parameter values, and trained with the same loss and optimizer
-        type, any learning rate): they reuse the compiled program instead of
+        XLA programs of simulation loops kept for later simulators in the
+        process whose loops trace to the same program (a model built again,
+        with any parameter values): they reuse the compiled program instead of
         compiling, and keeping, their own (0: none kept).
+    shared_epochs : int
+        The same for training epochs (the same model, losses and optimizer
+        type, any learning rate). Each kept epoch also keeps its traced graph
+        (about 6 MiB on a small model), so fewer are kept than loops.
     shard_bytes : int
         On a CPU, a minibatch is split into shards of about this much state,
         each run by its own XLA loop, side by side (0: no sharding).
@@ -84,6 +87,7 @@ class Options:
     xla_max_steps: int = 600
     xla_after_steps: int = 0
     shared_programs: int = 32
+    shared_epochs: int = 4
     shard_bytes: int = 64 * 1024
     op_bytes: int = 4 * 1024
     param_cache_bytes: int = 2**20

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import nengodl
 from nengodl.options import Options
-from nengodl.runtime.programs import PROGRAMS, ProgramCache, fingerprint
+from nengodl.runtime.programs import EPOCHS, PROGRAMS, ProgramCache, fingerprint
 
 
 def chain(seed, n_neurons=30):
@@ -151,14 +151,14 @@ def training_net(seed):
 class Training:
     """A simulator of `training_net` compiled and fit: ``fit()`` trains it on."""
 
-    def __init__(self, seed, shared_programs):
+    def __init__(self, seed, shared_epochs):
         net, self.stim, self.p, self.conn = training_net(seed)
         self.x = np.random.RandomState(seed).uniform(-1, 1, size=(8, 5, 2))
         self.sim = nengodl.Simulator(
             net,
             minibatch_size=4,
             dtype="float64",
-            options=Options(shared_programs=shared_programs),
+            options=Options(shared_epochs=shared_epochs),
             progress_bar=False,
         )
         self.opt = keras.optimizers.Adam(0.01 * seed)  # Adam: state per variable
@@ -175,9 +175,9 @@ class Training:
         return self.sim.data[self.conn].weights.copy(), int(self.opt.iterations.numpy())
 
 
-def train_three(shared_programs):
+def train_three(shared_epochs):
     """Three simulators of one model trained in turn, then the first again."""
-    runs = [Training(seed, shared_programs) for seed in (1, 2, 3)]
+    runs = [Training(seed, shared_epochs) for seed in (1, 2, 3)]
     runs[0].fit(1)  # through the program the others used, on its own state
     results = [run.result() for run in runs]
     for run in runs:
@@ -189,12 +189,12 @@ def test_simulators_of_one_model_share_one_training_epoch_program():
     """Simulators of one model (other parameters, learning rates) train through
     one traced epoch (and XLA program), each on its own variables and optimizer
     state: what each gets is what it gets with nothing shared."""
-    before = len(PROGRAMS)
-    shared = train_three(32)
-    grown = len(PROGRAMS) - before
+    before = len(EPOCHS)
+    shared = train_three(4)
+    grown = len(EPOCHS) - before
     assert grown <= 1  # one epoch program for the three (the cache may drop one)
     alone = train_three(0)
-    assert len(PROGRAMS) == before + grown
+    assert len(EPOCHS) == before + grown
     for (got, steps), (want, want_steps) in zip(shared, alone):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
         assert steps == want_steps

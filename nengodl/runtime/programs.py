@@ -189,7 +189,10 @@ class ProgramCache:
         return concrete
 
 
-PROGRAMS = ProgramCache()  # the process's (as TensorFlow's compiled programs are)
+# the process's (as TensorFlow's compiled programs are): simulation loops, and
+# training epochs (larger graphs, so fewer kept: see `Options.shared_epochs`)
+PROGRAMS = ProgramCache()
+EPOCHS = ProgramCache()
 
 
 def call_key(args):
@@ -205,21 +208,24 @@ def call_key(args):
 
 class SharedFunction:
     """A `tf.function` called through one traced function per `call_key`,
-    shared with other simulators' traces of the same program (`PROGRAMS`).
+    shared with other simulators' traces of the same program.
 
     Parameters
     ----------
     function : tf.types.experimental.PolymorphicFunction
         The function.
     size : int
-        ``Options.shared_programs``: how many programs the process keeps.
+        How many programs ``cache`` keeps (``Options.shared_programs``).
     variables : bool
         The function reads or writes variables, all of them arguments (see
         `fingerprint`).
+    cache : ProgramCache
+        Where programs are kept (`PROGRAMS`, or `EPOCHS` for training epochs).
     """
 
-    def __init__(self, function, size, variables=False):
+    def __init__(self, function, size, variables=False, cache=PROGRAMS):
         self.function, self.size, self.variables = function, size, variables
+        self.cache = cache
         self._traced = {}
 
     def concrete(self, *args):
@@ -227,7 +233,7 @@ class SharedFunction:
         key = call_key(args)
         if key not in self._traced:
             concrete = self.function.get_concrete_function(*args)
-            self._traced[key] = PROGRAMS.share(concrete, self.size, self.variables)
+            self._traced[key] = self.cache.share(concrete, self.size, self.variables)
         return self._traced[key]
 
     def __call__(self, *args):

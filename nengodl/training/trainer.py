@@ -14,7 +14,7 @@ from tensorflow.python.framework import ops as tf_ops
 
 from nengodl.io.checks import check_count
 from nengodl.runtime.host import HostOp
-from nengodl.runtime.programs import SharedFunction
+from nengodl.runtime.programs import EPOCHS, SharedFunction
 from nengodl.runtime.weak import WeakSimulator
 from nengodl.runtime.xla import warn_xla_fallback
 from nengodl.training.data import TrainingData, resolve_objective
@@ -526,9 +526,9 @@ class Trainer:
         # XLA runs an epoch ~20x faster than TensorFlow's executor once compiled (the
         # compilation costs about as much as 20 epochs on the seed tutorial); models XLA
         # cannot compile fall back on the first call
-        size = self.loop.options.shared_programs
+        size = self.loop.options.shared_epochs
         compiled = [
-            SharedFunction(tf.function(fn, autograph=False, jit_compile=jit), size, variables=True)
+            SharedFunction(tf.function(fn, autograph=False, jit_compile=jit), size, True, EPOCHS)
             for jit in ([True, False] if self.sim.jit else [False])
         ]
 
