@@ -24,7 +24,7 @@ from nengo.exceptions import ValidationError
 
 from nengodl.io.checks import check_count
 from nengodl.training.data import TrainingData
-from nengodl.training.keras_data import resolve_keys
+from nengodl.training.keras_data import input_arrays
 
 
 def _tag(kind, label, param):
@@ -248,7 +248,7 @@ class NengoSummaries(keras.callbacks.Callback):
         if probes and x is not None:
             # checked now, not at the end of the first epoch: the run's data as
             # `Simulator.predict` takes it
-            x = {k: v for k, v in resolve_keys(sim, x, "input").items() if v is not None}
+            x = input_arrays(sim, x)
             TrainingData(sim, x, keras_style=True)
         if probes and n_steps is not None:
             n_steps = check_count(n_steps, "n_steps", minimum=1)

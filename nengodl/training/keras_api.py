@@ -21,7 +21,7 @@ from nengodl.runtime.compiled import run_raising
 from nengodl.runtime.weak import WeakSimulator
 from nengodl.training.data import TrainingData, TrainingDataNoInputs
 from nengodl.training.keras_compile import CompiledSettings
-from nengodl.training.keras_data import resolve_keys
+from nengodl.training.keras_data import input_arrays, resolve_keys
 from nengodl.training.keras_model import SimulatorModel
 from nengodl.training.loop import (
     EpochIterator,
@@ -102,7 +102,7 @@ class KerasAPI:
         """Keras-style ``x`` and ``y`` as one dict from input Node / Probe to array."""
         # an entry of None: no data (Nodes run their own output; a loss that needs
         # no target, e.g. Regularize, goes without)
-        inputs = {k: v for k, v in resolve_keys(self.sim, x, "input").items() if v is not None}
+        inputs = input_arrays(self.sim, x)
         losses = None
         if self.compiled is not None and not isinstance(y, (Mapping, list, tuple)):
             # one array for y is the target of the one probe with a loss, if one has

@@ -37,6 +37,12 @@ def ordered_input_nodes(sim):
     return nodes
 
 
+def input_arrays(sim, x):
+    """Keras-style input data ``x`` as a dict from input Node to array (see
+    `resolve_keys`), without the Nodes given None (they run their own output)."""
+    return {k: v for k, v in resolve_keys(sim, x, "input").items() if v is not None}
+
+
 def by_position(values, objects, kind):
     """Map a list of arrays (or one array) to ``objects`` in order, warning
     as NengoDL 3 does where the counts differ (the extra objects get none)."""
