@@ -2,15 +2,10 @@
 
 Each option leaves the simulation's output unchanged (within float rounding);
 they trade compile time, memory and speed. A simulator takes them from its
-``options`` argument, or else from `Options.from_module`: the defaults, changed
-by any deprecated module-level name that was set (``nengodl.graph.XLA_MAX_STEPS
-= 0`` and the like, which warn), read once, at construction.
+``options`` argument (default: ``Options()``); nothing else changes them.
 """
 
 import dataclasses
-import sys
-import types
-import warnings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,65 +112,3 @@ class Options:
                 )
             if not ok:
                 raise ValidationError(f"Must be {expected} (got {value!r})", attr=field.name)
-
-    @classmethod
-    def from_module(cls):
-        """The defaults, with the deprecated module-level names that were set."""
-        return cls(**_SET)
-
-
-# deprecated module-level names: module -> {NAME: option}
-MODULE_NAMES = {
-    "nengodl.graph": {
-        name.upper(): name
-        for name in (
-            "xla_chunk",
-            "probe_buffer_bytes",
-            "xla_max_steps",
-            "shard_bytes",
-            "op_bytes",
-            "param_cache_bytes",
-            "drop_transient",
-            "keep_shared",
-            "clock_outside",
-        )
-    },
-    "nengodl.signals": {"SLICE_SUMS": "slice_sums"},
-    "nengodl.ops.basic": {"FOLD_WIDTH": "fold_width"},
-    "nengodl.ops.neurons": {"LIF_SERIES": "lif_series"},
-    "nengodl.optimizer": {"FAST_CLOSURE": "fast_closure"},
-}
-_SET = {}  # option -> value set through a deprecated module-level name
-
-
-def _warn(module, name):
-    option = MODULE_NAMES[module][name]
-    warnings.warn(
-        f"{module}.{name} is deprecated: give Simulator(options=nengodl.options."
-        f"Options({option}=...)) instead (the module-level name is read when a "
-        "simulator is made)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return option
-
-
-class _OptionsModule(types.ModuleType):
-    """A module whose deprecated tuning names read and set `Options` defaults."""
-
-    def __getattr__(self, name):
-        if name not in MODULE_NAMES.get(self.__name__, {}):
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
-        option = _warn(self.__name__, name)
-        return _SET.get(option, Options.__dataclass_fields__[option].default)
-
-    def __setattr__(self, name, value):
-        if name in MODULE_NAMES.get(self.__name__, {}):
-            _SET[_warn(self.__name__, name)] = value
-        else:
-            super().__setattr__(name, value)
-
-
-def deprecated_names(module_name):
-    """Make the tuning names of ``module_name`` deprecated aliases of `Options` fields."""
-    sys.modules[module_name].__class__ = _OptionsModule

@@ -10,6 +10,7 @@ training may change; and where the clock is advanced. Executors
 """
 
 import dataclasses
+import hashlib
 import heapq
 import types
 import warnings
@@ -231,6 +232,33 @@ class Plan:
     def fed_keys(self):
         """Keys of the values fed each step by default (the pre-computed outputs)."""
         return [k for k, h in self.pre_ops.items() if h.output is not None]
+
+    def fingerprint(self):
+        """A digest of the plan's steps: equal for two plans exactly where they
+        run the same operators, merged the same way, in the same order, on the
+        same layout of signals (names, addresses and parameter values aside).
+
+        Returns
+        -------
+        str
+            40 hexadecimal digits.
+        """
+        bases = {}
+
+        def describe(op):
+            signals = ",".join(
+                f"{bases.setdefault(s.base, len(bases))}{s.shape}+{s.elemoffset}"
+                for s in op.all_signals
+            )
+            return f"{type(op).__name__}({signals})"
+
+        lines = []
+        for kind, _, obj in self.steps:
+            ops = getattr(obj, "op", None)
+            ops = ops if isinstance(ops, (list, tuple)) else [ops]
+            what = " ".join(describe(op) for op in ops if op is not None)
+            lines.append(f"{kind} {type(obj).__name__} {what}")
+        return hashlib.sha1("\n".join(lines).encode()).hexdigest()
 
     def keras_nodes(self):
         """TensorNodes of the model whose function is a Keras layer."""

@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
-from nengodl.options import Options, deprecated_names
+from nengodl.options import Options
 
 # what XLA recomputes in each reader at little cost: elementwise arithmetic,
 # comparisons and reshaping, at most CHEAP_CHAIN operations in all back to
@@ -528,6 +528,3 @@ def apply_writes(flat, group, size, keep=None, sums=True):
     else:
         out = tf.tensor_scatter_nd_update(flat_t, idx[:, None], vals_t)
     return tf.transpose(out)
-
-
-deprecated_names(__name__)

@@ -86,7 +86,7 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
         XLA is not used under a strategy. See ``docs/distributed.md``.
     options : nengodl.options.Options, optional
         Tuning options of the compiled loop, none of which changes the output
-        (default: `Options.from_module`, read now).
+        (default: ``Options()``).
 
     Examples
     --------
@@ -127,7 +127,11 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
             check_dt(dt)
         self.seed = resolve_seed(check_seed(seed), network)
         check_device(device)
-        self.options = Options.from_module() if options is None else options
+        if options is not None and not isinstance(options, Options):
+            raise ValidationError(
+                f"Must be a nengodl.options.Options (got {options!r})", attr="options", obj=self
+            )
+        self.options = Options() if options is None else options
         self.progress_bar = progress_bar
         self.device = device
         minibatch_size = check_minibatch_size(minibatch_size)

@@ -1,6 +1,6 @@
 """Forms chosen so that XLA fuses more of the loop: overlapping increments as
 sums of slices (nengodl.signals), folded sums (nengodl.ops.basic) and the clock
-advanced outside the loop's step (nengodl.graph), against numpy and
+advanced outside the loop's step (nengodl.runtime), against numpy and
 nengo.Simulator with each switch on and off."""
 
 import nengo

@@ -1,6 +1,7 @@
 """Tuning options: each one toggled gives nengo's output; they are fixed per simulator."""
 
 import importlib
+import types
 
 import nengo
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 from nengo.exceptions import ValidationError
 
 import nengodl
-import nengodl.graph
 from nengodl.options import Options
 
 
@@ -65,42 +65,47 @@ def test_each_option_gives_nengos_output(change):
             np.testing.assert_allclose(data, ref.data[p], atol=1e-10, rtol=0, err_msg=str(p))
 
 
-def test_options_are_read_when_a_simulator_is_made(monkeypatch):
-    # the deprecated module-level names still set the defaults of later simulators
+def test_each_simulator_keeps_the_options_it_was_made_with():
     net, probes, ref = net_and_reference()
-    monkeypatch.setattr(nengodl.graph, "XLA_MAX_STEPS", 0)
-    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as no_xla:
-        monkeypatch.setattr(nengodl.graph, "XLA_MAX_STEPS", 600)
+    with nengodl.Simulator(
+        net, dtype="float64", progress_bar=False, options=Options(xla_max_steps=0)
+    ) as no_xla:
         with nengodl.Simulator(net, dtype="float64", progress_bar=False) as xla:
             assert not no_xla.jit and xla.jit
-            no_xla.run_steps(60)  # still the options it was made with
+            no_xla.run_steps(60)
             xla.run_steps(60)
             assert no_xla.options == Options(xla_max_steps=0)
+            assert xla.options == Options()
     for p in probes:
         np.testing.assert_allclose(no_xla.data[p], ref.data[p], atol=1e-10, rtol=0)
         np.testing.assert_allclose(xla.data[p], ref.data[p], atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize(
-    "module, name, option, value",
+    "module, name",
     [
-        ("nengodl.graph", "XLA_MAX_STEPS", "xla_max_steps", 0),
-        ("nengodl.graph", "SHARD_BYTES", "shard_bytes", 0),
-        ("nengodl.signals", "SLICE_SUMS", "slice_sums", False),
-        ("nengodl.ops.basic", "FOLD_WIDTH", "fold_width", None),
-        ("nengodl.ops.neurons", "LIF_SERIES", "lif_series", False),
-        ("nengodl.optimizer", "FAST_CLOSURE", "fast_closure", False),
+        ("nengodl.signals", "SLICE_SUMS"),
+        ("nengodl.ops.basic", "FOLD_WIDTH"),
+        ("nengodl.ops.neurons", "LIF_SERIES"),
+        ("nengodl.optimizer", "FAST_CLOSURE"),
     ],
 )
-def test_module_level_names_are_deprecated_aliases(monkeypatch, module, name, option, value):
+def test_options_is_the_one_way_to_tune(module, name):
+    # no module-level tuning names, and no module whose class is rewritten to
+    # give them: setting one would change every later simulator in the process
     mod = importlib.import_module(module)
-    default = getattr(Options(), option)
-    with pytest.warns(DeprecationWarning, match=f"{module}.{name} is deprecated.*{option}="):
-        assert getattr(mod, name) == default
-    with pytest.warns(DeprecationWarning, match=f"{module}.{name}"):
-        monkeypatch.setattr(mod, name, value)  # undone (with a warning) after the test
-    assert getattr(Options.from_module(), option) == value
-    assert getattr(Options(), option) == default  # the dataclass defaults stay
+    assert type(mod) is types.ModuleType
+    assert not hasattr(mod, name)
+    with pytest.raises(ImportError):
+        importlib.import_module("nengodl.graph")
+
+
+def test_options_of_another_type_are_refused():
+    with nengo.Network() as net:
+        nengo.Ensemble(5, 1)
+    with pytest.raises(ValidationError, match="Must be a nengodl.options.Options") as info:
+        nengodl.Simulator(net, options={"xla_max_steps": 0}, progress_bar=False)
+    assert info.value.attr == "options"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ from nengo.builder.operator import (
 from nengo.exceptions import BuildError
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.options import deprecated_names
 from nengodl.signals import reshape
 
 
@@ -195,6 +194,3 @@ class BsrDotIncBuilder(OpBuilder):
             prod = tf.math.unsorted_segment_sum(prod, self.rows, self.n_row_blocks)
             prod = tf.transpose(prod, (1, 0, 2))
         ctx.inc(op.Y, reshape(prod, (-1,) + op.Y.shape))
-
-
-deprecated_names(__name__)

@@ -14,7 +14,6 @@ import tensorflow as tf
 from nengo.builder.neurons import SimNeurons
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.options import deprecated_names
 
 NEURON_STEPS = {}
 
@@ -294,6 +293,3 @@ class SimNeuronsBuilder(OpBuilder):
         for name, sig in op.state.items():
             if name in new_state:
                 ctx.set(sig, new_state[name])
-
-
-deprecated_names(__name__)

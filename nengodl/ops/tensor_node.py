@@ -1,6 +1,7 @@
 """Builder for `nengodl.tensor_node.SimTensorNode`: TensorFlow code in the loop."""
 
 import contextlib
+import threading
 
 import keras
 import tensorflow as tf
@@ -42,6 +43,9 @@ class TensorNodeBuilder(OpBuilder):
         return call_tensor_func(node, t, x, ctx.minibatch_size, training=ctx.training)
 
 
+_FLOATX_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def keras_floatx(dtype):
     """Keras's default float type set to ``dtype`` inside the block, as it was after.
@@ -51,9 +55,10 @@ def keras_floatx(dtype):
     dtype : tf.DType
         The simulation's floating point type.
     """
-    before = keras.config.floatx()
-    keras.config.set_floatx(dtype.name)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(before)
+    with _FLOATX_LOCK:  # Keras's floatx is the process's
+        before = keras.config.floatx()
+        keras.config.set_floatx(dtype.name)
+        try:
+            yield
+        finally:
+            keras.config.set_floatx(before)

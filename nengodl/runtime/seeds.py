@@ -8,6 +8,7 @@ simulator with one seed.
 
 import contextlib
 import random
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +39,10 @@ def graph_ops(graph_def):
     return types
 
 
+# TensorFlow's global seed is one for the process: one thread at a time holds it
+_SEED_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def graph_seed(seed):
     """TensorFlow's global random seed is ``seed`` inside, and what it was after.
@@ -52,10 +57,18 @@ def graph_seed(seed):
     included). Eager random ops run inside (in a Keras layer's ``build``, say)
     work, but share TensorFlow's eager kernels, so are not reproducible from
     one simulator to the next; seed their initializers instead.
+
+    The global seed is the process's, so one thread at a time is inside (other
+    threads wait; a thread may enter again inside its own block).
     """
     from tensorflow.python.eager import context  # no public way to swap it back
 
-    ctx = context.context()
+    with _SEED_LOCK:
+        yield from _swapped_seed(context.context(), seed)
+
+
+def _swapped_seed(ctx, seed):
+    """The body of `graph_seed`, the lock held."""
     missing = object()
     previous = (getattr(ctx, "_seed", missing), getattr(ctx, "_rng", missing))
     if previous[0] is missing:  # pragma: no cover (another TensorFlow)
