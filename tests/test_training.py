@@ -231,6 +231,28 @@ def plain_mse(outputs, targets):
     return tf.reduce_mean(tf.square(outputs - targets))
 
 
+def ensemble_net():
+    """Input -> LIF ensemble -> output: encoders, gains, biases and decoders that
+    float32 does not hold exactly."""
+    with nengo.Network(seed=1) as net:
+        net.inp = nengo.Node(np.zeros(3))
+        net.ens = nengo.Ensemble(20, 3)
+        net.out = nengo.Node(size_in=2)
+        nengo.Connection(net.inp, net.ens, synapse=None)
+        net.conn = nengo.Connection(net.ens, net.out, function=lambda x: x[:2] * 0.3, synapse=None)
+        net.p = nengo.Probe(net.out)
+    return net
+
+
+def all_params(sim, net):
+    return [
+        sim.data[net.conn].weights.copy(),
+        sim.data[net.ens].encoders.copy(),
+        sim.data[net.ens].gain.copy(),
+        sim.data[net.ens].bias.copy(),
+    ]
+
+
 @pytest.mark.parametrize(
     "target, message",
     [
@@ -239,17 +261,30 @@ def plain_mse(outputs, targets):
     ],
     ids=["inf", "nan"],
 )
-def test_train_stops_on_non_finite_loss_before_any_update(target, message):
-    net = linear_net(np.ones((2, 3)))
-    x = np.ones((2, 1, 3))
-    with nengodl.Simulator(net, minibatch_size=1, progress_bar=False) as sim:
-        y = np.full((2, 1, 2), target)
-        before = sim.data[net.conn].weights.copy()
+@pytest.mark.parametrize("api", ["train", "fit"])
+def test_training_stopped_by_the_first_batch_changes_no_parameter(target, message, api):
+    # no finite step was taken: every parameter reads as it did before the call,
+    # bit for bit (not float32 copies of the built values)
+    net = ensemble_net()
+    x = np.ones((4, 2, 3)) * 0.3
+    y = np.full((4, 2, 2), target)
+    with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        before = all_params(sim, net)
         with pytest.raises(SimulationError, match=message):
-            sim.train(
-                {net.inp: x, net.p: y}, keras.optimizers.SGD(0.1), objective={net.p: plain_mse}
-            )
-        np.testing.assert_array_equal(sim.data[net.conn].weights, before)
+            if api == "train":
+                sim.train(
+                    {net.inp: x, net.p: y},
+                    keras.optimizers.SGD(0.1),
+                    objective={net.p: plain_mse},
+                )
+            else:
+                sim.compile(keras.optimizers.SGD(0.1), loss={net.p: plain_mse})
+                sim.fit({net.inp: x}, {net.p: y}, verbose=0, shuffle=False)
+        for a, b in zip(all_params(sim, net), before):
+            np.testing.assert_array_equal(a, b)
+        assert before[0].dtype == np.float64
+        assert not np.array_equal(before[0], before[0].astype(np.float32))
+        sim.run_steps(2)  # still usable
 
 
 class EndedBatches(keras.callbacks.Callback):

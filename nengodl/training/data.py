@@ -127,8 +127,8 @@ class TrainingData:
         keep = self.batch_size - self.batch_size % mb
         warnings.warn(
             f"Number of elements in input data ({self.batch_size}) is not evenly "
-            f"divisible by Simulator.minibatch_size ({mb}): only the first {keep} are "
-            f"used (the last {self.batch_size - keep} are dropped)",
+            f"divisible by Simulator.minibatch_size ({mb}): only the first {keep} items "
+            f"are used ({self.batch_size - keep} dropped)",
             stacklevel=6,
         )
         self.inputs = {k: v[:keep] for k, v in self.inputs.items()}

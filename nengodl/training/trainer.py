@@ -485,7 +485,7 @@ class Trainer:
                 None if m is None else tf.constant(m, v.dtype) for v, m in zip(variables, masks)
             ]
 
-            def body(b, losses, stop):
+            def body(b, losses, stop, n_applied):
                 values, _, grads = differentiate(
                     lambda: self.probe_outputs(
                         tf.constant(n_steps),
@@ -506,22 +506,28 @@ class Trainer:
                     apply_gradients(optimizer, grads, variables)
                     return tf.constant(True)
 
-                tf.cond(
+                applied = tf.cond(
                     tf.logical_and(finite, tf.logical_not(stop)), apply, lambda: tf.constant(False)
                 )
-                return b + 1, losses.write(b, values), tf.logical_or(stop, tf.logical_not(finite))
+                return (
+                    b + 1,
+                    losses.write(b, values),
+                    tf.logical_or(stop, tf.logical_not(finite)),
+                    n_applied + tf.cast(applied, tf.int32),
+                )
 
-            _, losses, stop = tf.while_loop(
+            _, losses, stop, n_applied = tf.while_loop(
                 lambda b, *_: b < n_batches,
                 body,
                 (
                     tf.constant(0),
                     tf.TensorArray(tf.float64, size=n_batches, element_shape=(len(objective),)),
                     tf.constant(False),
+                    tf.constant(0),
                 ),
                 maximum_iterations=n_batches,
             )
-            return losses.stack(), stop
+            return losses.stack(), stop, n_applied
 
         # XLA runs an epoch ~20x faster than TensorFlow's executor once compiled (the
         # compilation costs about as much as 20 epochs on the seed tutorial); models XLA
@@ -553,10 +559,12 @@ class Trainer:
                 np.stack([tgt[p] for _, tgt in batches]) if p in tdata.targets else None
                 for p in objective
             ]
-            losses, stop = call(feeds, targets, len(batches))  # static, for XLA
+            losses, stop, n_applied = call(feeds, targets, len(batches))  # static, for XLA
             losses = losses.numpy()
-            # batches before a non-finite one did update the parameters
-            self.sim.run_state.trained = True
+            # batches before a non-finite one did update the parameters (and where
+            # none did, the parameters are still the built ones)
+            if int(n_applied) > 0:
+                self.sim.run_state.trained = True
             if bool(stop):
                 stop_error(losses)
             return losses
