@@ -117,10 +117,10 @@ def test_evaluate_steps_and_return_dict_as_keras():
         sim.compile(keras.optimizers.SGD(0.1), "mse")
         alone = sim.evaluate({net.a: X[:, None]}, {net.p: Y[:, None]}, return_dict=False)
     loss, mae = model.evaluate(X, Y, batch_size=4, steps=2, verbose=0)
-    np.testing.assert_allclose([logs["loss"], logs["probe_0_mae"]], [loss, mae], rtol=1e-5)
+    np.testing.assert_allclose([logs["loss"], logs["probe_mae"]], [loss, mae], rtol=1e-5)
     assert values == list(logs.values()) and values[0] == logs["loss"]
     # one probe, no metrics: Keras returns its loss alone; nengodl's logs also hold the
-    # per-probe loss, so this is [loss, probe_0_loss]
+    # per-probe loss, so this is [loss, probe_loss]
     want = keras_model().evaluate(X, Y, batch_size=4, verbose=0)
     np.testing.assert_allclose(alone, [want, want], rtol=1e-6)
 
@@ -194,7 +194,7 @@ def test_sample_weight_trains_as_keras(kwargs):
     ours, theirs, w_ours, w_theirs = both(kwargs)
     for key, values in theirs.items():
         # Keras weighs the loss, not the metrics given to compile(metrics=...)
-        name = key.replace("mae", "probe_0_mae")
+        name = key.replace("mae", "probe_mae")
         np.testing.assert_allclose(ours[name], values, rtol=1e-5, err_msg=key)
     np.testing.assert_allclose(w_ours, w_theirs, atol=1e-6)
     # and the weights mattered
@@ -300,11 +300,11 @@ def test_weighted_metrics_see_the_sample_weights_as_keras():
     want = model.evaluate(X, Y, batch_size=4, sample_weight=SW, verbose=0, return_dict=True)
     assert set(want) == {"loss", "mae", "weighted_mae", "mean_squared_error"}
     for key, value in want.items():
-        name = key if key == "loss" else f"probe_0_{key}"
+        name = key if key == "loss" else f"probe_{key}"
         np.testing.assert_allclose(logs[name], value, rtol=1e-5, err_msg=key)
-    assert not np.isclose(logs["probe_0_weighted_mae"], logs["probe_0_mae"], rtol=1e-3)
+    assert not np.isclose(logs["probe_weighted_mae"], logs["probe_mae"], rtol=1e-3)
     # without sample weights, weighted metrics are the plain ones (as in Keras)
-    np.testing.assert_allclose(unweighted["probe_0_weighted_mae"], unweighted["probe_0_mae"])
+    np.testing.assert_allclose(unweighted["probe_weighted_mae"], unweighted["probe_mae"])
 
 
 @pytest.mark.parametrize("per_step", [True, False], ids=["per-step", "per-item"])
@@ -329,9 +329,9 @@ def test_weighted_metrics_over_steps_as_keras(per_step):
     weights = sw if per_step else np.repeat(sw[:, None], 3, axis=1)
     want = model.evaluate(x, y, batch_size=4, sample_weight=weights, verbose=0, return_dict=True)
     for key, value in want.items():
-        name = key if key == "loss" else f"probe_0_{key}"
+        name = key if key == "loss" else f"probe_{key}"
         np.testing.assert_allclose(logs[name], value, rtol=1e-5, err_msg=key)
-    assert not np.isclose(logs["probe_0_weighted_mae"], logs["probe_0_mae"], rtol=1e-3)
+    assert not np.isclose(logs["probe_weighted_mae"], logs["probe_mae"], rtol=1e-3)
 
 
 @pytest.mark.parametrize("one_hot", [False, True])
@@ -361,7 +361,7 @@ def test_accuracy_by_name_is_chosen_by_the_shapes_as_keras(one_hot):
     predicted = np.argmax(x @ w0.T, axis=1)
     np.testing.assert_allclose(want["accuracy"], np.mean(predicted == labels[:, 0]))
     for key in ("accuracy", "acc"):
-        np.testing.assert_allclose(logs[f"probe_0_{key}"], want[key], rtol=1e-6)
+        np.testing.assert_allclose(logs[f"probe_{key}"], want[key], rtol=1e-6)
 
 
 def test_validation_split_without_data_is_refused():
@@ -430,4 +430,4 @@ def test_batch_callbacks_get_running_logs_as_keras():
             np.testing.assert_allclose(got["outputs"][:, 0], want["outputs"], rtol=1e-5)
             continue
         np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5, err_msg=where)
-        np.testing.assert_allclose(got["probe_0_mae"], want["mae"], rtol=1e-5, err_msg=where)
+        np.testing.assert_allclose(got["probe_mae"], want["mae"], rtol=1e-5, err_msg=where)

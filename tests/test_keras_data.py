@@ -84,7 +84,7 @@ def test_plain_y_for_several_probes_warns_and_is_the_first_probes(data):
         with pytest.warns(UserWarning, match=PLAIN_Y):
             logs = sim.evaluate({net.inp: x}, y, verbose=0)
         np.testing.assert_allclose(logs["loss"], mse(Wa, x, y), rtol=1e-6)
-        assert sorted(logs) == ["loss", "probe_0_loss"]
+        assert sorted(logs) == ["loss", "probe_loss"]
         # both probes have a loss: the second's missing target is named
         sim.compile(loss={net.pa: "mse", net.pb: "mse"})
         with pytest.warns(UserWarning, match=PLAIN_Y):
@@ -105,7 +105,7 @@ def test_lists_of_arrays_losses_and_weights_go_in_probe_order(data):
             sim.compile(loss=["mse"])
             sim.evaluate(x, [y, yb], verbose=0)
     mae = np.mean(np.abs(x[:, 0] @ Wb.T - yb[:, 0]))
-    np.testing.assert_allclose(logs["probe_0_loss"], mse(Wa, x, y), rtol=1e-6)
+    np.testing.assert_allclose(logs["probe_loss"], mse(Wa, x, y), rtol=1e-6)
     np.testing.assert_allclose(logs["probe_1_loss"], mae, rtol=1e-6)
     np.testing.assert_allclose(logs["loss"], 0.5 * mse(Wa, x, y) + 2 * mae, rtol=1e-6)
 
@@ -488,13 +488,41 @@ def test_get_name_names_the_keys_of_data_and_logs():
         q = nengo.Probe(out, label="named")
     with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
         names = [sim.get_name(o) for o in (a, b, p, q)]
-        assert names == ["node_0", "second", "probe_0", "named"]
+        assert names == ["node", "second", "probe", "named"]
         x = np.ones((2, 3, 1))
         sim.compile(loss=keras.losses.MeanSquaredError())
-        by_name = sim.evaluate({"node_0": x, "second": 2 * x}, {"probe_0": 5 * x}, verbose=0)
+        by_name = sim.evaluate({"node": x, "second": 2 * x}, {"probe": 5 * x}, verbose=0)
         by_obj = sim.evaluate({a: x, b: 2 * x}, {p: 5 * x}, verbose=0)
         assert by_name == by_obj
-        assert by_name["probe_0_loss"] == by_name["loss"] == 0  # 1 + 2 * 2 = 5
+        assert by_name["probe_loss"] == by_name["loss"] == 0  # 1 + 2 * 2 = 5
         for other in (out, nengo.Probe(a, add_to_container=False)):
             with pytest.raises(ValidationError, match="not an input Node or a Probe"):
                 sim.get_name(other)
+
+
+def test_names_follow_nengodl_3_6():
+    # unlabelled objects are "node" / "probe", labels are sanitized, and a name
+    # taken already (inputs first, then probes) gets the first free _1, _2, ...
+    with nengo.Network(seed=0) as net:
+        a = nengo.Node(np.zeros(1))
+        b = nengo.Node(np.zeros(1))
+        c = nengo.Node(np.zeros(1), label="probe")
+        out = nengo.Node(size_in=1)
+        for n in (a, b, c):
+            nengo.Connection(n, out, synapse=None)
+        probes = [
+            nengo.Probe(out),
+            nengo.Probe(out, label="my out: 1"),
+            nengo.Probe(out),
+            nengo.Probe(out, label="my out: 1"),
+        ]
+    with nengodl.Simulator(net, minibatch_size=2, progress_bar=False) as sim:
+        assert sim.keras_model.input_names == ["node", "node_1", "probe"]
+        assert sim.keras_model.output_names == ["probe_1", "my_out__1", "probe_2", "my_out__1_1"]
+        assert [sim.get_name(p) for p in probes] == sim.keras_model.output_names
+        sim.compile(loss={probes[2]: "mse"}, metrics={probes[2]: "mae"})
+        logs = sim.evaluate(
+            {"node": np.ones((2, 3, 1))}, {"probe_2": np.zeros((2, 3, 1))}, verbose=0
+        )
+        assert sorted(logs) == ["loss", "probe_2_loss", "probe_2_mae"]
+        np.testing.assert_allclose(logs["probe_2_mae"], 1.0)

@@ -41,7 +41,7 @@ def test_summary_describes_inputs_outputs_and_counts(capsys):
     text = capsys.readouterr().out
     assert 'Model: "keras_model" (nengodl simulation of small' in text
     assert "stim" in text and "(4, 'n_steps', 2)" in text
-    assert "probe_0 (p_out)" in text and "(4, 'n_steps', 3)" in text
+    assert "p_out (" in text and "(4, 'n_steps', 3)" in text
     assert "Total params: 64" in text
     assert "Trainable params: 64" in text
     assert "Non-trainable params: 0" in text

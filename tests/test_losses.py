@@ -84,7 +84,7 @@ def test_nan_mse_in_fit_one_sgd_step_matches_numpy():
     xs, ys = x[:, 0], y[:, 0]
     err = np.where(np.isnan(ys), 0, xs @ W0.T - ys)
     np.testing.assert_allclose(before["loss"], np.sum(err**2) / ys.size, rtol=1e-10)
-    np.testing.assert_allclose(before["probe_0_nan_mse"], before["loss"], rtol=1e-10)
+    np.testing.assert_allclose(before["probe_nan_mse"], before["loss"], rtol=1e-10)
     grad = 2 * err.T @ xs / ys.size
     np.testing.assert_allclose(W1, W0 - lr * grad, atol=1e-12)
 
@@ -272,10 +272,10 @@ def test_fit_regularize_goes_to_zero_and_adds_to_a_target_loss():
         target = {net.out_p: np.zeros((2, 3, 3))}
         logs = sim.evaluate(x, target, verbose=0)
         out0 = W0 @ np.ones(2)
-        np.testing.assert_allclose(logs["probe_0_loss"], 0.5 * np.linalg.norm(W0), rtol=1e-6)
+        np.testing.assert_allclose(logs["probe_loss"], 0.5 * np.linalg.norm(W0), rtol=1e-6)
         np.testing.assert_allclose(logs["probe_1_loss"], np.mean(out0**2), rtol=1e-5)
         np.testing.assert_allclose(
-            logs["loss"], logs["probe_0_loss"] + logs["probe_1_loss"], rtol=1e-6
+            logs["loss"], logs["probe_loss"] + logs["probe_1_loss"], rtol=1e-6
         )
         sim.fit(x, target, epochs=150, verbose=0)
         assert np.linalg.norm(sim.data[net.conn].weights) < 0.05 * np.linalg.norm(W0)
@@ -287,7 +287,7 @@ def test_single_regularize_loss_applies_to_every_probe():
         W0 = sim.data[net.conn].weights
         sim.compile(loss=Regularize(order=1))
         logs = sim.evaluate(n_steps=2, verbose=0)
-    np.testing.assert_allclose(logs["probe_0_loss"], np.abs(W0).sum())
+    np.testing.assert_allclose(logs["probe_loss"], np.abs(W0).sum())
     np.testing.assert_allclose(logs["probe_1_loss"], np.abs(W0 @ [1.0, 0.5]).sum())
 
 

@@ -70,7 +70,7 @@ def test_fit_paths_match_closed_form_sgd(with_callback):
         np.testing.assert_allclose(sim.data[net.conn].weights, W, atol=1e-10)
     # Keras loss objects ("mse") compute in Keras's floatx (float32)
     np.testing.assert_allclose(hist.history["loss"], losses, rtol=1e-6)
-    np.testing.assert_allclose(hist.history["probe_0_loss"], losses, rtol=1e-6)
+    np.testing.assert_allclose(hist.history["probe_loss"], losses, rtol=1e-6)
     if with_callback:
         assert [e[:2] for e in recorder.events if e[0] == "train_batch"] == [
             ("train_batch", b) for _ in range(3) for b in range(3)

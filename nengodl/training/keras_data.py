@@ -1,6 +1,7 @@
 """Keras-style ``x`` and ``y``: dicts keyed by Nodes, Probes or their labels, plain
 arrays and lists, resolved to the input Nodes and Probes of a simulator."""
 
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -9,22 +10,59 @@ import numpy as np
 from nengo.exceptions import ValidationError
 
 
+def sanitize(label):
+    """A label as a name of an input or output: spaces and colons become
+    underscores, and what is not a letter, digit, ``_``, ``.``, ``-`` or ``/``
+    is left out (NengoDL 3's names).
+
+    Examples
+    --------
+    >>> sanitize("my probe: 1 (ms)")
+    'my_probe__1_ms'
+    """
+    label = str(label).replace(" ", "_").replace(":", "_")
+    return re.sub(r"[^A-Za-z0-9_./-]", "", label)
+
+
+def io_names(sim):
+    """``{object: name}`` of the input Nodes (in `ordered_input_nodes` order)
+    then the Probes (in ``sim.model.probes`` order), as NengoDL 3.6 names them:
+    the sanitized label, or ``node`` / ``probe`` for an unlabelled one; a name
+    already taken gets the first free suffix ``_1``, ``_2``, ...
+
+    Examples
+    --------
+    >>> import nengo, nengodl
+    >>> with nengo.Network() as net:
+    ...     stim = nengo.Node([0.5])
+    ...     probes = [nengo.Probe(stim), nengo.Probe(stim, label="out"), nengo.Probe(stim)]
+    >>> with nengodl.Simulator(net, progress_bar=False) as sim:
+    ...     list(io_names(sim).values())
+    ['node', 'probe', 'out', 'probe_1']
+    """
+    names, taken = {}, set()
+    for obj in ordered_input_nodes(sim) + list(sim.model.probes):
+        base = type(obj).__name__.lower() if obj.label is None else sanitize(obj.label)
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        names[obj] = name
+    return names
+
+
 def object_name(sim, obj):
-    """Name of an input Node or a Probe in ``x``/``y`` keys and in logs: its label,
-    else ``node_<index>`` (in `ordered_input_nodes` order) or ``probe_<index>`` (in
-    ``sim.model.probes``)."""
-    if isinstance(obj, nengo.Probe):
-        if obj in sim.model.probes:
-            return obj.label or f"probe_{sim.model.probes.index(obj)}"
-    elif isinstance(obj, nengo.Node):
-        nodes = ordered_input_nodes(sim)
-        if obj in nodes:
-            return obj.label or f"node_{nodes.index(obj)}"
-    raise ValidationError(
-        f"{obj!r} is not an input Node or a Probe of this simulator's model: only those "
-        "have names (the keys of x, y and the logs)",
-        attr="obj",
-    )
+    """Name of an input Node or a Probe in ``x``/``y`` keys and in logs (see
+    `io_names`)."""
+    name = io_names(sim).get(obj) if isinstance(obj, (nengo.Node, nengo.Probe)) else None
+    if name is None:
+        raise ValidationError(
+            f"{obj!r} is not an input Node or a Probe of this simulator's model: only those "
+            "have names (the keys of x, y and the logs)",
+            attr="obj",
+        )
+    return name
 
 
 def ordered_input_nodes(sim):
@@ -96,8 +134,9 @@ def resolve_keys(sim, value, kind, as_array=True, preferred=None):
         out = {}
         for key, arr in value.items():
             if isinstance(key, str):
+                names = io_names(sim)
                 matches = [c for c in candidates if c.label == key]
-                matches += [c for c in candidates if object_name(sim, c) == key]
+                matches += [c for c in candidates if names[c] == key]
                 if not matches:
                     raise ValidationError(f"no {what} named '{key}' in the model", attr=attr)
                 key = matches[0]

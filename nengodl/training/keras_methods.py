@@ -268,7 +268,7 @@ class KerasMethods:
         ...     result = sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))},
         ...                           verbose=0)
         >>> sorted(result), result["loss"]
-        (['loss', 'probe_0_loss', 'probe_0_mae'], 4.0)
+        (['loss', 'probe_loss', 'probe_mae'], 4.0)
         """
         return self._keras().evaluate(
             x,
@@ -401,7 +401,8 @@ class KerasMethods:
         Returns
         -------
         str
-            The object's label, else ``node_<i>`` or ``probe_<i>``.
+            The object's label (sanitized), else ``node`` or ``probe``, with
+            a suffix ``_1``, ``_2``, ... where the name is taken (as NengoDL 3.6).
 
         Examples
         --------
@@ -412,6 +413,6 @@ class KerasMethods:
         ...     q = nengo.Probe(stim)
         >>> with nengodl.Simulator(net, progress_bar=False) as sim:
         ...     sim.get_name(stim), sim.get_name(p), sim.get_name(q)
-        ('node_0', 'out', 'probe_1')
+        ('node', 'out', 'probe')
         """
         return object_name(self, obj)

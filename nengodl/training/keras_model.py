@@ -8,6 +8,7 @@ import numpy as np
 
 from nengodl.io import params
 from nengodl.runtime.weak import WeakSimulator
+from nengodl.training.keras_data import io_names, ordered_input_nodes
 from nengodl.training.trainer import optimizer_variables
 
 
@@ -21,7 +22,8 @@ class SimulatorModel:
     ``non_trainable_weights``, ``stop_training`` (EarlyStopping),
     ``get_weights``/``set_weights`` (``restore_best_weights``),
     ``save_weights``/``save``/``load_weights`` (ModelCheckpoint; with the
-    optimizer's state, for BackupAndRestore), ``optimizer``,
+    optimizer's state, for BackupAndRestore), ``optimizer``, ``input_names``,
+    ``output_names``,
     ``trainable_variables`` and ``history``.
 
     Parameters
@@ -43,6 +45,20 @@ class SimulatorModel:
         self.train_function = None  # read by TensorBoard (no graph is written)
         self.layers = []
         self._initial_epoch = None  # set by BackupAndRestore when it restores
+
+    @property
+    def input_names(self):
+        """Names of the input Nodes, in the order of a list of input arrays (see
+        `nengodl.training.keras_data.io_names`)."""
+        names = io_names(self.sim)
+        return [names[n] for n in ordered_input_nodes(self.sim)]
+
+    @property
+    def output_names(self):
+        """Names of the Probes, in the order of ``sim.model.probes`` (the keys of
+        `evaluate`'s ``<name>_loss`` logs)."""
+        names = io_names(self.sim)
+        return [names[p] for p in self.sim.model.probes]
 
     @property
     def trainable_variables(self):
@@ -133,13 +149,14 @@ class SimulatorModel:
         print_fn("=" * width)
         print_fn(row("Input (Node)", "shape"))
         print_fn("-" * width)
-        for node in sim.plan.node_keys:
-            print_fn(row(node.label or str(node), (batch, "n_steps", node.size_out)))
+        names = io_names(sim)
+        for node in ordered_input_nodes(sim):
+            print_fn(row(names[node], (batch, "n_steps", node.size_out)))
         print_fn("=" * width)
         print_fn(row("Output (Probe)", "shape"))
         print_fn("-" * width)
-        for k, (probe, sig) in enumerate(zip(sim.plan.probes, sim.plan.probe_sigs)):
-            name = f"probe_{k} ({probe.label or probe.target})"
+        for probe, sig in zip(sim.plan.probes, sim.plan.probe_sigs):
+            name = f"{names[probe]} ({probe.target})"
             print_fn(row(name, (batch, "n_steps") + tuple(sig.shape)))
         print_fn("=" * width)
         print_fn(row("Parameter", "shape", "trainable"))
