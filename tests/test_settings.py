@@ -166,6 +166,54 @@ def test_keep_history_default_for_all_probes():
     np.testing.assert_allclose(sim.data[p], nengo_data(net, p, 8)[[-1]], atol=1e-4)
 
 
+def filtered_linear_net(W, keep_history):
+    """Input (3) -> linear output (2) through a lowpass: each step's output differs."""
+    with nengo.Network(seed=0) as net:
+        nengodl.configure_settings(keep_history=True)
+        net.inp = nengo.Node(np.zeros(3))
+        out = nengo.Node(size_in=W.shape[0])
+        net.conn = nengo.Connection(net.inp, out, transform=W, synapse=0.005)
+        net.p = nengo.Probe(out)
+        net.config[net.p].keep_history = keep_history
+    return net
+
+
+def test_keep_history_false_returns_and_scores_the_last_step_only():
+    # NengoDL 3.6: a probe that keeps no history gives predict one step (the
+    # last), and evaluate and fit score that step against one-step targets
+    rng = np.random.RandomState(0)
+    W = rng.randn(2, 3)
+    x = rng.randn(4, 6, 3)
+    y = rng.randn(4, 1, 2)
+    lr = 0.05
+
+    def predict_all(M):
+        net = filtered_linear_net(M, True)
+        with nengodl.Simulator(net, minibatch_size=2, progress_bar=False, dtype="float64") as s:
+            return s.predict(x, verbose=0)[net.p]
+
+    every, filtered = predict_all(W), predict_all(np.eye(3))
+    net = filtered_linear_net(W, False)
+    with nengodl.Simulator(net, minibatch_size=2, progress_bar=False, dtype="float64") as sim:
+        last = sim.predict(x, verbose=0)[net.p]
+        assert every.shape == (4, 6, 2) and last.shape == (4, 1, 2)
+        np.testing.assert_allclose(last, every[:, -1:], atol=1e-12)
+        stateful = sim.predict_on_batch(x[:2], stateful=True)[net.p]
+        np.testing.assert_allclose(stateful, every[:2, -1:], atol=1e-12)
+        sim.reset()
+        sim.compile(keras.optimizers.SGD(lr), loss="mse")
+        loss = sim.evaluate(x, y, verbose=0)["loss"]
+        np.testing.assert_allclose(loss, np.mean((every[:, -1:] - y) ** 2), rtol=1e-10)
+        sim.fit(x, y, epochs=1, shuffle=False, verbose=0)
+        trained = sim.data[net.conn].weights
+    # closed form: the last step's output is a fixed filter of the inputs, linear in W
+    W_ref = W.copy()
+    for b in range(2):
+        xf, yb = filtered[2 * b : 2 * b + 2, -1], y[2 * b : 2 * b + 2, 0]
+        W_ref = W_ref - lr * 2 * (xf @ W_ref.T - yb).T @ xf / yb.size
+    np.testing.assert_allclose(trained, W_ref, atol=1e-9)
+
+
 # --- stateful -------------------------------------------------------------------------
 
 

@@ -389,7 +389,8 @@ class KerasAPI:
                 state, outputs = run_raising(runner, plan, n_steps, run.tensors, feeds)
             run.tensors = sim.loop.restore_constants(state, feeds)
             run.n_steps += n_steps
-            return [tf.convert_to_tensor(np.swapaxes(o, 0, 1)) for o in outputs]
+            outputs = [np.swapaxes(o, 0, 1) for o in outputs]
+            return [tf.convert_to_tensor(o) for o in sim.trainer.kept_history(outputs)]
 
         return step
 

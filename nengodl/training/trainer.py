@@ -238,7 +238,8 @@ class Trainer:
         Returns
         -------
         list of tf.Tensor
-            Each probe's output, ``(minibatch_size, n_steps, size)``.
+            Each probe's output, ``(minibatch_size, n_steps, size)`` (one step
+            where it keeps no history, see `kept_history`).
         """
         state = [tf.convert_to_tensor(v) for v in initial]
         training = training or self.loop.learning_phase  # configure_settings(learning_phase=True)
@@ -247,7 +248,20 @@ class Trainer:
         _, stacked = self.loop.loop(
             n_steps, state, feeds, training=training, max_steps=max_steps, unroll=unroll
         )
-        return self.loop.probe_tensors(stacked)
+        return self.kept_history(self.loop.probe_tensors(stacked))
+
+    def kept_history(self, outputs):
+        """Each probe's output as the model returns and scores it: the last step
+        alone for a probe configured with ``keep_history=False`` (NengoDL 3).
+
+        Parameters
+        ----------
+        outputs : list of tf.Tensor or ndarray
+            Each probe's output, ``(minibatch_size, n_steps, size)``, in
+            ``plan.probes`` order.
+        """
+        last_only = self.sim.run_state.recorder.last_only
+        return [o[:, -1:] if p in last_only else o for p, o in zip(self.plan.probes, outputs)]
 
     def objective_losses(self, outputs, targets, objective):
         """Per-objective loss values.
