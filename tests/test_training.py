@@ -603,3 +603,25 @@ def test_training_a_spiking_model_twice_gives_the_same_parameters():
     assert loss_a == loss_b
     for a, b in zip(params_a, params_b):
         np.testing.assert_array_equal(a["transform"], b["transform"])
+
+
+def test_training_with_nothing_trainable_computes_the_loss_and_changes_nothing():
+    # Keras and NengoDL 3.6: fit on a model without trainable parameters runs,
+    # logs the loss, and changes nothing (Converter.verify(training=True) needs it)
+    rng = np.random.RandomState(3)
+    W = rng.randn(2, 3)
+    x, y = rng.randn(4, 1, 3), rng.randn(4, 1, 2)
+    with nengo.Network(seed=0) as net:
+        nengodl.configure_settings(trainable=False)
+        inp = nengo.Node(np.zeros(3))
+        out = nengo.Node(size_in=2)
+        conn = nengo.Connection(inp, out, transform=W, synapse=None)
+        p = nengo.Probe(out)
+    want = np.mean((x[:, 0] @ W.T - y[:, 0]) ** 2)
+    with nengodl.Simulator(net, minibatch_size=2, progress_bar=False, dtype="float64") as sim:
+        sim.compile(keras.optimizers.SGD(0.1), loss="mse")
+        history = sim.fit({inp: x}, {p: y}, epochs=2, verbose=0)
+        np.testing.assert_allclose(history.history["loss"], [want, want], rtol=1e-12)
+        loss = sim.train({inp: x, p: y}, keras.optimizers.SGD(0.1), n_epochs=1, progress_bar=False)
+        np.testing.assert_allclose(loss, want, rtol=1e-12)
+        np.testing.assert_array_equal(sim.data[conn].weights, W)

@@ -366,7 +366,8 @@ class Trainer:
 
     def train_step(self, optimizer, objective, training=True):
         """A function ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``
-        that runs one minibatch and applies one optimiser update."""
+        that runs one minibatch and applies one optimiser update (none where
+        nothing is trainable: the losses are computed all the same)."""
         check_optimizer(optimizer)
         if get_inference_only(self.sim):
             raise ValidationError(
@@ -375,10 +376,8 @@ class Trainer:
             )
         pairs = self.variables()
         if not pairs:
-            raise ValidationError(
-                "nothing to train: no trainable parameters (check the `trainable` settings)",
-                attr="trainable",
-            )
+            # as Keras and NengoDL 3: nothing changes, the loss is still computed
+            return self.eval_step(objective, training)
         variables = [v for v, _ in pairs]
         masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
         if self.sim.distributed is not None:
@@ -468,7 +467,7 @@ class Trainer:
         of losses (one per objective) per minibatch; a batch whose loss is NaN
         or +inf, or whose gradients are not finite, stops the updates.
         """
-        if self.sim.distributed is not None:
+        if self.sim.distributed is not None or not self.variables():
             return None
         create_optimizer_variables(optimizer, [v for v, _ in self.variables()])
         plan = self.plan
