@@ -107,3 +107,16 @@ def test_switch_flags_set_their_options(capsys):
         + [flag for flag, _, _, _ in SWITCHES]
     )
     assert "nengodl" in capsys.readouterr().out
+
+
+def test_fit_epochs_prints_nengodl_and_keras_per_epoch(capsys):
+    from nengodl.benchmarks import fit_epochs
+
+    fit_epochs.main(["--epochs", "1", "--repeats", "1", "--items", "64", "--batch", "16"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[2:]]
+    assert [r[0] for r in rows] == ["no", "yes"]
+    for row in rows:
+        ours, theirs, ratio = map(float, row[1:])
+        assert ours > 0 and theirs > 0
+        np.testing.assert_allclose(ratio, ours / theirs, rtol=0.02)

@@ -431,3 +431,24 @@ def test_batch_callbacks_get_running_logs_as_keras():
             continue
         np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5, err_msg=where)
         np.testing.assert_allclose(got["probe_mae"], want["mae"], rtol=1e-5, err_msg=where)
+
+
+def test_fit_with_validation_traces_its_steps_once():
+    # the loss is called only while a step is traced: as many traces for 6
+    # epochs as for 2 (each epoch used to trace its validation step anew)
+    def count_traces(epochs):
+        traces = []
+
+        def loss(y_true, y_pred):
+            traces.append(1)
+            return keras.ops.mean(keras.ops.square(y_true - y_pred))
+
+        x, y = np.ones((4, 1, 2)), np.ones((4, 1, 1))
+        with nengodl.Simulator(linear_net(), minibatch_size=2, progress_bar=False) as sim:
+            sim.compile(keras.optimizers.SGD(0.1), loss=loss)
+            sim.fit(x, y, epochs=epochs, validation_data=(x, y), verbose=0)
+            sim.evaluate(x, y, verbose=0)
+        return len(traces)
+
+    two, six = count_traces(2), count_traces(6)
+    assert two == six <= 4, (two, six)

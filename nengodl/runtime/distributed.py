@@ -165,7 +165,8 @@ class DistributedRunner:
         return trainer.probe_outputs(n_steps, feeds, training, initial)
 
     def _function(self, trainer, kind, objective, variables, masks, training):
-        key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
+        # the key holds the loss functions, so their ids cannot be reused
+        key = (kind, training, tuple((objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
         strategy, n = self.strategy, self.local
@@ -201,7 +202,7 @@ class DistributedRunner:
         return self._fns[key]
 
     def _apply_fn(self, optimizer, variables):
-        key = ("apply", id(optimizer), tuple(id(v) for v in variables))
+        key = ("apply", optimizer, tuple(id(v) for v in variables))  # the simulator's
         if key not in self._fns:
             strategy, replicas = self.strategy, self.replicas
 

@@ -81,6 +81,7 @@ class CompiledSettings:
             loss_weights=loss_weights,
             weighted_metrics=weighted_metrics,
         )
+        self._objectives = {}  # one objective (one traced step) per probes and weighting
 
     def setting_map(self, name):
         """The compiled ``name`` setting (loss, loss_weights or metrics) as a dict
@@ -160,6 +161,12 @@ class CompiledSettings:
         logged). Probes in ``weighted`` have targets carrying sample weights
         (`nengodl.training.sample_weights`), given to the Keras loss."""
         probes = self.loss_probes(targets)
+        key = (tuple(probes), frozenset(weighted))
+        if key not in self._objectives:
+            self._objectives[key] = self._make_objective(probes, weighted)
+        return self._objectives[key]
+
+    def _make_objective(self, probes, weighted):
         losses = self.per_probe("loss", probes)
         weights = self.per_probe("loss_weights", probes)
         objective = {}

@@ -317,7 +317,8 @@ class Trainer:
         tf.types.experimental.PolymorphicFunction
             The function.
         """
-        key = (kind, training, tuple((id(p), id(f)) for p, f in (objective or {}).items()))
+        # the key holds the loss functions, so their ids cannot be reused
+        key = (kind, training, tuple((objective or {}).items()))
         if key in self._fns:
             return self._fns[key]
         initial = [np.asarray(s) for s in self.loop.initial_state()]
@@ -347,7 +348,7 @@ class Trainer:
         return fn
 
     def _apply_fn(self, optimizer, variables):
-        key = ("apply", id(optimizer), tuple(id(v) for v in variables))
+        key = ("apply", optimizer, tuple(id(v) for v in variables))  # the simulator's
         if key not in self._fns:
 
             def apply(grads):
