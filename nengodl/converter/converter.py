@@ -493,9 +493,6 @@ class Converter:
         """
         n = size(shape)
         final = self.swap_activations.resolve(act) if swap else canonical(act)
-        per_element = bias is not None and (
-            bias_index is None or np.array_equal(bias_index, np.arange(n))
-        )
         if not isinstance(final, NeuronType):
             node = nengo.Node(size_in=n, label=layer.name)
             if bias is not None:
@@ -505,20 +502,21 @@ class Converter:
             return node, self._activation_node(layer, final, node, shape)
         scale = self.scale_for(layer)
         neuron_type = final if scale == 1 else scaled(layer, final, scale)
-        # the neurons' own biases hold a per-element bias; scaled layers take it
-        # through a connection (multiplied by the gain), so that it trains as in Keras
-        own_bias = per_element and scale == 1
+        # the bias comes through a connection, multiplied by the gain (the scale)
+        # as the layer's other inputs are: the network's parameters then mean the
+        # same, and sit in the same places, at every scale and synapse, so that
+        # parameters saved from one variant load into another
         ens = nengo.Ensemble(
             n,
             1,
             neuron_type=neuron_type,
             gain=nengo.dists.Choice([scale]),
-            bias=bias if own_bias else nengo.dists.Choice([0]),
+            bias=nengo.dists.Choice([0]),
             label=layer.name,
         )
         self.net.config[ens].trainable = False  # encoders: unused
-        self.net.config[ens.neurons].trainable = own_bias and trainable
-        if bias is not None and not own_bias:
+        self.net.config[ens.neurons].trainable = False  # biases: zero, see above
+        if bias is not None:
             self.add_bias(ens.neurons, bias, bias_index, trainable, f"{layer.name}.bias")
         return ens.neurons, Port(ens.neurons, shape, self.synapse)
 

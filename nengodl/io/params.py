@@ -8,6 +8,7 @@ network so that any nengo simulator runs the trained model.
 
 import inspect
 import os
+import re
 import warnings
 
 import nengo
@@ -216,18 +217,49 @@ def freeze_params(sim, objs=None):
             setattr(obj, name, value)
 
 
-def signal_keys(sim):
-    """``(key, signal)`` for the signals of the model's objects, in build order.
+#: the kinds of objects whose signals are keyed in parameter files, in the order
+#: tried; anything else (synapses, processes, learning rules, the model's own
+#: signals) is "other"
+KEY_KINDS = (
+    ("ensemble", nengo.Ensemble),
+    ("neurons", Neurons),
+    ("node", nengo.Node),
+    ("connection", nengo.Connection),
+    ("probe", nengo.Probe),
+)
 
-    Keys (``"<object index>.<name>"``, the index counting `model.sig` entries)
-    are the same for every simulator of the same network, in any process,
-    whereas the order of base signals and variables is not (it follows sets
-    of operators). Saved values are therefore keyed by signal.
+
+def object_keys(model):
+    """``{object: key}`` for the objects of ``model.sig``: their kind and their
+    index among the model's objects of that kind (``"connection3"``).
+
+    What a parameter means (the weights of the network's fourth connection)
+    does not change where a variant of a network adds objects of another kind,
+    as a converted Keras model with synapses adds nengo synapses, whereas its
+    position among all of the model's objects does.
     """
-    for k, sigs in enumerate(sim.model.sig.values()):
+    counts, keys = {}, {}
+    for obj in model.sig:
+        kind = next((k for k, t in KEY_KINDS if isinstance(obj, t)), "other")
+        keys[obj] = f"{kind}{counts.get(kind, 0)}"
+        counts[kind] = counts.get(kind, 0) + 1
+    return keys
+
+
+def signal_keys(sim):
+    """``(key, old_key, signal)`` for the signals of the model's objects, in build order.
+
+    Keys (``"<object key>.<name>"``, see `object_keys`) are the same for every
+    simulator of the same network, in any process, whereas the order of base
+    signals and variables is not (it follows sets of operators). Saved values
+    are therefore keyed by signal. ``old_key`` is the key of files saved before
+    (``"<index in model.sig>.<name>"``), which loading still accepts.
+    """
+    keys = object_keys(sim.model)
+    for k, (obj, sigs) in enumerate(sim.model.sig.items()):
         for name, sig in sigs.items():
             if sig is not None and hasattr(sig, "base") and not sig.sparse:
-                yield f"{k}.{name}", sig
+                yield f"{keys[obj]}.{name}", f"{k}.{name}", sig
 
 
 def variable_layout(sim, variables):
@@ -239,7 +271,7 @@ def variable_layout(sim, variables):
     """
     bases = {id(var): base for base, var in sim.run_state.variables().items()}
     parts = {}
-    for key, sig in signal_keys(sim):
+    for key, _, sig in signal_keys(sim):
         parts.setdefault(sig.base, []).append(f"{key}@{int(flat_indices(sig).ravel()[0])}")
     return ";".join(
         ",".join(parts.get(bases.get(id(var)), [tuple(var.shape).__repr__()])) for var in variables
@@ -253,7 +285,7 @@ def _uncovered(bases, covered):
 
 def _coverage(sim, bases):
     covered = {}
-    for _, sig in signal_keys(sim):
+    for _, _, sig in signal_keys(sim):
         if sig.base in bases:
             mask = covered.setdefault(sig.base, np.zeros(sig.base.size, bool))
             mask[flat_indices(sig).ravel()] = True
@@ -265,7 +297,11 @@ def save_params(sim, path, include_state=False, extra=None):
 
     Values are stored per model signal (see `signal_keys`), so a file saved by
     one simulator loads into any other simulator of the same network (another
-    process, or one using a distribution strategy).
+    process, or one using a distribution strategy), and into variants of it
+    that add objects of other kinds (a converted model with synapses). Only
+    what training may change is saved (as NengoDL 3.6's trainable weights):
+    constants the model derives from its own definition (neuron gains, a
+    ``scale_firing_rates`` factor) stay as each network builds them.
 
     Parameters
     ----------
@@ -280,21 +316,20 @@ def save_params(sim, path, include_state=False, extra=None):
     """
     variables = sim.run_state.variables()
     values = {base: var.numpy().ravel() for base, var in variables.items()}
+    trainable = set(sim.plan.trainable_sigs)
     state = {}
     if include_state:
         state = {
             base: val.reshape(len(val), -1) for base, val in sim.run_state.state_arrays().items()
         }
     arrays = {}
-    for key, sig in signal_keys(sim):
+    for key, _, sig in signal_keys(sim):
         idx = flat_indices(sig).ravel()
-        if sig.base in values:
+        if sig.base in values and sig in trainable:
             arrays[f"param:{key}"] = values[sig.base][idx]
         if sig.base in state:
             arrays[f"state:{key}"] = state[sig.base][:, idx]
-    # elements no model signal refers to: by position (best effort)
-    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
-        arrays[f"param_{k}"] = values[base]
+    # state elements no model signal refers to (synapses' own): by position
     for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
         arrays[f"state_{k}"] = state[base]
     for k, var in enumerate(sim.plan.keras_variables()):
@@ -349,7 +384,12 @@ def load_params(sim, path, include_state=False):
     if not isinstance(data, dict):
         raise ValidationError(f"{path} is not {what}", attr="path")
 
-    def entry(key, shape):
+    # files saved before entries were keyed by object kind ("param:17.weights")
+    positional = any(re.match(r"(param|state):\d", k) for k in data)
+
+    def entry(key, shape, old_key=None):
+        if positional and old_key is not None:
+            key = old_key
         if key not in data or data[key].shape != shape:
             raise ValidationError(
                 f"{path} does not match this model: entry '{key}' is "
@@ -369,14 +409,14 @@ def load_params(sim, path, include_state=False):
         state = {
             base: val.reshape(len(val), -1).copy() for base, val in run.state_arrays().items()
         }
-    for key, sig in signal_keys(sim):
+    trainable = set(sim.plan.trainable_sigs)
+    for key, old, sig in signal_keys(sim):
         idx = flat_indices(sig).ravel()
-        if sig.base in values:
-            values[sig.base][idx] = entry(f"param:{key}", idx.shape)
+        if sig.base in values and sig in trainable:
+            values[sig.base][idx] = entry(f"param:{key}", idx.shape, f"param:{old}")
         if sig.base in state:
-            state[sig.base][:, idx] = entry(f"state:{key}", (sim.plan.minibatch_size,) + idx.shape)
-    for k, base in enumerate(_uncovered(list(values), _coverage(sim, values))):
-        values[base] = entry(f"param_{k}", values[base].shape)
+            shape = (sim.plan.minibatch_size,) + idx.shape
+            state[sig.base][:, idx] = entry(f"state:{key}", shape, f"state:{old}")
     for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
         state[base] = entry(f"state_{k}", state[base].shape)
     keras_values = [  # every entry is checked before anything changes
