@@ -151,6 +151,39 @@ def check_finite_data(arr, obj, allow_nan=False):
         )
 
 
+def numeric_array(value, obj):
+    """``value`` (data for ``obj``) as a numeric array.
+
+    An array of dtype object whose elements are all numbers (as a list of
+    arrays can become) is converted to floats, as NengoDL 3 accepted it;
+    anything else that is not numeric raises a `ValidationError` naming ``obj``.
+
+    Examples
+    --------
+    >>> numeric_array(np.array([[1, 2.5]], dtype=object), "a Node").dtype
+    dtype('float64')
+    """
+    try:
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            arr = np.asarray(arr.tolist(), dtype=np.float64)
+    except Exception:
+        kind = type(value).__name__
+        dtype = getattr(np.asarray(value, dtype=object), "dtype", kind)
+        raise ValidationError(
+            f"data for {obj} must be numeric (got {kind} of dtype {dtype})",
+            attr="data",
+            obj=obj if not isinstance(obj, str) else None,
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        raise ValidationError(
+            f"data for {obj} must be numeric (got dtype {arr.dtype})",
+            attr="data",
+            obj=obj if not isinstance(obj, str) else None,
+        )
+    return arr
+
+
 def check_input_data(data, input_nodes, n_steps, minibatch_size, finite=True):
     """Validate ``data`` and arrange it for feeding.
 
@@ -204,18 +237,7 @@ def check_input_data(data, input_nodes, n_steps, minibatch_size, finite=True):
             raise ValidationError(
                 f"{node} is not an input Node of the simulated network", attr="data"
             )
-        try:
-            arr = np.asarray(value)
-        except Exception as e:
-            raise ValidationError(
-                f"Data for {node} is not an array ({e})", attr="data", obj=node
-            ) from None
-        if arr.dtype.kind not in "biuf":
-            raise ValidationError(
-                f"Data for {node} must be numeric (got dtype {arr.dtype})",
-                attr="data",
-                obj=node,
-            )
+        arr = numeric_array(value, node)
         expected = (minibatch_size, n_steps, node.size_out)
         if arr.shape != expected:
             raise ValidationError(

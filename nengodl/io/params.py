@@ -14,7 +14,7 @@ import warnings
 import nengo
 import numpy as np
 from nengo.ensemble import Neurons
-from nengo.exceptions import ValidationError
+from nengo.exceptions import SimulatorClosed, ValidationError
 from nengo.solvers import NoSolver
 
 from nengodl.signals import flat_indices
@@ -28,6 +28,13 @@ def check_in_model(sim, obj):
             "a copy of one, have no parameters here)",
             attr="objs",
         )
+
+
+def check_open(sim, method):
+    """Raise `~nengo.exceptions.SimulatorClosed` for ``method`` of a closed simulator
+    (as NengoDL 3.6)."""
+    if sim.closed:
+        raise SimulatorClosed(f"Cannot call {method} after the simulator is closed")
 
 
 def signal_value(sim, sig):
@@ -483,6 +490,7 @@ class ParamsMethods:
         True
         """
         include_state = resolve_include_state(include_state, include_non_trainable)
+        check_open(self, "save_params")
         save_params(self, path, include_state=include_state)
 
     def load_params(self, path, include_state=False, include_non_trainable=None):
@@ -526,6 +534,7 @@ class ParamsMethods:
         """
         include_state = resolve_include_state(include_state, include_non_trainable)
         self.run_state.parameters_changing()
+        check_open(self, "load_params")
         load_params(self, path, include_state=include_state)
 
     def get_nengo_params(self, nengo_objs, as_dict=False):

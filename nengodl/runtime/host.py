@@ -15,7 +15,6 @@ import tensorflow as tf
 from nengo.builder.operator import SimPyFunc
 from nengo.builder.processes import SimProcess
 from nengo.builder.signal import SignalDict
-from nengo.exceptions import BuildError
 
 
 def is_input_op(op):
@@ -97,7 +96,9 @@ class HostOp:
         try:
             self.steps[item] = op.make_step(sd, self.dt, rng)
         except NotImplementedError as e:
-            raise BuildError(
+            # a NotImplementedError still (nengo's, and NengoDL 3.6's, for what
+            # neither implements, such as convolutions in more than 3 dimensions)
+            raise NotImplementedError(
                 f"nengodl cannot run operator {self.op} (tag {self.op.tag!r}): it has "
                 f"no TensorFlow builder and no step function ({e})"
             ) from None

@@ -7,7 +7,7 @@ import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
 
-from nengodl.io.checks import check_finite_data
+from nengodl.io.checks import check_finite_data, numeric_array
 from nengodl.objectives import mse
 
 
@@ -44,7 +44,7 @@ class TrainingData:
         self.weighted = frozenset()  # probes whose targets carry sample weights
         shapes = {}
         for obj, value in data.items():
-            arr = np.asarray(value)
+            arr = numeric_array(value, obj)
             if isinstance(obj, nengo.Probe):
                 if obj not in sim.model.probes:
                     raise ValidationError(f"{obj} is not in the simulated model", attr="data")
@@ -63,10 +63,6 @@ class TrainingData:
             else:
                 raise ValidationError(
                     f"data keys must be input Nodes or Probes (got {obj!r})", attr="data"
-                )
-            if arr.dtype.kind not in "biuf":
-                raise ValidationError(
-                    f"data for {obj} must be numeric (got dtype {arr.dtype})", attr="data"
                 )
             if arr.ndim != 3 or arr.shape[2] != size:
                 raise ValidationError(
