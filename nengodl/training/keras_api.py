@@ -220,11 +220,7 @@ class KerasAPI:
             raise ValidationError(
                 "compile() was given no optimizer; fit needs one", attr="optimizer"
             )
-        if stateful:
-            raise ValidationError(
-                "stateful=True is not supported: each minibatch starts from the initial state",
-                attr="stateful",
-            )
+        stateful = self._check_stateful(stateful)
         data, val = self._arrays(x, y), None
         if validation_data is not None:
             val = self._validation(validation_data, n_steps)
@@ -240,7 +236,10 @@ class KerasAPI:
         metrics = self.compiled.metrics(tdata.targets, tdata.weighted)
         trainer = self.sim.trainer
         optimizer = self.compiled.optimizer
-        step = trainer.train_step(optimizer, objective)
+        if stateful:
+            step = trainer.stateful_train_step(optimizer, objective)
+        else:
+            step = trainer.train_step(optimizer, objective)
         batches = EpochIterator(tdata, shuffle, seed, steps=steps_per_epoch)
         self.model.stop_training = False
         cbs = self._callbacks(callbacks, verbose, epochs, batches.n_batches, history=True)
@@ -248,7 +247,7 @@ class KerasAPI:
         initial_epoch = self._resume(initial_epoch, batches)
         # the compiled whole-epoch call where nothing needs each minibatch as it ends
         epoch_fn = None
-        if not callbacks and not metrics:
+        if not callbacks and not metrics and not stateful:
             epoch_fn = trainer.epoch_function(optimizer, objective, tdata)
 
         def validate(epoch):

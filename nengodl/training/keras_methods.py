@@ -122,7 +122,12 @@ class KerasMethods:
         n_steps : int, optional
             Number of steps to simulate when ``x`` is empty (inputs from the Nodes).
         stateful : bool
-            Must be False: every minibatch starts from the initial state.
+            False: every minibatch starts from the initial state. True (as in
+            NengoDL 3.6): each minibatch starts where the simulator stands and
+            leaves it at the end (signals, `n_steps` and time advance), so state
+            carries over from minibatch to minibatch and into later runs; the
+            gradients stop at each minibatch's start. Validation still starts
+            from the initial state.
         verbose : int
             0: no output; otherwise a progress bar (if the simulator's
             ``progress_bar`` is on).

@@ -304,7 +304,9 @@ class Trainer:
         kind : str
             ``"grads"``: ``fn(n_steps, feeds, targets) -> (losses, outputs,
             gradients of variables)``; ``"loss"``: ``-> (losses, outputs)``;
-            ``"outputs"``: ``fn(n_steps, feeds) -> outputs``.
+            ``"outputs"``: ``fn(n_steps, feeds) -> outputs``; ``"grads_from"``:
+            ``fn(n_steps, feeds, targets, state) -> (losses, outputs, gradients,
+            final state)``, from ``state`` instead of the initial state.
         objective : dict or None
             Probe -> loss ``fn(output, target)``.
         variables : list of tf.Variable or None
@@ -337,6 +339,23 @@ class Trainer:
             def fn(n_steps, feeds, targets):
                 outputs = self.probe_outputs(n_steps, feeds, training, initial)
                 return self.objective_losses(outputs, targets, objective), outputs
+
+        elif kind == "grads_from":  # from a given state; the final state too
+
+            def fn(n_steps, feeds, targets, state):
+                final = []
+
+                def outputs():
+                    end, stacked = self.loop.loop(n_steps, state, feeds, training=training)
+                    final.extend(end)
+                    return self.kept_history(self.loop.probe_tensors(stacked))
+
+                losses, outputs, grads = differentiate(
+                    outputs,
+                    lambda outputs: self.objective_losses(outputs, targets, objective),
+                    variables,
+                )
+                return losses, outputs, grads, final
 
         else:  # outputs only
 
@@ -398,6 +417,47 @@ class Trainer:
             check_finite(losses, grads)
             apply_fn(grads)
             self.sim.run_state.trained = True
+            return losses, outputs
+
+        return step
+
+    def stateful_train_step(self, optimizer, objective, training=True):
+        """`train_step` for ``fit(stateful=True)`` (NengoDL 3.6): each minibatch
+        starts where the simulator stands and leaves it at the end (its signals,
+        `n_steps` and time advance), so that state carries from one minibatch to
+        the next; the gradients stop at the minibatch's start. Nodes without
+        data compute their output on the simulator's own host operators, at its
+        time, as in ``predict(stateful=True)``."""
+        check_optimizer(optimizer)
+        if self.sim.distributed is not None:
+            raise ValidationError(
+                "fit(stateful=True) is not supported under a distribution strategy",
+                attr="stateful",
+            )
+        pairs = self.variables()
+        variables = [v for v, _ in pairs]
+        masks = [None if m is None or m.all() else tf.constant(m, v.dtype) for v, m in pairs]
+        grads_fn = self.compiled_function("grads_from", objective, variables, training)
+        apply_fn = self._apply_fn(optimizer, variables)
+        plan, run = self.plan, self.sim.run_state
+
+        def step(inputs, targets, n_steps, seed):
+            feeds = {plan.node_keys[node]: np.swapaxes(arr, 0, 1) for node, arr in inputs.items()}
+            feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
+            losses, outputs, grads, final = grads_fn(
+                tf.constant(n_steps, tf.int32),
+                feeds,
+                self.objective_targets(objective, targets),
+                list(run.tensors),
+            )
+            losses = losses.numpy()
+            grads = masked_gradients(grads, masks, variables)
+            check_finite(losses, grads)
+            if variables:
+                apply_fn(grads)
+                self.sim.run_state.trained = True
+            run.tensors = self.loop.restore_constants(final, feeds)
+            run.n_steps += n_steps
             return losses, outputs
 
         return step
