@@ -1,4 +1,5 @@
-"""nengodl's own neuron types: `SoftLIFRate`, `LeakyReLU`, `SpikingLeakyReLU`.
+"""nengodl's own neuron types: `SoftLIFRate`, `LeakyReLU`, `SpikingLeakyReLU`,
+`ClippedReLU`, `SpikingClippedReLU`.
 
 Each has a numpy ``step`` (so nengo's own simulator runs them too) and a
 TensorFlow step registered with nengodl's neuron builder.
@@ -167,6 +168,116 @@ class SpikingLeakyReLU(LeakyReLU):
         voltage -= n_spikes
 
 
+class ClippedReLU(RectifiedLinear):
+    """Keras's ``ReLU(max_value, negative_slope, threshold)`` as a rate neuron.
+
+    The rate is ``max_value`` from ``J >= max_value``, ``J`` from ``threshold``
+    up to ``max_value``, and ``negative_slope * (J - threshold)`` below
+    ``threshold``, times ``amplitude``; ``ClippedReLU(max_value=6)`` is ReLU6
+    (MobileNet's activation). ``max_value`` and ``threshold`` are currents, so
+    a converter's ``scale_firing_rates`` multiplies them with the input.
+
+    Parameters
+    ----------
+    max_value : float or None
+        Highest rate (before ``amplitude``); None: no ceiling.
+    threshold : float
+        Current below which the negative slope applies.
+    negative_slope : float
+        Slope below ``threshold``.
+    amplitude : float
+        Output scale.
+    initial_state : dict, optional
+        As in `nengo.RectifiedLinear`.
+
+    Examples
+    --------
+    >>> import numpy as np, nengodl
+    >>> nengodl.ClippedReLU(max_value=6).rates(np.array([-1.0, 2.0, 9.0]), gain=1, bias=0)
+    array([[0.],
+           [2.],
+           [6.]])
+    """
+
+    max_value = NumberParam("max_value", low=0, low_open=True, optional=True)
+    threshold = NumberParam("threshold")
+    negative_slope = NumberParam("negative_slope", low=0)
+    #: parameters in units of the input current (see `nengodl.Converter`'s
+    #: ``scale_firing_rates``)
+    input_scaled = ("max_value", "threshold")
+
+    def __init__(
+        self, max_value=None, threshold=0.0, negative_slope=0.0, amplitude=1, initial_state=None
+    ):
+        super().__init__(amplitude=amplitude, initial_state=initial_state)
+        # floats, so that equal types print alike (swap_activations matches by print)
+        self.max_value = None if max_value is None else float(max_value)
+        self.threshold = float(threshold)
+        self.negative_slope = float(negative_slope)
+
+    @property
+    def negative(self):
+        """Whether rates can be negative (with a negative slope)."""
+        return self.negative_slope > 0
+
+    def activation(self, J):
+        """The activation (before ``amplitude``) of currents ``J`` (numpy)."""
+        high = np.inf if self.max_value is None else self.max_value
+        low = self.negative_slope * (J - self.threshold) if self.negative_slope else 0.0
+        return np.where(self.threshold <= J, np.minimum(J, high), low)
+
+    def step(self, dt, J, output):
+        """Clipped rectification."""
+        output[...] = self.amplitude * self.activation(J)
+
+
+class SpikingClippedReLU(ClippedReLU):
+    """Spiking version of `ClippedReLU`: its voltage integrates the clipped rate
+    and each whole unit crossed (up or down) emits a spike of ``+-amplitude /
+    dt``, so that its spike count over time equals the rate's integral. While
+    training, it runs as `ClippedReLU`.
+
+    Parameters
+    ----------
+    max_value, threshold, negative_slope, amplitude : float
+        As in `ClippedReLU`.
+    initial_state : dict, optional
+        Initial ``voltage`` (default: uniform in [0, 1)).
+
+    Examples
+    --------
+    A ReLU6 neuron driven at ``J = 10`` fires at its ceiling, 6 spikes a
+    second (``amplitude = 1``):
+
+    >>> import numpy as np, nengodl
+    >>> neuron = nengodl.SpikingClippedReLU(max_value=6)
+    >>> dt = 2.0 ** -10
+    >>> voltage, output, count = np.zeros(2), np.zeros(2), np.zeros(2)
+    >>> for _ in range(1024):
+    ...     neuron.step(dt, np.array([10.0, 3.0]), output, voltage)
+    ...     count += output * dt
+    >>> count
+    array([6., 3.])
+    """
+
+    state = {"voltage": Uniform(low=0, high=1)}  # noqa: RUF012 (nengo's NeuronType.state)
+    spiking = True
+
+    def rates(self, x, gain, bias):
+        """Rates of the non-spiking `ClippedReLU`."""
+        J = self.current(x, gain, bias)
+        out = np.zeros_like(J)
+        ClippedReLU.step(self, dt=1.0, J=J, output=out)
+        return out
+
+    def step(self, dt, J, output, voltage):
+        """Integrate and emit signed spikes."""
+        voltage += self.activation(J) * dt
+        n_spikes = np.trunc(voltage)
+        output[...] = (self.amplitude / dt) * n_spikes
+        voltage -= n_spikes
+
+
 @neuron_step(SoftLIFRate)
 def soft_lif_rate_step(nt, dt, J):
     return soft_lif_rate(nt, J), {}
@@ -189,3 +300,26 @@ def spiking_leaky_relu_step(nt, dt, J, voltage):
 
 
 TRAINING_STEPS[SpikingLeakyReLU] = rate_swap(leaky)
+
+
+def clipped(nt, J):
+    """`ClippedReLU`'s activation of ``J`` (TensorFlow), before ``amplitude``."""
+    out = J if nt.max_value is None else tf.minimum(J, tf.cast(nt.max_value, J.dtype))
+    if nt.negative_slope == 0:
+        return tf.where(nt.threshold <= J, out, tf.zeros_like(J))
+    return tf.where(nt.threshold <= J, out, nt.negative_slope * (J - nt.threshold))
+
+
+@neuron_step(ClippedReLU)
+def clipped_relu_step(nt, dt, J):
+    return nt.amplitude * clipped(nt, J), {}
+
+
+@neuron_step(SpikingClippedReLU)
+def spiking_clipped_relu_step(nt, dt, J, voltage):
+    voltage = voltage + clipped(nt, J) * dt
+    n_spikes = tf.sign(voltage) * tf.floor(tf.abs(voltage))  # trunc
+    return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
+
+
+TRAINING_STEPS[SpikingClippedReLU] = rate_swap(lambda nt, J: nt.amplitude * clipped(nt, J))

@@ -19,7 +19,7 @@ import nengo
 import tensorflow as tf
 
 from nengodl.converter.errors import ConversionError, describe
-from nengodl.neurons import LeakyReLU
+from nengodl.neurons import ClippedReLU, LeakyReLU
 
 NeuronType = nengo.neurons.NeuronType
 
@@ -32,6 +32,8 @@ ALIASES = {
     keras.ops.tanh: keras.activations.tanh,
     tf.nn.leaky_relu: keras.activations.leaky_relu,
     keras.ops.leaky_relu: keras.activations.leaky_relu,
+    tf.nn.relu6: keras.activations.relu6,
+    keras.ops.relu6: keras.activations.relu6,
 }
 
 DEFAULT_NEURONS = {
@@ -39,6 +41,7 @@ DEFAULT_NEURONS = {
     keras.activations.sigmoid: nengo.Sigmoid(tau_ref=1),
     keras.activations.tanh: nengo.Tanh(tau_ref=1),
     keras.activations.leaky_relu: LeakyReLU(negative_slope=0.2),
+    keras.activations.relu6: ClippedReLU(max_value=6),
 }
 """The neuron type of each Keras activation with a rate equal to the activation."""
 
@@ -207,7 +210,9 @@ class Swaps(Mapping):
 
 
 def scaled(layer, neuron_type, scale):
-    """``neuron_type`` with its amplitude divided by ``scale`` (for ``scale_firing_rates``).
+    """``neuron_type`` with its amplitude divided by ``scale`` (for ``scale_firing_rates``),
+    and its parameters in units of the input current (``input_scaled``, such as
+    `nengodl.ClippedReLU`'s ``max_value``) multiplied by it.
 
     Neuron types without an ``amplitude`` are returned unchanged, with a warning:
     their input is still multiplied by ``scale``, so their output changes.
@@ -228,4 +233,8 @@ def scaled(layer, neuron_type, scale):
     names = list(inspect.signature(type(neuron_type).__init__).parameters)[1:]
     kwargs = {k: getattr(neuron_type, k) for k in names if hasattr(neuron_type, k)}
     kwargs["amplitude"] = neuron_type.amplitude / scale
+    # parameters in units of the input current (a ReLU6's ceiling) scale with it
+    for name in getattr(neuron_type, "input_scaled", ()):
+        if kwargs.get(name) is not None:
+            kwargs[name] = kwargs[name] * scale
     return type(neuron_type)(**kwargs)

@@ -24,7 +24,7 @@ import numpy as np
 from nengodl.converter import sparse as sp
 from nengodl.converter.errors import Unsupported
 from nengodl.converter.registry import LayerConverter, convertible, register, size
-from nengodl.neurons import LeakyReLU
+from nengodl.neurons import ClippedReLU, LeakyReLU
 
 
 class RuleConverter(LayerConverter):
@@ -206,13 +206,14 @@ def activation(cv, layer, ins, out_shapes):
 
 @rule(keras.layers.ReLU)
 def relu(cv, layer, ins, out_shapes):
-    if layer.max_value is not None or float(layer.threshold) != 0:
-        raise Unsupported(
-            f"max_value={layer.max_value} and threshold={layer.threshold} "
-            "(only max_value=None, threshold=0 are supported natively)"
-        )
-    slope = float(layer.negative_slope)
-    act = keras.activations.relu if slope == 0 else LeakyReLU(negative_slope=slope)
+    slope, threshold = float(layer.negative_slope), float(layer.threshold)
+    max_value = None if layer.max_value is None else float(layer.max_value)
+    if max_value is None and threshold == 0:
+        act = keras.activations.relu if slope == 0 else LeakyReLU(negative_slope=slope)
+    elif max_value == 6 and threshold == 0 and slope == 0:
+        act = keras.activations.relu6  # so that swaps of relu6 apply
+    else:
+        act = ClippedReLU(max_value=max_value, threshold=threshold, negative_slope=slope)
     return [cv.apply_activation(layer, act, ins[0], out_shapes[0])]
 
 
