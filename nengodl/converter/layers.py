@@ -254,7 +254,7 @@ def convolution(cv, layer, ins, out_shapes):
     kernel = to_numpy(layer.kernel)
     first = is_channels_first(layer)
     in_shape = ins[0].shape
-    plain = layer.rank in (1, 2) and layer.groups == 1 and layer.padding != "causal"
+    plain = layer.rank in (1, 2) and layer.padding != "causal"
     plain = plain and all(d == 1 for d in layer.dilation_rate)
     if plain:
         transform = nengo.Convolution(
@@ -265,6 +265,7 @@ def convolution(cv, layer, ins, out_shapes):
             padding=layer.padding,
             channels_last=not first,
             init=kernel,
+            groups=layer.groups,
         )
         out_shape = transform.output_shape.shape
     else:
@@ -284,6 +285,60 @@ def convolution(cv, layer, ins, out_shapes):
     bias = to_numpy(layer.bias) if layer.use_bias else None
     index = channel_index(out_shapes[0], first)
     return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], bias, index, trainable=True)]
+
+
+def depthwise(layer, in_shape, kernel):
+    """A depthwise ``kernel`` (``(*kernel_size, channels, depth_multiplier)``) as a
+    `nengo.Convolution` with one group per input channel (output channel
+    ``c * depth_multiplier + j`` from input channel ``c``, as in Keras)."""
+    if any(d != 1 for d in layer.dilation_rate):
+        raise Unsupported(f"dilation_rate={tuple(layer.dilation_rate)} (only 1 natively)")
+    check_padding(layer)
+    channels, multiplier = kernel.shape[-2:]
+    return nengo.Convolution(
+        channels * multiplier,
+        in_shape,
+        kernel_size=tuple(layer.kernel_size),
+        strides=tuple(layer.strides),
+        padding=layer.padding,
+        channels_last=not is_channels_first(layer),
+        init=kernel.reshape(kernel.shape[:-2] + (1, channels * multiplier)),
+        groups=channels,
+    )
+
+
+@rule(keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D, per_step=False)
+def depthwise_convolution(cv, layer, ins, out_shapes):
+    check_plain(cv, layer)
+    transform = depthwise(layer, ins[0].shape, to_numpy(layer.kernel))
+    check_out_shape(layer, transform.output_shape.shape, out_shapes)
+    bias = to_numpy(layer.bias) if layer.use_bias else None
+    index = channel_index(out_shapes[0], is_channels_first(layer))
+    return [cv.linear_layer(layer, ins[0], transform, out_shapes[0], bias, index, trainable=True)]
+
+
+@rule(keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, per_step=False)
+def separable_convolution(cv, layer, ins, out_shapes):
+    """The depthwise convolution into a Node, then the pointwise (kernel size 1)
+    convolution with the bias and activation (both kernels train)."""
+    check_plain(cv, layer)
+    first = is_channels_first(layer)
+    spatial = depthwise(layer, ins[0].shape, to_numpy(layer.depthwise_kernel))
+    mid_shape = spatial.output_shape.shape
+    pointwise = to_numpy(layer.pointwise_kernel)
+    mixing = nengo.Convolution(
+        pointwise.shape[-1],
+        mid_shape,
+        kernel_size=(1,) * layer.rank,
+        strides=(1,) * layer.rank,
+        channels_last=not first,
+        init=pointwise,
+    )
+    check_out_shape(layer, mixing.output_shape.shape, out_shapes)
+    mid = cv.linear_layer(layer, ins[0], spatial, mid_shape, activation=None, trainable=True)
+    bias = to_numpy(layer.bias) if layer.use_bias else None
+    index = channel_index(out_shapes[0], first)
+    return [cv.linear_layer(layer, mid, mixing, out_shapes[0], bias, index, trainable=True)]
 
 
 @rule(keras.layers.BatchNormalization)
