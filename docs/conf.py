@@ -7,6 +7,7 @@ rendered with the outputs stored in them; they are not executed here.
 
 import glob
 import os
+import re
 import shutil
 import sys
 
@@ -58,3 +59,18 @@ napoleon_use_rtype = False
 
 html_theme = "furo"
 html_title = f"nengodl {release}"
+
+
+# --- links from docstrings ------------------------------------------------------
+# Docstrings name the pages of these docs as ``docs/<page>.md``, which reads well in
+# help(); in the HTML reference such a mention becomes a link to the page.
+_PAGE_MENTION = re.compile(r"``docs/([\w-]+)\.md``|docs/([\w-]+)\.md")
+
+
+def _link_pages(app, what, name, obj, options, lines):
+    for i, line in enumerate(lines):
+        lines[i] = _PAGE_MENTION.sub(lambda m: f":doc:`/{m.group(1) or m.group(2)}`", line)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _link_pages)

@@ -75,18 +75,48 @@ def options_from(args):
     )
 
 
+# help texts of the options that the benchmark scripts share (`timing.parser`)
+COMMON_HELP = {
+    "--networks": "networks to time, of %(choices)s (default: all but chain, which is for "
+    "size checks)",
+    "--dimensions": "dimensions of each network (default: %(default)s)",
+    "--neurons-per-d": "neurons per dimension (default: %(default)s)",
+    "--neuron-type": "nengo neuron type, by class name (default: %(default)s)",
+    "--minibatch": "minibatch sizes to time nengodl at (default: 1 64)",
+    "--steps": "simulation steps of each timed run (default: %(default)s)",
+    "--repeats": "warm runs timed per simulator; the best counts (default: %(default)s)",
+}
+
+
 def main(argv=None):
     """Run the benchmarks chosen on the command line (see ``--help``)."""
     p = parser(__doc__.splitlines()[0], NETWORKS)
-    p.add_argument("--dtype", default="float32")
+    p.prog = "python -m nengodl.benchmarks"
+    p.description = (
+        "Time nengodl against nengo.Simulator on benchmark networks: build time, time to "
+        "first result, warm item-steps/s and their ratio, then the process's peak memory."
+    )
+    for action in p._actions:
+        for flag in action.option_strings:
+            action.help = COMMON_HELP.get(flag, action.help)
+        if "--networks" in action.option_strings:
+            action.metavar = "NAME"
+    p.add_argument(
+        "--dtype", default="float32", help="the simulator's dtype (default: %(default)s)"
+    )
     p.add_argument("--no-jit", action="store_true", help="run without XLA")
     p.add_argument("--no-optimize", action="store_true", help="skip nengo's operator merger")
-    p.add_argument("--unroll", type=int, default=1, help="steps per loop iteration")
+    p.add_argument(
+        "--unroll",
+        type=int,
+        default=1,
+        help="unroll_simulation: steps per loop iteration (default: %(default)s)",
+    )
     p.add_argument(
         "--intra-op-threads",
         type=int,
         default=None,
-        help="TensorFlow's intra-op thread pool size (1 is fastest at minibatch 1 on CPU)",
+        help="size of TensorFlow's intra-op thread pool (default: TensorFlow's choice)",
     )
     for flag, _, _, text in SWITCHES:
         p.add_argument(flag, action="store_true", help=text)
