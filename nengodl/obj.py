@@ -1,4 +1,4 @@
-"""Objectives for training and evaluation (the seed tutorial's ``nengodl.obj``)."""
+"""Objectives for training and evaluation (NengoDL 2's ``nengodl.obj``)."""
 
 from nengodl.objectives import Regularize, mse
 

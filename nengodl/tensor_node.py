@@ -87,7 +87,7 @@ class TensorNode(nengo.Node):
     label : str, optional
         Name of the node.
     size_in, size_out : int, optional
-        Flat alternatives to ``shape_in`` / ``shape_out`` (the seed tutorial's form).
+        Flat alternatives to ``shape_in`` / ``shape_out`` (NengoDL 2's form).
 
     Notes
     -----

@@ -1,1 +1,1 @@
-"""Training and evaluation: one trainer run by the seed API and the Keras-style API."""
+"""Training and evaluation: one trainer run by NengoDL 2's API and the Keras-style API."""

@@ -23,12 +23,12 @@ class TrainingData:
         ``(batch_size, n_steps, size)``.
     keras_style : bool
         Apply the rules of NengoDL 3's Keras-style ``fit`` / ``evaluate`` /
-        ``predict`` instead of the seed API's: targets may have size 1 besides
+        ``predict`` instead of NengoDL 2's: targets may have size 1 besides
         the probe's size (Keras losses such as ``SparseCategoricalCrossentropy``
         take class indices; other sizes are refused rather than broadcast), and
         any number of steps (what the loss makes of them); a batch that is not
         a multiple of ``minibatch_size`` loses its last items, with a warning.
-        The seed API refuses both.
+        NengoDL 2's API refuses both.
     n_steps : int, optional
         Number of steps to simulate where ``data`` has no inputs (by default,
         the targets' number of steps).

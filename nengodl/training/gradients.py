@@ -1,5 +1,5 @@
 """Checking a simulator's gradients against finite differences: of a loss
-against the parameters (`check_gradients`, the seed tutorial's) and of the
+against the parameters (`check_gradients`, NengoDL 2's) and of the
 probes' outputs against the inputs (`check_input_gradients`, NengoDL 3's)."""
 
 from collections.abc import Mapping

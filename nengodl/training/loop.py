@@ -5,7 +5,7 @@ from its seed for training), each with the seed for inputs that Nodes compute
 on the host; `fit_epochs` runs training epochs (through the compiled
 whole-epoch function where it can, else batch by batch), calling Keras
 callbacks and a validation function; `evaluate_batches` and
-`predict_batches` run one pass without updates. The seed tutorial's
+`predict_batches` run one pass without updates. NengoDL 2's
 `Simulator.train` / `Simulator.loss` and the Keras-style `fit` / `evaluate` /
 `predict` are thin front ends over these.
 """

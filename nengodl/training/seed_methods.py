@@ -1,4 +1,4 @@
-"""The Simulator's methods of the seed tutorial's training API (NengoDL 2's).
+"""The Simulator's methods of NengoDL 2's training API.
 
 `SeedTrainingMethods` holds ``train``, ``loss`` and ``check_gradients``, front
 ends of `nengodl.training.trainer.Trainer`, which runs minibatches through the
@@ -15,7 +15,7 @@ from nengodl.training.gradients import check_gradients, check_input_gradients
 
 
 class SeedTrainingMethods:
-    """The `Simulator` methods of the seed tutorial's training API."""
+    """The `Simulator` methods of NengoDL 2's training API."""
 
     def train(
         self,
@@ -139,7 +139,7 @@ class SeedTrainingMethods:
           training mode) with respect to the input Nodes' data; see
           `nengodl.training.gradients.check_input_gradients`. Returns a dict
           from probe to ``{"analytic": [...], "numeric": [...]}``.
-        - The seed tutorial's, ``check_gradients(data, objective=None, atol=None)``
+        - NengoDL 2's, ``check_gradients(data, objective=None, atol=None)``
           (``data`` holding targets for probes, or an ``objective`` given): the
           gradient of the objective with respect to the trainable parameters, on
           one minibatch. Returns the largest relative error.
@@ -148,19 +148,19 @@ class SeedTrainingMethods:
         ----------
         inputs : list or dict, optional
             NengoDL 3: data for the input Nodes (default zeros for
-            ``2 * unroll_simulation`` steps). Seed tutorial: ``data``, inputs
+            ``2 * unroll_simulation`` steps). NengoDL 2: ``data``, inputs
             and targets as for `train`.
         outputs : nengo.Probe or list, optional
             NengoDL 3: the probes checked (default all). A callable or a dict of
-            callables here is the seed tutorial's ``objective`` (given by position).
+            callables here is NengoDL 2's ``objective`` (given by position).
         atol : float, optional
             Allowed error (NengoDL 3 check: absolute, default 1e-5 in float64
-            and 1e-3 in float32; seed tutorial's: relative to ``max(1, |numeric|)``,
+            and 1e-3 in float32; NengoDL 2's: relative to ``max(1, |numeric|)``,
             default 1e-4 in float64 and 1e-2 in float32).
         rtol : float
             NengoDL 3 check: error allowed relative to the numeric gradient.
         objective : callable or dict, optional
-            The seed tutorial's objective, as for `train`.
+            NengoDL 2's objective, as for `train`.
 
         Returns
         -------
@@ -184,7 +184,7 @@ class SeedTrainingMethods:
         array([[2., 0.],
                [0., 2.]])
 
-        The seed tutorial's check, of a loss against the parameters:
+        NengoDL 2's check, of a loss against the parameters:
 
         >>> data = {a: np.ones((1, 1, 1)), p: np.full((1, 1, 1), 0.5)}  # target: b = 0.5
         >>> with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:

@@ -1,4 +1,4 @@
-"""Training and evaluation: the seed tutorial's `Simulator.train` and `Simulator.loss`.
+"""Training and evaluation: NengoDL 2's `Simulator.train` and `Simulator.loss`.
 
 Each minibatch runs the simulation from the initial state for the data's
 ``n_steps`` inside one `tf.function`, spiking neurons swapped for their rate
@@ -489,7 +489,7 @@ class Trainer:
 
         return step
 
-    # --- the seed's API --------------------------------------------------------
+    # --- NengoDL 2's API --------------------------------------------------------
 
     def train(
         self,
@@ -604,7 +604,7 @@ class Trainer:
             return losses.stack(), stop, n_applied
 
         # XLA runs an epoch ~20x faster than TensorFlow's executor once compiled (the
-        # compilation costs about as much as 20 epochs on the seed tutorial); models XLA
+        # compilation costs about as much as 20 epochs of the From Nengo to NengoDL tutorial); models XLA
         # cannot compile fall back on the first call
         size = self.loop.options.shared_epochs
         compiled = [
