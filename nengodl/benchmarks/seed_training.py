@@ -1,4 +1,4 @@
-"""Time the From Nengo to NengoDL tutorial's training: 25 epochs of 4096 examples in minibatches of 32.
+"""Time the From Nengo to NengoDL tutorial's training: 25 epochs of 4096 examples.
 
 ``python -m nengodl.benchmarks.seed_training`` times nengodl's ``sim.train`` (with the
 tutorial's ``RMSPropOptimizer``); run with the Python of an environment that has

@@ -604,8 +604,8 @@ class Trainer:
             return losses.stack(), stop, n_applied
 
         # XLA runs an epoch ~20x faster than TensorFlow's executor once compiled (the
-        # compilation costs about as much as 20 epochs of the From Nengo to NengoDL tutorial); models XLA
-        # cannot compile fall back on the first call
+        # compilation costs about as much as 20 epochs of the From Nengo to NengoDL
+        # tutorial's training); models XLA cannot compile fall back on the first call
         size = self.loop.options.shared_epochs
         compiled = [
             SharedFunction(tf.function(fn, autograph=False, jit_compile=jit), size, True, EPOCHS)
