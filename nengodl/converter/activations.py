@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from nengodl.converter.errors import ConversionError, describe
 from nengodl.neurons import ClippedReLU, LeakyReLU
+from nengodl.ops.functions import Softmax
 
 NeuronType = nengo.neurons.NeuronType
 
@@ -33,6 +34,8 @@ ALIASES = {
     tf.nn.leaky_relu: keras.activations.leaky_relu,
     keras.ops.leaky_relu: keras.activations.leaky_relu,
     tf.nn.relu6: keras.activations.relu6,
+    tf.nn.softmax: keras.activations.softmax,
+    keras.ops.softmax: keras.activations.softmax,
     keras.ops.relu6: keras.activations.relu6,
 }
 
@@ -44,6 +47,13 @@ DEFAULT_NEURONS = {
     keras.activations.relu6: ClippedReLU(max_value=6),
 }
 """The neuron type of each Keras activation with a rate equal to the activation."""
+
+NODE_FUNCTIONS = {
+    keras.activations.softmax: Softmax,
+}
+"""Activations that are not a neuron's rate (they mix a layer's elements), as the
+`nengodl.ops.functions.NodeFunction` of a non-spiking Node that runs natively on
+both simulators."""
 
 
 def canonical(act):

@@ -18,7 +18,14 @@ import numpy as np
 from nengodl.config import configure_settings
 from nengodl.converter import layers  # noqa: F401 (registers nengodl's layer rules)
 from nengodl.converter import sparse as sp
-from nengodl.converter.activations import NeuronType, Swaps, canonical, name_of, scaled
+from nengodl.converter.activations import (
+    NODE_FUNCTIONS,
+    NeuronType,
+    Swaps,
+    canonical,
+    name_of,
+    scaled,
+)
 from nengodl.converter.errors import ConversionError, Unsupported, describe
 from nengodl.converter.fallback import acts_per_step
 from nengodl.converter.maps import KerasMap
@@ -521,6 +528,13 @@ class Converter:
         return ens.neurons, Port(ens.neurons, shape, self.synapse)
 
     def _activation_node(self, layer, act, node, shape):
+        function = NODE_FUNCTIONS.get(act)
+        if function is not None:  # a non-spiking Node that runs natively in both simulators
+            out = nengo.Node(
+                function(shape), size_in=size(shape), label=f"{layer.name}.activation"
+            )
+            self.connect(Port(node, shape, None), out)
+            return Port(out, shape, None)
         reason = f"activation {name_of(act)!r} has no nengo neuron type"
         if not self.allow_fallback:
             raise ConversionError(

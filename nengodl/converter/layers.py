@@ -217,6 +217,14 @@ def relu(cv, layer, ins, out_shapes):
     return [cv.apply_activation(layer, act, ins[0], out_shapes[0])]
 
 
+@rule(keras.layers.Softmax)
+def softmax(cv, layer, ins, out_shapes):
+    axis = layer.axis if np.isscalar(layer.axis) else tuple(layer.axis)
+    if axis not in (-1, len(out_shapes[0]) - 1, (-1,)):
+        raise Unsupported(f"axis={layer.axis} (only the last axis natively)")
+    return [cv.apply_activation(layer, keras.activations.softmax, ins[0], out_shapes[0])]
+
+
 @rule(keras.layers.LeakyReLU)
 def leaky_relu(cv, layer, ins, out_shapes):
     act = LeakyReLU(negative_slope=float(layer.negative_slope))

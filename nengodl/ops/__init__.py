@@ -15,6 +15,7 @@ from nengodl.ops.registry import OpBuilder, find_builder, register
 # importing the modules registers their builders
 from nengodl.ops import (  # noqa: F401  isort:skip
     basic,
+    functions,
     learning_rules,
     neurons,
     processes,

@@ -1,0 +1,89 @@
+"""Node functions that run natively: `NodeFunction` and its builder.
+
+A `nengo.Node` whose output is a `NodeFunction` runs its numpy ``__call__`` on
+``nengo.Simulator`` (as any Node function) and its TensorFlow ``tf_call`` inside
+nengodl's compiled loop, where a plain Python function would run on the host
+(once per minibatch item, with XLA off). The converter uses them for Keras
+activations that are not the rate of a neuron, such as an output ``softmax``.
+"""
+
+import numpy as np
+import tensorflow as tf
+from nengo.builder.operator import SimPyFunc
+
+from nengodl.ops.registry import OpBuilder, register
+from nengodl.signals import reshape
+
+
+class NodeFunction:
+    """A Node function ``f(t, x)`` with a TensorFlow form (see the module's docstring).
+
+    Subclasses give ``numpy(x)`` and ``tensorflow(x)`` of ``x`` shaped
+    ``shape`` (with a leading minibatch axis for ``tensorflow``); the Node sees
+    them on the flat vector.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the Node's input (and output), flattened in C order.
+    """
+
+    def __init__(self, shape):
+        self.shape = tuple(int(d) for d in shape)
+
+    def __call__(self, t, x):
+        return self.numpy(np.asarray(x).reshape(self.shape)).ravel()
+
+    def tf_call(self, x):
+        """``tensorflow`` of a ``(batch, size)`` tensor, flat again."""
+        y = self.tensorflow(tf.reshape(x, (-1,) + self.shape))
+        return tf.reshape(y, (-1, int(np.prod(self.shape))))
+
+    def numpy(self, x):
+        raise NotImplementedError
+
+    def tensorflow(self, x):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(shape={self.shape})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.shape == self.shape
+
+    def __hash__(self):
+        return hash((type(self), self.shape))
+
+
+class Softmax(NodeFunction):
+    """Softmax over the last axis (Keras's ``softmax`` activation).
+
+    Examples
+    --------
+    >>> Softmax((2, 2))(0.0, np.log([1.0, 3.0, 1.0, 1.0])).round(2)
+    array([0.25, 0.75, 0.5 , 0.5 ])
+    """
+
+    def numpy(self, x):
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def tensorflow(self, x):
+        return tf.nn.softmax(x, axis=-1)
+
+
+@register(SimPyFunc)
+class NodeFunctionBuilder(OpBuilder):
+    """A Node whose output is a `NodeFunction`, run natively."""
+
+    reads_time = False
+
+    @classmethod
+    def supports(cls, op):
+        return isinstance(op.fn, NodeFunction) and op.x is not None and op.output is not None
+
+    def __call__(self, ctx):
+        op = self.op
+        x = reshape(ctx.read(op.x, batched=True), (ctx.minibatch_size, op.x.size))
+        y = op.fn.tf_call(x)
+        ctx.set(op.output, reshape(tf.cast(y, x.dtype), (ctx.minibatch_size,) + op.output.shape))
