@@ -19,10 +19,13 @@ from nengodl.config import configure_settings
 from nengodl.converter import Converter
 from nengodl.neurons import (
     ClippedReLU,
+    HardSigmoid,
+    HardSwish,
     LeakyReLU,
     SoftLIFRate,
     SpikingClippedReLU,
     SpikingLeakyReLU,
+    Swish,
 )
 from nengodl.simulator import Simulator
 from nengodl.tensor_node import Layer, TensorNode, tensor_layer
@@ -31,12 +34,15 @@ from nengodl.version import __copyright__, __license__, __version__
 __all__ = [
     "ClippedReLU",
     "Converter",
+    "HardSigmoid",
+    "HardSwish",
     "Layer",
     "LeakyReLU",
     "Simulator",
     "SoftLIFRate",
     "SpikingClippedReLU",
     "SpikingLeakyReLU",
+    "Swish",
     "TensorNode",
     "__copyright__",
     "__license__",

@@ -1,5 +1,6 @@
 """nengodl's own neuron types: `SoftLIFRate`, `LeakyReLU`, `SpikingLeakyReLU`,
-`ClippedReLU`, `SpikingClippedReLU`.
+`ClippedReLU`, `SpikingClippedReLU`, and the rate types of smooth Keras
+activations: `Swish`, `HardSwish`, `HardSigmoid`.
 
 Each has a numpy ``step`` (so nengo's own simulator runs them too) and a
 TensorFlow step registered with nengodl's neuron builder.
@@ -278,6 +279,88 @@ class SpikingClippedReLU(ClippedReLU):
         voltage -= n_spikes
 
 
+class KerasRate(RectifiedLinear):
+    """A rate neuron type whose rate is a Keras activation of its input current,
+    times ``amplitude`` (a base class: see `Swish`, `HardSwish`, `HardSigmoid`).
+
+    Their spiking counterpart is ``nengo.RegularSpiking(rate_type)``: it
+    integrates the rate and emits a spike per whole unit (a negative rate, as
+    swish's below zero, gives negative spikes), and trains as the rate type.
+    A converter's ``scale_firing_rates`` keeps their output only where the
+    activation is homogeneous (``f(s x) = s f(x)``), which these are not: the
+    converter warns.
+
+    Parameters
+    ----------
+    amplitude : float
+        Output scale.
+    initial_state : dict, optional
+        As in `nengo.RectifiedLinear`.
+    """
+
+    negative = True
+    homogeneous = False
+
+    def activation(self, J):
+        """The activation of currents ``J`` (numpy)."""
+        raise NotImplementedError
+
+    def step(self, dt, J, output):
+        """The activation, times ``amplitude``."""
+        output[...] = self.amplitude * self.activation(J)
+
+
+class Swish(KerasRate):
+    """``J * sigmoid(J)``: Keras's ``silu`` (``swish``), EfficientNet's activation.
+
+    Examples
+    --------
+    >>> import numpy as np, nengodl
+    >>> nengodl.Swish().rates(np.array([-1.0, 0.0, 2.0]), gain=1, bias=0).round(4)
+    array([[-0.2689],
+           [ 0.    ],
+           [ 1.7616]])
+    """
+
+    def activation(self, J):
+        return J / (1 + np.exp(-J))
+
+
+class HardSwish(KerasRate):
+    """``J * relu6(J + 3) / 6``: Keras's ``hard_silu`` (``hard_swish``),
+    MobileNetV3's activation.
+
+    Examples
+    --------
+    >>> import numpy as np, nengodl
+    >>> nengodl.HardSwish().rates(np.array([-4.0, -1.0, 4.0]), gain=1, bias=0).round(4)
+    array([[-0.    ],
+           [-0.3333],
+           [ 4.    ]])
+    """
+
+    def activation(self, J):
+        return J * np.clip(J + 3, 0, 6) / 6
+
+
+class HardSigmoid(KerasRate):
+    """``relu6(J + 3) / 6``: Keras's ``hard_sigmoid``.
+
+    Examples
+    --------
+    >>> import numpy as np, nengodl
+    >>> nengodl.HardSigmoid().rates(np.array([-4.0, 0.0, 1.5]), gain=1, bias=0)
+    array([[0.  ],
+           [0.5 ],
+           [0.75]])
+    """
+
+    negative = False
+
+    def activation(self, J):
+        return np.clip(J + 3, 0, 6) / 6
+
+
 @neuron_step(SoftLIFRate)
 def soft_lif_rate_step(nt, dt, J):
     return soft_lif_rate(nt, J), {}
@@ -323,3 +406,12 @@ def spiking_clipped_relu_step(nt, dt, J, voltage):
 
 
 TRAINING_STEPS[SpikingClippedReLU] = rate_swap(lambda nt, J: nt.amplitude * clipped(nt, J))
+
+
+KERAS_RATES = {
+    Swish: lambda J: J * tf.sigmoid(J),
+    HardSwish: lambda J: J * tf.clip_by_value(J + 3, 0, 6) / 6,
+    HardSigmoid: lambda J: tf.clip_by_value(J + 3, 0, 6) / 6,
+}
+for _type, _fn in KERAS_RATES.items():
+    neuron_step(_type)(lambda nt, dt, J, fn=_fn: (nt.amplitude * fn(J), {}))

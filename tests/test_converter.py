@@ -264,8 +264,8 @@ def test_fallback_of_keras_ops_in_functional_model():
 
 def test_fallback_of_multi_input_op():
     a, b = keras.Input((3,)), keras.Input((3,))
-    model = keras.Model([a, b], L.Multiply()([L.Dense(3)(a), b]))
-    with pytest.warns(UserWarning, match="multiply"):
+    model = keras.Model([a, b], L.Maximum()([L.Dense(3)(a), b]))
+    with pytest.warns(UserWarning, match="maximum"):
         check(model, native=False)
 
 
@@ -568,12 +568,12 @@ def test_verify_training_trains_both_alike_and_restores_the_model():
     y = L.Dense(3, activation=tf.nn.sigmoid)(b)  # rank-3 input: one shared kernel
     y = L.Flatten()(L.Conv1D(2, 2, padding="same", bias_initializer="ones")(y))
     z = L.Concatenate()([x, L.Activation("tanh")(y)])
-    z = L.Add()([L.Dense(3)(z), L.Multiply()([x, x])])  # Multiply: a TensorNode
+    z = L.Add()([L.Dense(3)(z), L.Maximum()([x, L.Dense(3)(x)])])  # Maximum: a TensorNode
     w = L.BatchNormalization(trainable=False)(L.Dense(2)(z))
     model = keras.Model([a, b], [z, w])
     randomize(model)
     before = [v.numpy().copy() for v in model.weights]
-    with pytest.warns(UserWarning, match="multiply"):
+    with pytest.warns(UserWarning, match="maximum"):
         conv = nengodl.Converter(model, scale_firing_rates={relu: 3})
     inputs = inputs_for(model, batch=4)
     assert conv.verify(inputs=inputs)

@@ -27,7 +27,10 @@ def random_weights(model, seed=0):
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    [("MobileNetV2", dict(alpha=0.35))],
+    [
+        ("MobileNetV2", dict(alpha=0.35)),
+        ("MobileNetV3Small", dict(minimalistic=False)),
+    ],
 )
 def test_application_converts_natively_and_runs_on_nengo(name, kwargs):
     model = getattr(keras.applications, name)(

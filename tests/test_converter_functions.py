@@ -36,3 +36,35 @@ def test_softmax_node_runs_in_the_compiled_loop():
         assert sim.jit and not sim.plan.has_host_loop_ops
     nodes = [n for n in conv.net.all_nodes if isinstance(n.output, Softmax)]
     assert len(nodes) == 1 and nodes[0].output == Softmax((4,))
+
+
+@pytest.mark.parametrize(
+    "activation",
+    ["silu", "swish", "hard_silu", "hard_swish", "hard_sigmoid", keras.ops.silu, tf.nn.silu],
+)
+def test_smooth_activations_convert_to_rate_neurons(activation):
+    # against Keras and nengo.Simulator (random weights in [-1, 1] on 3 inputs
+    # and a bias: the Dense outputs reach the bends at +-3)
+    check(model_of((3,), L.Dense(6), L.Activation(activation)), batch=8)
+
+
+@pytest.mark.parametrize(
+    "neuron_type",
+    [nengodl.Swish(), nengodl.HardSwish(amplitude=0.5), nengodl.HardSigmoid()],
+)
+def test_keras_rate_neurons_in_nengo_and_nengodl(neuron_type):
+    import nengo
+    import numpy as np
+
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(lambda t: 5 * np.sin(9 * t))
+        ens = nengo.Ensemble(6, 1, neuron_type=neuron_type)
+        nengo.Connection(stim, ens, synapse=None)
+        p = nengo.Probe(ens.neurons)
+        q = nengo.Probe(ens, synapse=0.01)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(200)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False) as sim:
+        sim.run_steps(200)
+    np.testing.assert_allclose(sim.data[p], ref.data[p], atol=1e-10)
+    np.testing.assert_allclose(sim.data[q], ref.data[q], atol=1e-10)

@@ -204,7 +204,7 @@ def test_builtin_layers_are_registry_entries():
         assert issubclass(converters[cls], LayerConverter), cls
     assert converters[L.Conv1D] is converters[L.Conv2D]  # one rule, several classes
     assert issubclass(converters[None], LayerConverter)  # the TensorNode fallback
-    assert L.Multiply not in converters
+    assert L.Maximum not in converters
     model = keras.Model(inp := keras.Input((3,)), L.Dense(2, activation="tanh")(inp))
     conv = nengodl.Converter(model)
     assert type(conv.get_converter(model.layers[1])) is converters[L.Dense]

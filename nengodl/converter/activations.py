@@ -19,7 +19,7 @@ import nengo
 import tensorflow as tf
 
 from nengodl.converter.errors import ConversionError, describe
-from nengodl.neurons import ClippedReLU, LeakyReLU
+from nengodl.neurons import ClippedReLU, HardSigmoid, HardSwish, LeakyReLU, Swish
 from nengodl.ops.functions import Softmax
 
 NeuronType = nengo.neurons.NeuronType
@@ -35,6 +35,10 @@ ALIASES = {
     keras.ops.leaky_relu: keras.activations.leaky_relu,
     tf.nn.relu6: keras.activations.relu6,
     tf.nn.softmax: keras.activations.softmax,
+    tf.nn.silu: keras.activations.silu,
+    keras.ops.silu: keras.activations.silu,
+    keras.ops.hard_silu: keras.activations.hard_silu,
+    keras.ops.hard_sigmoid: keras.activations.hard_sigmoid,
     keras.ops.softmax: keras.activations.softmax,
     keras.ops.relu6: keras.activations.relu6,
 }
@@ -45,6 +49,9 @@ DEFAULT_NEURONS = {
     keras.activations.tanh: nengo.Tanh(tau_ref=1),
     keras.activations.leaky_relu: LeakyReLU(negative_slope=0.2),
     keras.activations.relu6: ClippedReLU(max_value=6),
+    keras.activations.silu: Swish(),
+    keras.activations.hard_silu: HardSwish(),
+    keras.activations.hard_sigmoid: HardSigmoid(),
 }
 """The neuron type of each Keras activation with a rate equal to the activation."""
 
@@ -240,6 +247,12 @@ def scaled(layer, neuron_type, scale):
             "output"
         )
         return neuron_type
+    if not getattr(neuron_type, "homogeneous", True):
+        warnings.warn(
+            f"{describe(layer)}: firing rate scaling applied to {type(neuron_type).__name__}, "
+            "whose rate is not proportional to its input (f(s x) != s f(x)); this will "
+            "change the output"
+        )
     names = list(inspect.signature(type(neuron_type).__init__).parameters)[1:]
     kwargs = {k: getattr(neuron_type, k) for k in names if hasattr(neuron_type, k)}
     kwargs["amplitude"] = neuron_type.amplitude / scale

@@ -16,7 +16,10 @@ import nengo
 import numpy as np
 
 from nengodl.config import configure_settings
-from nengodl.converter import layers  # noqa: F401 (registers nengodl's layer rules)
+from nengodl.converter import (  # noqa: F401 (register nengodl's layer rules)
+    elementwise,
+    layers,
+)
 from nengodl.converter import sparse as sp
 from nengodl.converter.activations import (
     NODE_FUNCTIONS,

@@ -475,20 +475,6 @@ def concatenate(cv, layer, ins, out_shapes):
     return [cv.sum_layer(layer, ins, transforms, out_shapes[0])]
 
 
-@rule(keras.layers.Add, keras.layers.Subtract, keras.layers.Average)
-def add(cv, layer, ins, out_shapes):
-    shapes = {tuple(p.shape) for p in ins}
-    if len(shapes) != 1:
-        raise Unsupported(f"inputs of different shapes {sorted(shapes)} (no broadcasting)")
-    if isinstance(layer, keras.layers.Subtract):
-        transforms = [1, -1]
-    elif isinstance(layer, keras.layers.Average):
-        transforms = [1.0 / len(ins)] * len(ins)
-    else:
-        transforms = [1] * len(ins)
-    return [cv.sum_layer(layer, ins, transforms, out_shapes[0])]
-
-
 @rule(keras.layers.TimeDistributed)
 def time_distributed(cv, layer, ins, out_shapes):
     """The wrapped layer, converted for one time step (nengo steps through time)."""

@@ -4,7 +4,8 @@ A `nengo.Node` whose output is a `NodeFunction` runs its numpy ``__call__`` on
 ``nengo.Simulator`` (as any Node function) and its TensorFlow ``tf_call`` inside
 nengodl's compiled loop, where a plain Python function would run on the host
 (once per minibatch item, with XLA off). The converter uses them for Keras
-activations that are not the rate of a neuron, such as an output ``softmax``.
+activations that are not the rate of a neuron, such as an output ``softmax``, and for
+the product of two branches (``Multiply``, as in squeeze-and-excite blocks).
 """
 
 import numpy as np
@@ -70,6 +71,52 @@ class Softmax(NodeFunction):
 
     def tensorflow(self, x):
         return tf.nn.softmax(x, axis=-1)
+
+
+class Product(NodeFunction):
+    """The elementwise product of several inputs, broadcast as numpy does (Keras's
+    ``Multiply``); the Node's input is the inputs flattened one after another.
+
+    Parameters
+    ----------
+    shapes : list of tuple of int
+        The inputs' shapes.
+
+    Examples
+    --------
+    >>> Product([(2, 2), (2, 1)])(0.0, np.array([1.0, 2.0, 3.0, 4.0, 10.0, -1.0]))
+    array([10., 20., -3., -4.])
+    """
+
+    def __init__(self, shapes):
+        self.shapes = [tuple(int(d) for d in shape) for shape in shapes]
+        super().__init__(np.broadcast_shapes(*self.shapes))
+        self.sizes = [int(np.prod(shape)) for shape in self.shapes]
+
+    def __call__(self, t, x):
+        parts = np.split(np.asarray(x), np.cumsum(self.sizes)[:-1])
+        out = np.ones(self.shape)
+        for part, shape in zip(parts, self.shapes):
+            out = out * part.reshape(shape)
+        return out.ravel()
+
+    def tf_call(self, x):
+        parts = tf.split(x, self.sizes, axis=1)
+        out = None
+        for part, shape in zip(parts, self.shapes):
+            part = tf.reshape(part, (-1,) + shape)
+            out = part if out is None else out * part
+        out = tf.broadcast_to(out, tf.concat([tf.shape(out)[:1], self.shape], axis=0))
+        return tf.reshape(out, (-1, int(np.prod(self.shape))))
+
+    def __repr__(self):
+        return f"Product(shapes={self.shapes})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.shapes == self.shapes
+
+    def __hash__(self):
+        return hash((type(self), tuple(self.shapes)))
 
 
 @register(SimPyFunc)
