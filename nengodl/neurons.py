@@ -112,12 +112,36 @@ class LeakyReLU(RectifiedLinear):
         super().__init__(amplitude=amplitude, initial_state=initial_state)
         self.negative_slope = negative_slope
 
+    def activation(self, J):
+        """The activation (before ``amplitude``) of currents ``J`` (numpy)."""
+        return np.where(J > 0, J, self.negative_slope * J)
+
     def step(self, dt, J, output):
         """Leaky rectification."""
-        output[...] = self.amplitude * np.where(J > 0, J, self.negative_slope * J)
+        output[...] = self.amplitude * self.activation(J)
 
 
-class SpikingLeakyReLU(LeakyReLU):
+class SignedSpiking:
+    """Mixin making a rate type with an ``activation(J)`` spike: the voltage
+    integrates the rate and each whole unit crossed (up or down) emits a spike
+    of ``+-amplitude / dt``; `rates` are the rate type's."""
+
+    state = {"voltage": Uniform(low=0, high=1)}  # noqa: RUF012 (nengo's NeuronType.state)
+    spiking = True
+
+    def rates(self, x, gain, bias):
+        """Rates of the non-spiking type."""
+        return self.amplitude * self.activation(self.current(x, gain, bias))
+
+    def step(self, dt, J, output, voltage):
+        """Integrate and emit signed spikes."""
+        voltage += self.activation(J) * dt
+        n_spikes = np.trunc(voltage)
+        output[...] = (self.amplitude / dt) * n_spikes
+        voltage -= n_spikes
+
+
+class SpikingLeakyReLU(SignedSpiking, LeakyReLU):
     """Spiking version of `LeakyReLU`: positive and negative spikes.
 
     The voltage integrates the leaky-rectified input; each whole unit crossed
@@ -150,23 +174,6 @@ class SpikingLeakyReLU(LeakyReLU):
     >>> n_spikes
     array([ 64., -32.])
     """
-
-    state = {"voltage": Uniform(low=0, high=1)}  # noqa: RUF012 (nengo's NeuronType.state)
-    spiking = True
-
-    def rates(self, x, gain, bias):
-        """Rates of the non-spiking `LeakyReLU`."""
-        J = self.current(x, gain, bias)
-        out = np.zeros_like(J)
-        LeakyReLU.step(self, dt=1.0, J=J, output=out)
-        return out
-
-    def step(self, dt, J, output, voltage):
-        """Integrate and emit signed spikes."""
-        voltage += np.where(J > 0, J, self.negative_slope * J) * dt
-        n_spikes = np.trunc(voltage)
-        output[...] = (self.amplitude / dt) * n_spikes
-        voltage -= n_spikes
 
 
 class ClippedReLU(RectifiedLinear):
@@ -232,7 +239,7 @@ class ClippedReLU(RectifiedLinear):
         output[...] = self.amplitude * self.activation(J)
 
 
-class SpikingClippedReLU(ClippedReLU):
+class SpikingClippedReLU(SignedSpiking, ClippedReLU):
     """Spiking version of `ClippedReLU`: its voltage integrates the clipped rate
     and each whole unit crossed (up or down) emits a spike of ``+-amplitude /
     dt``, so that its spike count over time equals the rate's integral. While
@@ -260,23 +267,6 @@ class SpikingClippedReLU(ClippedReLU):
     >>> count
     array([6., 3.])
     """
-
-    state = {"voltage": Uniform(low=0, high=1)}  # noqa: RUF012 (nengo's NeuronType.state)
-    spiking = True
-
-    def rates(self, x, gain, bias):
-        """Rates of the non-spiking `ClippedReLU`."""
-        J = self.current(x, gain, bias)
-        out = np.zeros_like(J)
-        ClippedReLU.step(self, dt=1.0, J=J, output=out)
-        return out
-
-    def step(self, dt, J, output, voltage):
-        """Integrate and emit signed spikes."""
-        voltage += self.activation(J) * dt
-        n_spikes = np.trunc(voltage)
-        output[...] = (self.amplitude / dt) * n_spikes
-        voltage -= n_spikes
 
 
 class KerasRate(RectifiedLinear):
@@ -375,11 +365,16 @@ def leaky_relu_step(nt, dt, J):
     return leaky(nt, J), {}
 
 
-@neuron_step(SpikingLeakyReLU)
-def spiking_leaky_relu_step(nt, dt, J, voltage):
-    voltage = voltage + tf.where(J > 0, J, nt.negative_slope * J) * dt
+def signed_spikes(nt, dt, rate, voltage):
+    """`SignedSpiking`'s step in TensorFlow, for a rate (before ``amplitude``)."""
+    voltage = voltage + rate * dt
     n_spikes = tf.sign(voltage) * tf.floor(tf.abs(voltage))  # trunc
     return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
+
+
+@neuron_step(SpikingLeakyReLU)
+def spiking_leaky_relu_step(nt, dt, J, voltage):
+    return signed_spikes(nt, dt, tf.where(J > 0, J, nt.negative_slope * J), voltage)
 
 
 TRAINING_STEPS[SpikingLeakyReLU] = rate_swap(leaky)
@@ -400,9 +395,7 @@ def clipped_relu_step(nt, dt, J):
 
 @neuron_step(SpikingClippedReLU)
 def spiking_clipped_relu_step(nt, dt, J, voltage):
-    voltage = voltage + clipped(nt, J) * dt
-    n_spikes = tf.sign(voltage) * tf.floor(tf.abs(voltage))  # trunc
-    return (nt.amplitude / dt) * n_spikes, {"voltage": voltage - n_spikes}
+    return signed_spikes(nt, dt, clipped(nt, J), voltage)
 
 
 TRAINING_STEPS[SpikingClippedReLU] = rate_swap(lambda nt, J: nt.amplitude * clipped(nt, J))
