@@ -134,8 +134,13 @@ def check_spiking_digits(out):
 
 
 def check_trained_memory(out):
+    # Adam with the gradient's norm clipped at 100, 10 epochs. Improvement measured over 8
+    # shuffle seeds x 5 data sets, quick (128 sequences): 20% to 52%, median 39% (41% as the
+    # notebook runs); full (256), 4 shuffle seeds: 33% to 40%. Unclipped, 3 quick epochs gave
+    # 7% to 26% on the notebook's data and got worse on another machine (0.01444 -> 0.01565);
+    # unclipped 20-epoch runs sometimes ended 57% worse than they started.
     assert number(out, "test error after training:") < number(out, "test error before training:")
-    assert number(out, "Improvement:") >= 5  # quick runs (few epochs) give ~10%
+    assert number(out, "Improvement:") >= 10
 
 
 def check_spa_memory(out):
@@ -159,7 +164,9 @@ def check_spa_memory(out):
 
 
 def check_spa_temporal(out):
-    # measured: 61.7% -> 100% (quick: 1 epoch; full: 5 epochs); loss 0.0154 -> 0.011 / 0.0059
+    # measured: 61.7% -> 100% (quick: 2 epochs; full: 5 epochs); loss 0.0154 -> 0.0086 / 0.0059.
+    # Quick over 18 shuffle seeds x 2 training sets: 100%, loss at most 0.0104, similarity
+    # at the end 0.64 to 0.79. (1 quick epoch failed these checks on 2 of 36: 79.7%, 89.1%.)
     before = number(out, "accuracy before training:")
     after = number(out, "accuracy after training:")
     # 16 cues: chance is 6%; the untrained memory loses the cue in a good part of the trials

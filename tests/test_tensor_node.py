@@ -136,7 +136,9 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
             t = nengodl.TensorNode(double, shape_in=(1,), shape_out=(1,), pass_time=False)
             e = nengo.Ensemble(10, 1, neuron_type=nengo.RectifiedLinear())
             nengo.Connection(a, t, synapse=None)
-            nengo.Connection(t, e, synapse=None)
+            # a trainable weight on the TensorNode's output (transform=None has none),
+            # which training lowers from 1 towards ~0.33
+            nengo.Connection(t, e, transform=1.0, synapse=None)
             p = nengo.Probe(e)
         return net, a, p
 
@@ -157,14 +159,16 @@ def test_tensor_node_that_xla_cannot_compile_runs_and_trains_without_xla():
             else:
                 sim.run_steps(3)
                 assert sim.jit
-            before = sim.loss(data, progress_bar=False)
+            before = sim.loss(data, progress_bar=False)  # 2.72 (decodes ~2.45 for 0.8)
             sim.train(
                 data,
-                tf.compat.v1.train.GradientDescentOptimizer(1e-3),
+                tf.compat.v1.train.GradientDescentOptimizer(2e-2),
                 n_epochs=5,
                 progress_bar=False,
             )
-            assert sim.loss(data, progress_bar=False) < before
+            # measured 0.0007: a drop of 2.72, 1e7 times float32's resolution at 2.72
+            # (2.4e-7); network seeds 0-7 all end below 0.11 * before
+            assert sim.loss(data, progress_bar=False) < 0.25 * before
             sim.run_steps(1)
             results.append(sim.data[p])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
