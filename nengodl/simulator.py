@@ -24,6 +24,7 @@ from nengodl.runtime.distributed import (
 from nengodl.runtime.methods import RunMethods
 from nengodl.runtime.seeds import graph_seed
 from nengodl.runtime.state import SignalValues
+from nengodl.training.executor import Executor
 from nengodl.training.keras_methods import KerasMethods
 from nengodl.training.seed_methods import SeedTrainingMethods
 from nengodl.training.trainer import Trainer
@@ -175,6 +176,7 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
         self.data = SimulationData(self.model.params, built.run_state.recorder, self)
         self.closed = False
         self._trainer = None
+        self._executor = None
         self._keras_api = None
         self.reset(seed=self.seed)
 
@@ -283,6 +285,15 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
             self._trainer = Trainer(self)
         self._run_state.parameters_changing()  # training may change what the stepper holds
         return self._trainer
+
+    @property
+    def executor(self):
+        """(`nengodl.training.executor.Executor`) Runs the minibatches of training,
+        evaluation and prediction, through the distribution strategy (developer API)."""
+        trainer = self.trainer  # raises once closed
+        if self._executor is None:
+            self._executor = Executor(self, trainer)
+        return self._executor
 
     @property
     def jit(self):

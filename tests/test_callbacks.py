@@ -335,7 +335,7 @@ def test_tensorboard_profiles_training_and_prediction(tmp_path):
         n_params = len(sim.loop.trainable)
         assert n_params == 4  # encoders, biases and the two connections' weights
         assert len([n for n in ran if n.endswith(":AssignSubVariableOp")]) == n_params
-        assert any(n.startswith("gradient_tape/") for n in ran)
+        assert any("gradient_tape/" in n for n in ran)
 
         # prediction, through Keras' callback protocol (as Model.predict calls it)
         tb = TensorBoard(tmp_path / "predict", profile_batch=(1, 2))
@@ -356,7 +356,7 @@ def test_tensorboard_profiles_training_and_prediction(tmp_path):
     for batch in batches:
         ran = ops_within(events, batch)
         assert any(":" in n for n in ran)
-        assert not any(n.startswith("gradient_tape/") or "AssignSub" in n for n in ran)
+        assert not any("gradient_tape/" in n or "AssignSub" in n for n in ran)
 
 
 class RunEachEpoch(keras.callbacks.Callback):

@@ -32,6 +32,9 @@ class Recorder(keras.callbacks.Callback):
         super().__init__()
         self.events = []
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.events.append(("train_begin", batch))
+
     def on_train_batch_end(self, batch, logs=None):
         self.events.append(("train_batch", batch, logs["loss"]))
 
@@ -48,17 +51,26 @@ class Recorder(keras.callbacks.Callback):
         self.events.append(("test_end", logs["loss"]))
 
 
-@pytest.mark.parametrize("with_callback", [False, True])
-def test_fit_paths_match_closed_form_sgd(with_callback):
+@pytest.mark.parametrize(
+    "with_callback, steps_per_execution",
+    [(False, 1), (True, 1), (True, 2)],
+    ids=["whole-epoch-calls", "one-minibatch-calls", "two-minibatch-calls"],
+)
+def test_fit_paths_match_closed_form_sgd(with_callback, steps_per_execution):
     # without callbacks or metrics fit runs whole epochs in one compiled call; with a
-    # callback, batch by batch: both are the same SGD
+    # callback, steps_per_execution minibatches per call (3 minibatches: calls of 2 and
+    # 1): all are the same SGD
     rng = np.random.RandomState(0)
     W0, x, y = rng.randn(2, 3), rng.randn(12, 1, 3), rng.randn(12, 1, 2)
     W, losses = sgd_epochs(W0, x, y, lr=0.0625, epochs=3, mb=4)
     net = linear_net(W0)
     recorder = Recorder()
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, dtype="float64") as sim:
-        sim.compile(keras.optimizers.SGD(0.0625), loss={net.p: "mse"})
+        sim.compile(
+            keras.optimizers.SGD(0.0625),
+            loss={net.p: "mse"},
+            steps_per_execution=steps_per_execution,
+        )
         hist = sim.fit(
             {net.inp: x},
             {net.p: y},
@@ -72,8 +84,12 @@ def test_fit_paths_match_closed_form_sgd(with_callback):
     np.testing.assert_allclose(hist.history["loss"], losses, rtol=1e-6)
     np.testing.assert_allclose(hist.history["probe_loss"], losses, rtol=1e-6)
     if with_callback:
-        assert [e[:2] for e in recorder.events if e[0] == "train_batch"] == [
-            ("train_batch", b) for _ in range(3) for b in range(3)
+        # every minibatch begins and ends, in order, however many a call runs
+        assert [e[:2] for e in recorder.events if e[0].startswith("train_")] == [
+            (kind, b)
+            for _ in range(3)
+            for b in range(3)
+            for kind in ("train_begin", "train_batch")
         ]
         epochs = [e for e in recorder.events if e[0] == "epoch"]
         np.testing.assert_allclose([e[2] for e in epochs], losses, rtol=1e-6)

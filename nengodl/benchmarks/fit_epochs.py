@@ -112,7 +112,7 @@ def main(argv=None):
         ours, theirs = (statistics.median(times[k]) for k in ("nengodl", "keras"))
         print(
             f"{'yes' if validation else 'no':<12}{1e3 * ours:>14.2f}{1e3 * theirs:>12.2f}"
-            f"{ours / theirs:>8.2f}"
+            f"{ours / theirs:>8.3g}"
         )
     for _, close in fitters.values():
         close()

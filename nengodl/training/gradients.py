@@ -10,6 +10,7 @@ from nengo.exceptions import SimulationError, ValidationError
 
 from nengodl.training.data import TrainingData, resolve_objective
 from nengodl.training.loop import random_state
+from nengodl.training.trainer import differentiate
 
 
 def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=None, seed=0):
@@ -49,12 +50,22 @@ def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=No
     inputs, targets = next(tdata.batches())
     pairs = trainer.variables()
     variables = [v for v, _ in pairs]
-    grads_fn = trainer.compiled_function("grads", objective, variables, True)
-    loss_step = trainer.eval_step(objective, training=True)
     feeds = trainer.host_inputs(inputs, tdata.n_steps, seed)
-    _, _, grads = grads_fn(
-        tf.constant(tdata.n_steps, tf.int32), feeds, trainer.objective_targets(objective, targets)
+    n_steps = tf.constant(tdata.n_steps, tf.int32)
+    targets = trainer.objective_targets(objective, targets)
+    initial = [np.asarray(s) for s in trainer.loop.initial_state()]
+
+    def outputs(feeds):
+        return trainer.probe_outputs(n_steps, feeds, True, initial)[1]
+
+    def losses(outs):
+        return trainer.objective_losses(outs, targets, objective)
+
+    grads_fn = tf.function(
+        lambda feeds: differentiate(lambda: outputs(feeds), losses, variables), autograph=False
     )
+    loss_fn = tf.function(lambda feeds: tf.reduce_sum(losses(outputs(feeds))), autograph=False)
+    _, _, grads = grads_fn(feeds)
     rng = random_state(seed)
     worst = 0.0
     for (var, mask), grad in zip(pairs, grads):
@@ -68,7 +79,7 @@ def check_gradients(trainer, data, objective=None, atol=None, n_checks=5, eps=No
                 pert = original.ravel().copy()
                 pert[i] += sign * eps
                 var.assign(pert.reshape(original.shape))
-                values.append(float(np.sum(loss_step(inputs, targets, tdata.n_steps, seed)[0])))
+                values.append(float(loss_fn(feeds)))
             var.assign(original)
             numeric = (values[0] - values[1]) / (2 * eps)
             err = abs(numeric - grad[i]) / max(1.0, abs(numeric))
@@ -192,7 +203,11 @@ def check_input_gradients(sim, inputs=None, outputs=None, atol=None, rtol=1e-3):
     trainer = sim.trainer
     base = trainer.host_inputs(dict(zip(nodes, arrays)), n_steps, 0)
     keys = [plan.node_keys[node] for node in nodes]
-    fn = trainer.compiled_function("outputs", None, None, True)
+    initial = [np.asarray(s) for s in trainer.loop.initial_state()]
+    fn = tf.function(
+        lambda n_steps, feeds: trainer.probe_outputs(n_steps, feeds, True, initial)[1],
+        autograph=False,
+    )
     steps = tf.constant(n_steps, tf.int32)
 
     def probe_output(k):

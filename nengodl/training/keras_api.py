@@ -12,12 +12,9 @@ from collections.abc import Mapping
 
 import keras
 import numpy as np
-import tensorflow as tf
 from nengo.exceptions import ValidationError
 
-from nengodl.build import device_scope
 from nengodl.io.checks import check_count
-from nengodl.runtime.compiled import run_raising
 from nengodl.runtime.weak import WeakSimulator
 from nengodl.training.data import TrainingData, TrainingDataNoInputs
 from nengodl.training.keras_compile import CompiledSettings
@@ -47,6 +44,7 @@ class KerasAPI:
     def __init__(self, sim):
         self.sim = sim
         self.compiled = None
+        self.steps_per_execution = 1
         self.model = SimulatorModel(sim)
 
     def compile(
@@ -67,7 +65,7 @@ class KerasAPI:
                 "compiled TensorFlow function (Simulator(jit=False) runs it without XLA)",
                 attr="run_eagerly",
             )
-        check_count(steps_per_execution, "steps_per_execution", minimum=1)
+        steps_per_execution = check_count(steps_per_execution, "steps_per_execution", minimum=1)
         if jit_compile not in ("auto", True, False):
             raise ValidationError(
                 f"Must be 'auto', True or False (got {jit_compile!r})", attr="jit_compile"
@@ -86,6 +84,7 @@ class KerasAPI:
             self.sim, optimizer, loss, metrics, loss_weights, weighted_metrics
         )
         self.model.optimizer = optimizer
+        self.steps_per_execution = steps_per_execution
 
     def _check_compiled(self, method, need_loss=True):
         if self.compiled is None or (need_loss and self.compiled.settings["loss"] is None):
@@ -137,13 +136,14 @@ class KerasAPI:
         tdata = batches.tdata
         objective = self.compiled.objective(tdata.targets, tdata.weighted)
         metrics = self.compiled.metrics(tdata.targets, tdata.weighted)
-        if stateful:
-            step = self._stateful_eval_step(objective)
-        else:
-            step = self.sim.trainer.eval_step(objective)
+        run = self.sim.executor.runner(
+            "evaluate", objective, stateful=stateful, with_outputs=bool(metrics)
+        )
         callbacks.on_test_begin()
         logs = self.compiled.logs(objective, metrics, weighted=tdata.weighted)
-        logs = evaluate_batches(step, batches, logs, progress, callbacks=callbacks).result()
+        logs = evaluate_batches(
+            run, batches, logs, self.steps_per_execution, progress, callbacks=callbacks
+        ).result()
         callbacks.on_test_end(logs)
         return logs
 
@@ -234,21 +234,17 @@ class KerasAPI:
         tdata = self._weighed(self._data_of(data, n_steps), sample_weight, class_weight)
         objective = self.compiled.objective(tdata.targets, tdata.weighted)
         metrics = self.compiled.metrics(tdata.targets, tdata.weighted)
-        trainer = self.sim.trainer
         optimizer = self.compiled.optimizer
-        if stateful:
-            step = trainer.stateful_train_step(optimizer, objective)
-        else:
-            step = trainer.train_step(optimizer, objective)
+        run = self.sim.executor.runner(
+            "train", objective, optimizer, stateful=stateful, with_outputs=bool(metrics)
+        )
         batches = EpochIterator(tdata, shuffle, seed, steps=steps_per_epoch)
         self.model.stop_training = False
         cbs = self._callbacks(callbacks, verbose, epochs, batches.n_batches, history=True)
         cbs.on_train_begin()
         initial_epoch = self._resume(initial_epoch, batches)
-        # the compiled whole-epoch call where nothing needs each minibatch as it ends
-        epoch_fn = None
-        if not callbacks and not metrics and not stateful:
-            epoch_fn = trainer.epoch_function(optimizer, objective, tdata)
+        # a whole epoch per call where nothing needs each minibatch as it ends
+        per_call = self.steps_per_execution if callbacks or metrics else None
 
         def validate(epoch):
             if not should_validate(epoch):
@@ -258,14 +254,14 @@ class KerasAPI:
             return {f"val_{k}": v for k, v in self._run_eval(val_batches, cbs).items()}
 
         logs = fit_epochs(
-            step,
+            run,
             batches,
             epochs,
             lambda: self.compiled.logs(objective, metrics, weighted=tdata.weighted),
+            per_call=per_call,
             initial_epoch=initial_epoch,
             callbacks=cbs,
             validate=None if val is None else validate,
-            epoch_fn=epoch_fn,
             progress=verbose and self.sim.progress_bar,
             should_stop=lambda: self.model.stop_training,
         )
@@ -334,10 +330,14 @@ class KerasAPI:
         stateful = self._check_stateful(stateful)
         batches = EpochIterator(self._data(x, None, n_steps), seed=seed, steps=steps)
         cbs = self._callbacks(callbacks, verbose, 1, batches.n_batches)
-        step = self._stateful_step() if stateful else self.sim.trainer.predict_step()
+        run = self.sim.executor.runner("predict", stateful=stateful)
         cbs.on_predict_begin()
         outputs = predict_batches(
-            step, batches, verbose and self.sim.progress_bar, callbacks=cbs if callbacks else None
+            run,
+            batches,
+            self.steps_per_execution,
+            verbose and self.sim.progress_bar,
+            callbacks=cbs if callbacks else None,
         )
         cbs.on_predict_end()
         return dict(zip(self.sim.plan.probes, outputs))
@@ -367,44 +367,6 @@ class KerasAPI:
             )
             return False
         return bool(stateful)
-
-    def _stateful_step(self):
-        """A predict step ``step(inputs, n_steps, seed) -> outputs`` that runs each
-        minibatch from where the simulator stands and leaves it at the end (its
-        signals, `n_steps` and time; probe data is not recorded), as NengoDL 3's
-        ``predict(stateful=True)``: the next minibatch, or run, continues from
-        there. Nodes without data compute their output on the simulator's own
-        host operators, at the simulator's time."""
-        sim = self.sim
-        plan, run = sim.plan, sim.run_state
-        runner = sim.runner if sim.distributed is None else sim.distributed
-
-        def step(inputs, n_steps, seed):
-            feeds = {plan.node_keys[node]: np.swapaxes(arr, 0, 1) for node, arr in inputs.items()}
-            feeds = plan.complete_feeds(feeds, run.n_steps, n_steps)
-            with sim.seed_scope(), device_scope(sim.device):
-                if runner is sim.runner and runner.needs_compile(n_steps, feeds):
-                    runner.compile(run.tensors, feeds)
-                state, outputs = run_raising(runner, plan, n_steps, run.tensors, feeds)
-            run.tensors = sim.loop.restore_constants(state, feeds)
-            run.n_steps += n_steps
-            outputs = [np.swapaxes(o, 0, 1) for o in outputs]
-            return [tf.convert_to_tensor(o) for o in sim.trainer.kept_history(outputs)]
-
-        return step
-
-    def _stateful_eval_step(self, objective):
-        """An evaluation step ``step(inputs, targets, n_steps, seed) -> (losses,
-        outputs)`` on `_stateful_step`'s outputs: ``evaluate(stateful=True)``."""
-        predict = self._stateful_step()
-        trainer = self.sim.trainer
-
-        def step(inputs, targets, n_steps, seed):
-            outputs = predict(inputs, n_steps, seed)
-            targets = trainer.objective_targets(objective, targets)
-            return trainer.objective_losses(outputs, targets, objective).numpy(), outputs
-
-        return step
 
 
 def validation_epochs(validation_freq):

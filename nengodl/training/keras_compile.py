@@ -243,7 +243,7 @@ class CompiledSettings:
                     y_true, sample_weight = (
                         split(targets[p]) if p in weighted else (targets[p], None)
                     )
-                    y_true = y_true.astype(y_pred.dtype.as_numpy_dtype)
+                    y_true = y_true.astype(y_pred.dtype)
                     if isinstance(m, WeightedMetric):
                         m.metric.update_state(y_true, y_pred, sample_weight=sample_weight)
                         logs[name] = m.metric

@@ -1,13 +1,35 @@
 """The Simulator's methods of NengoDL 3's Keras-style API.
 
 `KerasMethods` holds ``compile``, ``fit``, ``evaluate``, ``predict`` and
-``predict_on_batch``, front ends of `nengodl.training.keras_api.KerasAPI`.
+``predict_on_batch``, front ends of `nengodl.training.keras_api.KerasAPI`
+with its signatures (`front_end`) and their documentation.
 """
+
+import inspect
 
 import numpy as np  # noqa: F401 (the docstring examples use it)
 
 from nengodl.training.keras_api import KerasAPI
 from nengodl.training.keras_data import object_name
+
+
+def front_end(impl):
+    """Make the decorated function, whose docstring documents ``impl`` (a method
+    of `KerasAPI`), a `Simulator` method that calls ``impl`` with the simulator's
+    `KerasAPI`: the signature is written once, on ``impl``."""
+
+    def decorate(documented):
+        name = impl.__name__
+
+        def method(self, *args, **kwargs):
+            return getattr(self._keras(), name)(*args, **kwargs)
+
+        method.__name__, method.__qualname__ = name, f"KerasMethods.{name}"
+        method.__doc__ = documented.__doc__
+        method.__signature__ = inspect.signature(impl)
+        return method
+
+    return decorate
 
 
 class KerasMethods:
@@ -19,17 +41,8 @@ class KerasMethods:
         self.run_state.parameters_changing()  # training may change what the stepper holds
         return self._keras_api
 
-    def compile(
-        self,
-        optimizer=None,
-        loss=None,
-        metrics=None,
-        loss_weights=None,
-        run_eagerly=False,
-        steps_per_execution=1,
-        jit_compile="auto",
-        weighted_metrics=None,
-    ):
+    @front_end(KerasAPI.compile)
+    def compile():
         """Set the optimizer, losses and metrics used by `fit` and `evaluate`.
 
         Parameters
@@ -46,9 +59,10 @@ class KerasMethods:
         run_eagerly : bool
             Must be False: the simulation always runs as a compiled function.
         steps_per_execution : int
-            Accepted (a positive int) for Keras compatibility: `fit` already trains a
-            whole epoch per compiled call where no callback or metric needs each
-            minibatch, and batch callbacks hear of every minibatch either way.
+            Minibatches per compiled call where callbacks or metrics follow each
+            minibatch (in `fit`; always in `evaluate` and `predict`), as in Keras;
+            without them `fit` trains a whole epoch per call. Batch callbacks hear
+            of every minibatch either way, the first of a call before it runs.
         jit_compile : bool or "auto"
             Accepted for Keras compatibility; XLA is ``Simulator(jit=...)``'s choice
             (a value that disagrees with it warns).
@@ -70,39 +84,9 @@ class KerasMethods:
         ...     sim.evaluate({a: np.ones((1, 1, 1))}, {p: np.zeros((1, 1, 1))}, verbose=0)["loss"]
         4.0
         """
-        self._keras().compile(
-            optimizer,
-            loss,
-            metrics,
-            loss_weights,
-            run_eagerly=run_eagerly,
-            steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile,
-            weighted_metrics=weighted_metrics,
-        )
 
-    def fit(
-        self,
-        x=None,
-        y=None,
-        epochs=1,
-        validation_data=None,
-        callbacks=None,
-        shuffle=True,
-        initial_epoch=0,
-        n_steps=None,
-        stateful=False,
-        verbose=1,
-        seed=None,
-        batch_size=None,
-        validation_split=0.0,
-        steps_per_epoch=None,
-        validation_steps=None,
-        validation_batch_size=None,
-        validation_freq=1,
-        sample_weight=None,
-        class_weight=None,
-    ):
+    @front_end(KerasAPI.fit)
+    def fit():
         """Train with the compiled optimizer and losses (Keras ``Model.fit``).
 
         Parameters
@@ -187,42 +171,9 @@ class KerasMethods:
         >>> [round(loss, 4) for loss in history.history["loss"]]  # weight ** 2 before each epoch
         [4.0, 1.0, 0.25]
         """
-        return self._keras().fit(
-            x,
-            y,
-            epochs=epochs,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            shuffle=shuffle,
-            initial_epoch=initial_epoch,
-            n_steps=n_steps,
-            stateful=stateful,
-            verbose=verbose,
-            seed=seed,
-            batch_size=batch_size,
-            validation_split=validation_split,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size,
-            validation_freq=validation_freq,
-            sample_weight=sample_weight,
-            class_weight=class_weight,
-        )
 
-    def evaluate(
-        self,
-        x=None,
-        y=None,
-        n_steps=None,
-        stateful=False,
-        callbacks=None,
-        verbose=1,
-        seed=None,
-        batch_size=None,
-        steps=None,
-        return_dict=True,
-        sample_weight=None,
-    ):
+    @front_end(KerasAPI.evaluate)
+    def evaluate():
         """Compute the compiled losses and metrics (spiking neurons stay spiking).
 
         Parameters
@@ -275,31 +226,9 @@ class KerasMethods:
         >>> sorted(result), result["loss"]
         (['loss', 'probe_loss', 'probe_mae'], 4.0)
         """
-        return self._keras().evaluate(
-            x,
-            y,
-            n_steps=n_steps,
-            stateful=stateful,
-            callbacks=callbacks,
-            verbose=verbose,
-            seed=seed,
-            batch_size=batch_size,
-            steps=steps,
-            return_dict=return_dict,
-            sample_weight=sample_weight,
-        )
 
-    def predict(
-        self,
-        x=None,
-        n_steps=None,
-        stateful=False,
-        verbose=1,
-        seed=None,
-        batch_size=None,
-        callbacks=None,
-        steps=None,
-    ):
+    @front_end(KerasAPI.predict)
+    def predict():
         """Probe outputs for inputs ``x``, each ``(batch, n_steps, size)``.
 
         Parameters
@@ -344,18 +273,9 @@ class KerasMethods:
         >>> out[p].shape, float(out[p][0, 0, 0])
         ((4, 3, 1), 2.0)
         """
-        return self._keras().predict(
-            x,
-            n_steps=n_steps,
-            stateful=stateful,
-            verbose=verbose,
-            seed=seed,
-            batch_size=batch_size,
-            callbacks=callbacks,
-            steps=steps,
-        )
 
-    def predict_on_batch(self, x=None, n_steps=None, stateful=False):
+    @front_end(KerasAPI.predict_on_batch)
+    def predict_on_batch():
         """`predict` for exactly one minibatch of inputs.
 
         Parameters
@@ -390,7 +310,6 @@ class KerasMethods:
         array([[2., 2., 2.],
                [2., 2., 2.]], dtype=float32)
         """
-        return self._keras().predict_on_batch(x, n_steps=n_steps, stateful=stateful)
 
     def get_name(self, obj):
         """The name of an input Node or a Probe in Keras-style data and logs.

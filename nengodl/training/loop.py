@@ -2,10 +2,11 @@
 
 `EpochIterator` gives the minibatches of one pass over the data (shuffled
 from its seed for training), each with the seed for inputs that Nodes compute
-on the host; `fit_epochs` runs training epochs (through the compiled
-whole-epoch function where it can, else batch by batch), calling Keras
-callbacks and a validation function; `evaluate_batches` and
-`predict_batches` run one pass without updates. NengoDL 2's
+on the host; `fit_epochs` runs training epochs (a whole epoch per call to
+the executor where nothing needs to hear of each minibatch as it ends, else
+some minibatches per call), calling Keras callbacks and a validation
+function; `evaluate_batches` and `predict_batches` run one pass without
+updates. NengoDL 2's
 `Simulator.train` / `Simulator.loss` and the Keras-style `fit` / `evaluate` /
 `predict` are thin front ends over these.
 """
@@ -149,52 +150,113 @@ class EpochLogs:
         return logs
 
 
-def evaluate_batches(step, batches, logs, progress=False, label="Evaluation", callbacks=None):
-    """One pass of ``step(inputs, targets, n_steps, seed) -> (losses, outputs)``
-    over ``batches`` (an `EpochIterator`) without updates; returns ``logs``
-    (an `EpochLogs`) with every minibatch added. ``callbacks`` (a Keras
+def calls(batches, per_call):
+    """The minibatches of one epoch of ``batches`` (an `EpochIterator`), in lists
+    of at most ``per_call`` (None: all of the epoch in one list)."""
+    chunk = []
+    for batch in batches.epoch():
+        chunk.append(batch)
+        if per_call is not None and len(chunk) == per_call:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class BatchHooks:
+    """Keras's batch hooks (``on_<mode>_batch_begin`` / ``_end``) around the
+    minibatches of one call: the first begins before the call (as in Keras), the
+    others after it, each when the one before has ended.
+
+    Parameters
+    ----------
+    callbacks : keras.callbacks.CallbackList or None
+        The callbacks (None: no hooks).
+    mode : str
+        ``"train"``, ``"test"`` or ``"predict"``.
+    index : int
+        The index of the call's first minibatch.
+    """
+
+    def __init__(self, callbacks, mode, index):
+        self.callbacks, self.mode, self.index = callbacks, mode, index
+        self._begun = False
+        self.begin()
+
+    def _call(self, which, *logs):
+        if self.callbacks is not None:
+            getattr(self.callbacks, f"on_{self.mode}_batch_{which}")(self.index, *logs)
+
+    def begin(self):
+        """The next minibatch begins (unless it has)."""
+        if not self._begun:
+            self._call("begin")
+            self._begun = True
+
+    def end(self, logs):
+        """The minibatch ended with ``logs``."""
+        self.begin()
+        self._call("end", logs)
+        self.index += 1
+        self._begun = False
+
+
+def logged_calls(run, batches, per_call, logs, callbacks, mode):
+    """The calls of ``run`` over one epoch of ``batches`` (`calls`), each
+    minibatch added to ``logs`` (an `EpochLogs`) and told to ``callbacks`` in
+    ``mode`` (`BatchHooks`); yields the number of minibatches of each call."""
+    for chunk in calls(batches, per_call):
+        hooks = BatchHooks(callbacks, mode, logs.count)
+        results = run(chunk, batches.n_steps)
+        for k, (_, targets, _) in enumerate(chunk):
+            outputs = None if results.outputs is None else results.outputs[k]
+            logs.add(results.losses[k], outputs, targets)
+            hooks.end(logs.result())
+        yield len(chunk)
+
+
+def evaluate_batches(
+    run, batches, logs, per_call=1, progress=False, label="Evaluation", callbacks=None
+):
+    """One pass of ``run(minibatches, n_steps) -> Results`` (an ``"evaluate"``
+    runner of `nengodl.training.executor.Executor`) over ``batches`` (an
+    `EpochIterator`), ``per_call`` minibatches per call; returns ``logs`` (an
+    `EpochLogs`) with every minibatch added. ``callbacks`` (a Keras
     ``CallbackList``), if given, are told of each minibatch with the logs so
     far, as Keras's ``evaluate`` tells them."""
     with Stage(label, progress, max_value=batches.n_batches) as stage:
-        for b, (inputs, targets, seed) in enumerate(batches.epoch()):
-            if callbacks is not None:
-                callbacks.on_test_batch_begin(b)
-            losses, outputs = step(inputs, targets, batches.n_steps, seed)
-            logs.add(losses, outputs, targets)
-            if callbacks is not None:
-                callbacks.on_test_batch_end(b, logs.result())
+        for _ in logged_calls(run, batches, per_call, logs, callbacks, "test"):
             stage.update(logs.count)
     return logs
 
 
-def predict_batches(step, batches, progress=False, callbacks=None):
-    """One pass of ``step(inputs, n_steps, seed) -> outputs`` over ``batches``;
-    returns each output (one per probe) concatenated over the minibatches.
-    ``callbacks`` (a Keras ``CallbackList``), if given, are told of each
-    minibatch with its ``outputs`` (one array, or a list of one per probe), as
-    Keras's ``predict`` tells them."""
+def predict_batches(run, batches, per_call=1, progress=False, callbacks=None):
+    """One pass of ``run(minibatches, n_steps) -> Results`` (a ``"predict"``
+    runner) over ``batches``, ``per_call`` minibatches per call; returns each
+    output (one per probe) concatenated over the minibatches. ``callbacks`` (a
+    Keras ``CallbackList``), if given, are told of each minibatch with its
+    ``outputs`` (one array, or a list of one per probe), as Keras's ``predict``
+    tells them."""
     chunks = []
     with Stage("Prediction", progress, max_value=batches.n_batches) as stage:
-        for b, (inputs, _, seed) in enumerate(batches.epoch()):
-            if callbacks is not None:
-                callbacks.on_predict_batch_begin(b)
-            chunks.append([o.numpy() for o in step(inputs, batches.n_steps, seed)])
-            if callbacks is not None:
-                out = chunks[-1]
-                callbacks.on_predict_batch_end(b, {"outputs": out[0] if len(out) == 1 else out})
+        for chunk in calls(batches, per_call):
+            hooks = BatchHooks(callbacks, "predict", len(chunks))
+            for out in run(chunk, batches.n_steps).outputs:
+                chunks.append(out)
+                hooks.end({"outputs": out[0] if len(out) == 1 else out})
             stage.update(len(chunks))
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
 
 
 def fit_epochs(
-    step,
+    run,
     batches,
     epochs,
     make_logs,
+    per_call=None,
     initial_epoch=0,
     callbacks=None,
     validate=None,
-    epoch_fn=None,
     progress=False,
     should_stop=None,
 ):
@@ -202,15 +264,19 @@ def fit_epochs(
 
     Parameters
     ----------
-    step : callable
-        ``step(inputs, targets, n_steps, seed) -> (losses, outputs)`` trains on
-        one minibatch.
+    run : callable
+        ``run(minibatches, n_steps) -> Results``: a ``"train"`` runner of
+        `nengodl.training.executor.Executor`.
     batches : EpochIterator
         The training data.
     epochs : int
         The epoch to stop before (as Keras's ``epochs``).
     make_logs : callable
         ``make_logs() -> EpochLogs`` for one epoch.
+    per_call : int, optional
+        Minibatches per call (Keras's ``steps_per_execution``); None: a whole
+        epoch per call. Batch callbacks hear of each minibatch after its call,
+        with the logs so far (running means over the epoch), as in Keras.
     initial_epoch : int
         The first epoch to run.
     callbacks : keras.callbacks.CallbackList, optional
@@ -218,12 +284,6 @@ def fit_epochs(
     validate : callable, optional
         ``validate(epoch) -> dict`` of ``val_`` logs (empty where that epoch is
         not validated), after each epoch.
-    epoch_fn : callable, optional
-        ``epoch_fn(batches) -> per-batch losses`` (one row per minibatch, one
-        value per objective) training a whole epoch in one compiled call, used
-        instead of ``step`` when given (batch callbacks are then told of each
-        minibatch after the epoch's call). Batch callbacks get the logs so far
-        (running means over the epoch), as in Keras.
     progress : bool
         Show a progress bar.
     should_stop : callable, optional
@@ -244,24 +304,9 @@ def fit_epochs(
             if callbacks is not None:
                 callbacks.on_epoch_begin(epoch)
             epoch_logs = make_logs()
-            if epoch_fn is not None:
-                rows = epoch_fn([(inputs, targets) for inputs, targets, _ in batches.epoch()])
-                for b, row in enumerate(rows):
-                    epoch_logs.add(row)
-                    if callbacks is not None:
-                        callbacks.on_train_batch_begin(b)
-                        callbacks.on_train_batch_end(b, epoch_logs.result())
-                done += len(rows)
-            else:
-                for b, (inputs, targets, seed) in enumerate(batches.epoch()):
-                    if callbacks is not None:
-                        callbacks.on_train_batch_begin(b)
-                    losses, outputs = step(inputs, targets, batches.n_steps, seed)
-                    epoch_logs.add(losses, outputs, targets)
-                    if callbacks is not None:
-                        callbacks.on_train_batch_end(b, epoch_logs.result())
-                    done += 1
-                    stage.update(done, epoch=epoch + 1, loss=epoch_logs.mean_loss())
+            for n in logged_calls(run, batches, per_call, epoch_logs, callbacks, "train"):
+                done += n
+                stage.update(done, epoch=epoch + 1, loss=epoch_logs.mean_loss())
             logs = epoch_logs.result()
             stage.update(done, epoch=epoch + 1, loss=logs["loss"])
             if validate is not None:

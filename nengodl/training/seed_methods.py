@@ -1,8 +1,8 @@
 """The Simulator's methods of NengoDL 2's training API.
 
-`SeedTrainingMethods` holds ``train``, ``loss`` and ``check_gradients``, front
-ends of `nengodl.training.trainer.Trainer`, which runs minibatches through the
-compiled simulation loop.
+`SeedTrainingMethods` holds ``train``, ``loss`` and ``check_gradients``: ``train``
+and ``loss`` are front ends of `nengodl.training.executor.Executor`, which runs
+minibatches through the compiled simulation loop.
 """
 
 from collections.abc import Mapping
@@ -11,7 +11,11 @@ import nengo
 import numpy as np  # noqa: F401 (the docstring examples use it)
 from nengo.exceptions import ValidationError
 
+from nengodl.io.checks import check_count
+from nengodl.training.data import TrainingData, resolve_objective
 from nengodl.training.gradients import check_gradients, check_input_gradients
+from nengodl.training.loop import EpochIterator, EpochLogs, evaluate_batches, fit_epochs
+from nengodl.training.trainer import check_optimizer
 
 
 class SeedTrainingMethods:
@@ -78,15 +82,20 @@ class SeedTrainingMethods:
         >>> weight == 0.5 + 1.5 / 2 ** 10
         True
         """
-        return self.trainer.train(
-            data,
-            optimizer,
-            objective=objective,
-            n_epochs=n_epochs,
-            shuffle=shuffle,
-            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
-            seed=seed,
+        check_optimizer(optimizer)
+        n_epochs = check_count(n_epochs, "n_epochs")
+        tdata = TrainingData(self, data)
+        if n_epochs == 0:
+            return None  # as Keras's fit with no epochs: the data checked, nothing trained
+        objective = resolve_objective(objective, tdata.targets, self.model.probes)
+        logs = fit_epochs(
+            self.executor.runner("train", objective, optimizer),
+            EpochIterator(tdata, shuffle, seed),
+            n_epochs,
+            lambda: EpochLogs([str(p) for p in objective]),
+            progress=self.progress_bar if progress_bar is None else progress_bar,
         )
+        return logs["loss"]
 
     def loss(self, data, objective=None, progress_bar=None, seed=None):
         """Evaluate an objective on ``data`` with the model as defined.
@@ -122,12 +131,16 @@ class SeedTrainingMethods:
         ...     sim.loss(data, objective=nengodl.obj.mse)  # (2 - 0.5) ** 2
         2.25
         """
-        return self.trainer.loss(
-            data,
-            objective=objective,
-            progress_bar=self.progress_bar if progress_bar is None else progress_bar,
-            seed=seed,
+        tdata = TrainingData(self, data)
+        objective = resolve_objective(objective, tdata.targets, self.model.probes)
+        logs = evaluate_batches(
+            self.executor.runner("evaluate", objective, with_outputs=False),
+            EpochIterator(tdata, seed=seed),
+            EpochLogs([str(p) for p in objective]),
+            progress=self.progress_bar if progress_bar is None else progress_bar,
+            label="Calculation",
         )
+        return logs.mean_loss()
 
     def check_gradients(self, inputs=None, outputs=None, atol=None, rtol=1e-3, objective=None):
         """Check analytic gradients against finite differences.
