@@ -120,3 +120,18 @@ def test_fit_epochs_prints_nengodl_and_keras_per_epoch(capsys):
         ours, theirs, ratio = map(float, row[1:])
         assert ours > 0 and theirs > 0
         np.testing.assert_allclose(ratio, ours / theirs, rtol=0.02)
+
+
+def test_applications_prints_a_row_per_network_equal_to_keras(capsys):
+    from nengodl.benchmarks import applications
+
+    applications.main(["--models", "MobileNetV2", "--size", "32", "--batch", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["model", "layers", "fallback"]
+    (row,) = [line.split() for line in lines[1:]]
+    assert row[0] == "MobileNetV2" and row[2] == "0"  # every layer native
+    assert float(row[5]) < 1e-4  # the largest difference, relative to Keras's largest output
+    times = [float(v) for v in row[6:8] + row[9:11]]
+    assert all(t > 0 for t in times)  # nengodl and Keras, first and second call
+    # the ratio of the first calls (seconds: one and two decimals printed)
+    np.testing.assert_allclose(float(row[8]), times[0] / times[1], rtol=0.1)

@@ -140,3 +140,18 @@ def test_progress_bar_output(seed_net, capsys):
     with nengodl.Simulator(seed_net, progress_bar=False) as sim:
         sim.run_steps(5)
     assert capsys.readouterr().out == ""
+
+
+def test_training_data_refuses_nodes_as_run_steps_does(seed_net):
+    # one validator of input Nodes: train, loss and predict name the Node and the
+    # reason with the words run_steps uses
+    other = nengo.Node(0, add_to_container=False)
+    x, y = np.zeros((2, 10, 1)), np.zeros((2, 10, 1))
+    with nengodl.Simulator(seed_net, minibatch_size=2, progress_bar=False) as sim:
+        for node, match in [(seed_net.outpt, "takes input"), (other, "not an input Node")]:
+            with pytest.raises(ValidationError, match=match):
+                sim.loss({node: x, seed_net.outpt_p: y})
+            with pytest.raises(ValidationError, match=match):
+                sim.predict({node: x}, verbose=0)
+            with pytest.raises(ValidationError, match=match):
+                sim.run_steps(10, data={node: x})

@@ -184,6 +184,39 @@ def numeric_array(value, obj):
     return arr
 
 
+def check_input_node(node, input_nodes):
+    """Raise a `ValidationError` naming ``node`` unless data can be given for it.
+
+    Parameters
+    ----------
+    node : object
+        A key of the data.
+    input_nodes : dict
+        Map from each Node whose output can be given as data to its feed key.
+    """
+    if not isinstance(node, nengo.Node):
+        raise ValidationError(
+            f"Keys must be input Nodes; {node!r} is a {type(node).__name__}", attr="data"
+        )
+    if node in input_nodes:
+        return
+    if getattr(node, "tensor_func", None) is not None:
+        raise ValidationError(
+            f"{node} is a TensorNode: its output is its tensor_func's; give data "
+            "to a nengo.Node (or give the TensorNode an input)",
+            attr="data",
+            obj=node,
+        )
+    if node.size_in > 0:
+        raise ValidationError(
+            f"{node} takes input (size_in={node.size_in}); only Nodes with "
+            "size_in=0 can be given data",
+            attr="data",
+            obj=node,
+        )
+    raise ValidationError(f"{node} is not an input Node of the simulated network", attr="data")
+
+
 def check_input_data(data, input_nodes, n_steps, minibatch_size, finite=True):
     """Validate ``data`` and arrange it for feeding.
 
@@ -214,29 +247,7 @@ def check_input_data(data, input_nodes, n_steps, minibatch_size, finite=True):
         )
     feeds = {}
     for node, value in data.items():
-        if not isinstance(node, nengo.Node):
-            raise ValidationError(
-                f"Keys must be input Nodes; {node!r} is a {type(node).__name__}",
-                attr="data",
-            )
-        if node not in input_nodes:
-            if getattr(node, "tensor_func", None) is not None:
-                raise ValidationError(
-                    f"{node} is a TensorNode: its output is its tensor_func's; give data "
-                    "to a nengo.Node (or give the TensorNode an input)",
-                    attr="data",
-                    obj=node,
-                )
-            if node.size_in > 0:
-                raise ValidationError(
-                    f"{node} takes input (size_in={node.size_in}); only Nodes with "
-                    "size_in=0 can be given data",
-                    attr="data",
-                    obj=node,
-                )
-            raise ValidationError(
-                f"{node} is not an input Node of the simulated network", attr="data"
-            )
+        check_input_node(node, input_nodes)
         arr = numeric_array(value, node)
         expected = (minibatch_size, n_steps, node.size_out)
         if arr.shape != expected:

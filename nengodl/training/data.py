@@ -7,7 +7,7 @@ import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
 
-from nengodl.io.checks import check_finite_data, numeric_array
+from nengodl.io.checks import check_finite_data, check_input_node, numeric_array
 from nengodl.objectives import mse
 
 
@@ -53,11 +53,7 @@ class TrainingData:
                     size = 1  # class indices, or one value for every output
                 self.targets[obj] = arr
             elif isinstance(obj, nengo.Node):
-                if obj not in sim.plan.node_keys:
-                    raise ValidationError(
-                        f"{obj} is not an input Node (size_in=0) of the simulated model",
-                        attr="data",
-                    )
+                check_input_node(obj, sim.plan.node_keys)
                 size = obj.size_out
                 self.inputs[obj] = arr
             else:
