@@ -400,7 +400,7 @@ def make_plan(
     hosts = {}  # host ops are made in nengo's order, so random draws match nengo
     for op in operators:
         if not isinstance(op, SimProbe) and find_builder(op) is None:
-            hosts[op] = HostOp(op, dt, minibatch_size, errors)
+            hosts[op] = HostOp(op, dt, minibatch_size, errors, dtype)
             host_ops.append(hosts[op])
     ordered, merged = plan_merges(operators, dg, dt) if dg else (operators, {})
     for op in ordered:

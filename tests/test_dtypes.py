@@ -95,3 +95,36 @@ def test_an_unknown_dtype_is_refused():
     net, *_ = lif_network()
     with pytest.raises(nengo.exceptions.ValidationError, match="float16.*float32.*float64"):
         nengodl.Simulator(net, dtype="int32", progress_bar=False)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_keras_floatx_is_the_simulator_dtype_inside_node_functions(dtype):
+    # NengoDL 3: Node functions see keras.backend.floatx() as the simulator's dtype,
+    # whether computed ahead of a run (no input), inside the loop (with input), in
+    # one sim.step(), or for training data
+    seen = {"input": [], "inner": []}
+
+    def record(kind):
+        def f(t, *x):
+            seen[kind].append(keras.config.floatx())
+            return 0.5 if not x else x[0]
+
+        return f
+
+    with nengo.Network() as net:
+        stim = nengo.Node(record("input"))
+        inner = nengo.Node(record("inner"), size_in=1, size_out=1)
+        nengo.Connection(stim, inner, synapse=None)
+        p = nengo.Probe(inner)
+    before = keras.config.floatx()
+    with nengodl.Simulator(net, dtype=dtype, progress_bar=False) as sim:
+        for calls in seen.values():
+            calls.clear()  # nengo calls them once when the Node is made
+        sim.run_steps(3)
+        sim.step()
+        sim.compile(loss="mse")
+        sim.evaluate(n_steps=2, y={p: np.zeros((1, 2, 1))}, verbose=0)
+        assert keras.config.floatx() == before
+    assert len(seen["input"]) >= 6 and len(seen["inner"]) >= 6
+    assert set(seen["input"]) == set(seen["inner"]) == {dtype}
+    np.testing.assert_allclose(sim.data[p], 0.5)

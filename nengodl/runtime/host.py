@@ -8,6 +8,7 @@ they are called through `tf.numpy_function`; operators that read nothing but
 the time (input Nodes and processes) are computed ahead of each run instead.
 """
 
+import contextlib
 import copy
 
 import numpy as np
@@ -15,6 +16,8 @@ import tensorflow as tf
 from nengo.builder.operator import SimPyFunc
 from nengo.builder.processes import SimProcess
 from nengo.builder.signal import SignalDict
+
+from nengodl.ops.tensor_node import keras_floatx
 
 
 def is_input_op(op):
@@ -56,10 +59,14 @@ class HostOp:
         Number of minibatch items.
     errors : ErrorBox
         Where exceptions raised in the loop are kept for the simulator.
+    dtype : tf.DType, optional
+        The simulation's floating point type: Keras's ``floatx`` while the
+        operator's step runs (a Node function sees it, as in NengoDL 3).
     """
 
-    def __init__(self, op, dt, minibatch_size, errors):
+    def __init__(self, op, dt, minibatch_size, errors, dtype=None):
         self.op = op
+        self.dtype = dtype
         self.dt = dt
         self.minibatch_size = minibatch_size
         self.errors = errors
@@ -120,18 +127,23 @@ class HostOp:
         if out is not None:
             result = np.zeros((n_steps, self.minibatch_size) + out.shape, dtype=dtype)
         t_sig = self.op.reads[0]
-        for b in range(self.minibatch_size):
-            sd, step = self.sigdicts[b], self.steps[b]
-            t = sd[t_sig]
-            y = sd[out] if out is not None else None
-            for i in range(n_steps):
-                t[...] = (start_step + i + 1) * self.dt
-                if self.output_inc:
-                    y[...] = 0
-                step()
-                if y is not None:
-                    result[i, b] = y
+        with self.floatx():
+            for b in range(self.minibatch_size):
+                sd, step = self.sigdicts[b], self.steps[b]
+                t = sd[t_sig]
+                y = sd[out] if out is not None else None
+                for i in range(n_steps):
+                    t[...] = (start_step + i + 1) * self.dt
+                    if self.output_inc:
+                        y[...] = 0
+                    step()
+                    if y is not None:
+                        result[i, b] = y
         return result
+
+    def floatx(self):
+        """A context in which Keras's ``floatx`` is the simulation's dtype."""
+        return contextlib.nullcontext() if self.dtype is None else keras_floatx(self.dtype)
 
     # --- called inside the loop ---------------------------------------------
 
@@ -145,11 +157,12 @@ class HostOp:
 
         def host_step(*arrays):
             try:
-                for b in range(self.minibatch_size):
-                    sd = self.sigdicts[b]
-                    for base, arr, is_b in zip(in_bases, arrays, batched):
-                        sd[base][...] = arr[b] if is_b else arr
-                    self.steps[b]()
+                with self.floatx():
+                    for b in range(self.minibatch_size):
+                        sd = self.sigdicts[b]
+                        for base, arr, is_b in zip(in_bases, arrays, batched):
+                            sd[base][...] = arr[b] if is_b else arr
+                        self.steps[b]()
                 if not self.written:
                     return [np.int64(0)]
                 return [

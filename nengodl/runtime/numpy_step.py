@@ -21,6 +21,7 @@ import tensorflow as tf
 from nengo.builder.probe import SimProbe
 from nengo.builder.signal import SignalDict
 
+from nengodl.ops.tensor_node import keras_floatx
 from nengodl.tensor_node import SimTensorNode
 
 
@@ -140,8 +141,9 @@ class NumpyStepper:
         for value, saved in zip(self.written, self.backup):
             np.copyto(saved, value)
         try:
-            for step in self.steps:
-                step()
+            with keras_floatx(self.plan.dtype):  # as in the compiled loop (`HostOp`)
+                for step in self.steps:
+                    step()
         except BaseException:
             for value, saved in zip(self.written, self.backup):
                 np.copyto(value, saved)

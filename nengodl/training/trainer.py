@@ -179,7 +179,7 @@ class Trainer:
             feeds[key] = np.swapaxes(arr, 0, 1).astype(plan.feed_dtype(plan.feed_sig(key)))
         if self._train_hosts is None:
             self._train_hosts = {
-                k: HostOp(h.op, plan.dt, plan.minibatch_size, plan.errors)
+                k: HostOp(h.op, plan.dt, plan.minibatch_size, plan.errors, plan.dtype)
                 for k, h in plan.pre_ops.items()
             }
         needed = {k: h for k, h in self._train_hosts.items() if k not in feeds and h.output}
