@@ -23,9 +23,16 @@ from nengo.exceptions import BuildError
 from nengo.utils.simulator import operator_dependency_graph
 
 from nengodl import optimizer
-from nengodl.config import get_setting, keeps_history, network_chains, trainable_signals
+from nengodl.config import (
+    get_setting,
+    keeps_history,
+    network_chains,
+    trainable_signals,
+    trainable_synapses,
+)
 from nengodl.io.checks import check_dtype
 from nengodl.io.probes import ProbeRecorder
+from nengodl.ops.synapses import make_synapses_trainable
 from nengodl.plan import make_plan, operator_order
 from nengodl.progress import Stage
 from nengodl.runtime.compiled import CompiledRunner
@@ -132,6 +139,7 @@ def build_model(network, model, dt, optimize, options, progress_bar):
     with Stage("Build", progress_bar):
         if network is not None:
             model.build(network)
+            make_synapses_trainable(model, trainable_synapses(network))
     dg = operator_dependency_graph(model.operators)
     if optimize:
         with Stage("Optimization", progress_bar):

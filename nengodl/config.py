@@ -93,7 +93,7 @@ REFUSED = {
         "build it inside `with s.scope():` (a strategy cannot be pickled with the network)"
     ),
 }
-SETTINGS = {"trainable", "keep_history"} | set(NETWORK_SETTINGS)
+SETTINGS = {"trainable", "keep_history", "trainable_synapses"} | set(NETWORK_SETTINGS)
 
 
 def _add_param(config, cls, name, param):
@@ -118,6 +118,14 @@ def configure_settings(**kwargs):
         Default trainability of the parameters of this network's objects
         (None leaves the default, True, but makes ``net.config[obj].trainable``
         available; it then takes True, False or None).
+    trainable_synapses : bool
+        Whether training also changes the time constants of the `nengo.Lowpass`
+        synapses of connections whose parameters train (default False: as in
+        nengo and NengoDL 3, synapses are fixed). ``net.config[conn]
+        .trainable_synapse`` then overrides it per connection. A time constant
+        trains as its logarithm (it stays positive); ``save_params`` /
+        ``load_params`` keep it and ``freeze_params`` writes it back into the
+        connection's synapse. Other synapse types stay fixed.
     keep_history : bool
         Whether probes keep every step of a run (True, the default) or only
         its last step (False: ``sim.data[probe]`` gets one row per run).
@@ -186,7 +194,7 @@ def configure_settings(**kwargs):
     for name, value in kwargs.items():  # every value is checked before anything is set
         if name == "trainable":
             checked[name] = _check_bool(name, value, optional=True)
-        elif name == "keep_history":
+        elif name in ("keep_history", "trainable_synapses"):
             checked[name] = _check_bool(name, value)
         else:
             checked[name] = NETWORK_SETTINGS[name](name, value)
@@ -201,6 +209,10 @@ def configure_settings(**kwargs):
         elif name == "keep_history":
             _add_param(top, nengo.Probe, name, BoolParam(name, default=True))
             top[nengo.Probe].keep_history = value
+        elif name == "trainable_synapses":
+            param = BoolParam("trainable_synapse", default=False)
+            _add_param(top, nengo.Connection, "trainable_synapse", param)
+            top[nengo.Connection].trainable_synapse = value
         else:
             _add_param(top, nengo.Network, name, Parameter(name, default=None, optional=True))
             setattr(top[nengo.Network], name, value)
@@ -330,6 +342,22 @@ def is_trainable(chains, obj):
     return True
 
 
+def trainable_synapses(network):
+    """The connections of ``network`` whose `nengo.Lowpass` synapse's time
+    constant trains (the ``trainable_synapses`` setting, for connections whose
+    parameters train; none in an ``inference_only`` network)."""
+    if network is None or get_setting(network, "inference_only", False):
+        return []
+    chains = network_chains(network)
+    return [
+        conn
+        for conn in network.all_connections
+        if type(conn.synapse) is nengo.Lowpass
+        and get_setting(network, "trainable_synapse", False, obj=conn)
+        and is_trainable(chains, conn)
+    ]
+
+
 def trainable_signals(model, network):
     """The parameter signals of ``model`` that training may change.
 
@@ -359,4 +387,6 @@ def trainable_signals(model, network):
             weights = sig_dict.get("weights")
             if weights is not None and not weights.sparse and is_trainable(chains, obj):
                 sigs.append(weights)
+        if isinstance(obj, nengo.Connection) and sig_dict.get("log_tau") is not None:
+            sigs.append(sig_dict["log_tau"])  # only there where it trains
     return sigs

@@ -22,11 +22,19 @@ L = keras.layers
         ([L.Dense(4), L.Activation(tf.nn.softmax)], (3,)),
         ([L.Dense(4), L.Softmax()], (3,)),
         ([L.Conv1D(3, 2, activation="softmax")], (5, 2)),
+        ([L.Softmax(axis=2)], (5, 3)),  # the last axis, counted with the batch axis
     ],
-    ids=["dense", "tf-softmax", "softmax-layer", "conv1d-channels"],
+    ids=["dense", "tf-softmax", "softmax-layer", "conv1d-channels", "softmax-axis-2"],
 )
 def test_softmax_converts_natively(layers, shape):
     check(model_of(shape, *layers))
+
+
+def test_softmax_over_another_axis_falls_back_and_equals_keras():
+    # (5, 3) items: axis=1 normalises over the 5, which the Node's last-axis
+    # softmax does not do: a TensorNode runs Keras's layer
+    with pytest.warns(UserWarning, match="axis=1"):
+        check(model_of((5, 3), L.Softmax(axis=1)), native=False)
 
 
 def test_softmax_node_runs_in_the_compiled_loop():

@@ -220,7 +220,8 @@ def relu(cv, layer, ins, out_shapes):
 @rule(keras.layers.Softmax)
 def softmax(cv, layer, ins, out_shapes):
     axis = layer.axis if np.isscalar(layer.axis) else tuple(layer.axis)
-    if axis not in (-1, len(out_shapes[0]) - 1, (-1,)):
+    last = len(out_shapes[0])  # Keras counts the batch axis, which out_shapes leave out
+    if axis not in (-1, last, (-1,), (last,)):
         raise Unsupported(f"axis={layer.axis} (only the last axis natively)")
     return [cv.apply_activation(layer, keras.activations.softmax, ins[0], out_shapes[0])]
 

@@ -17,6 +17,7 @@ from nengo.ensemble import Neurons
 from nengo.exceptions import SimulatorClosed, ValidationError
 from nengo.solvers import NoSolver
 
+from nengodl.ops.synapses import trained_synapse
 from nengodl.signals import flat_indices
 
 
@@ -103,7 +104,17 @@ def ensemble_params(sim, ens):
 
 
 def connection_params(sim, conn):
-    """Keyword arguments recreating ``conn`` with its current weights."""
+    """Keyword arguments recreating ``conn`` with its current weights (and
+    synapse, where its time constant trains)."""
+    params = connection_weights(sim, conn)
+    log_tau = sim.model.sig[conn].get("log_tau")
+    if log_tau is not None:
+        params["synapse"] = trained_synapse(signal_value(sim, log_tau))
+    return params
+
+
+def connection_weights(sim, conn):
+    """Keyword arguments recreating ``conn``'s transform with its current weights."""
     weights = trained_connection(sim, conn, sim.model.params[conn]).weights
     transform = conn.transform
     if weights is None:  # no weights (NoTransform): nothing to carry over
@@ -215,11 +226,10 @@ def freeze_params(sim, objs=None):
     for obj in flat:
         if isinstance(obj, nengo.Ensemble) and isinstance(obj.neuron_type, nengo.Direct):
             continue
-        if isinstance(obj, nengo.Connection) and "weights" not in sim.model.sig[obj]:
-            continue
-        if isinstance(obj, nengo.Connection) and sim.model.sig[obj]["weights"] is None:
-            continue
         params = get_nengo_params(sim, obj)
+        if isinstance(obj, nengo.Connection) and sim.model.sig[obj].get("weights") is None:
+            # no weights (nothing to freeze but a trained synapse, if any)
+            params = {k: v for k, v in params.items() if k == "synapse"}
         for name, value in params.items():
             setattr(obj, name, value)
 
