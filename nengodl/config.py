@@ -342,6 +342,37 @@ def is_trainable(chains, obj):
     return True
 
 
+def refuse_training(network, reason):
+    """Make training any model that contains ``network`` raise a `ValidationError`
+    giving ``reason`` (simulating it is unaffected): for a converted Keras model
+    whose regularizers nengodl does not carry over.
+
+    Parameters
+    ----------
+    network : nengo.Network
+        The network (a subnetwork of the simulated model, or the model).
+    reason : str
+        Why it cannot be trained.
+    """
+    param = Parameter("training_refused", default=None, optional=True)
+    _add_param(network.config, nengo.Network, "training_refused", param)
+    network.config[nengo.Network].training_refused = reason
+
+
+def training_refusals(network):
+    """The reasons (`refuse_training`) that ``network`` or any of its subnetworks
+    cannot be trained."""
+    if network is None:
+        return []
+    reasons = []
+    for net in [network, *network.all_networks]:
+        if nengo.Network in net.config.params:
+            cfg = net.config[nengo.Network]
+            if "training_refused" in cfg._extra_params and cfg.training_refused:
+                reasons.append(cfg.training_refused)
+    return reasons
+
+
 def trainable_synapses(network):
     """The connections of ``network`` whose `nengo.Lowpass` synapse's time
     constant trains (the ``trainable_synapses`` setting, for connections whose

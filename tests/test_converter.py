@@ -7,6 +7,7 @@ import nengo
 import numpy as np
 import pytest
 import tensorflow as tf
+from nengo.exceptions import ValidationError
 
 import nengodl
 from nengodl.converter import ConversionError
@@ -539,18 +540,33 @@ def test_constant_initializer_bias_and_spike_counts():
         assert abs(np.count_nonzero(spikes) - rate * scale * n_steps * sim.dt) <= 1
 
 
-def test_regularizers_refused_unless_inference_only():
+def test_regularizers_are_refused_only_when_training():
     for layer, name in [
         (L.Dense(2, kernel_regularizer="l2"), "kernel_regularizer"),
         (L.Dense(2, activity_regularizer="l1"), "activity_regularizer"),
         (L.Conv1D(2, 2, bias_regularizer=keras.regularizers.L1(0.1)), "bias_regularizer"),
     ]:
         model = model_of((3, 2), layer)
-        # the converted network would train without the regularization loss; a
-        # TensorNode would too, so allow_fallback does not help
-        with pytest.raises(ConversionError, match=f"'{layer.name}'.*{name}.*inference_only"):
-            nengodl.Converter(model, allow_fallback=True)
-        check(model, inference_only=True)  # dropped: the output is Keras's
+        # a regularizer does not change the output: the layer converts natively and
+        # simulates as Keras predicts (on nengo.Simulator too)
+        conv = check(model)
+        # but training would leave the regularization loss out: refused, naming the
+        # layer, also where the converted network is part of a larger model
+        with nengo.Network() as outer:
+            outer.add(conv.net)
+        for net in (conv.net, outer):
+            with nengodl.Simulator(net, progress_bar=False) as sim:
+                sim.compile(keras.optimizers.SGD(0.1), loss="mse")
+                x = {conv.inputs[model.input]: np.zeros((1, 1, 6))}
+                y = {
+                    conv.outputs[model.output]: np.zeros(
+                        (1, 1, int(np.prod(model.output.shape[1:])))
+                    )
+                }
+                sim.evaluate(x, y, verbose=0)
+                with pytest.raises(ValidationError, match=f"'{layer.name}'.*{name}.*training"):
+                    sim.fit(x, y, verbose=0)
+        check(model, inference_only=True)  # dropped: nothing trains
 
 
 def test_constraints_fall_back_unless_inference_only():

@@ -58,11 +58,16 @@ def data():
     return rng.randn(2, 3), rng.randn(2, 3), rng.randn(8, 1, 3), rng.randn(8, 1, 2)
 
 
-def test_plain_y_is_the_target_of_the_one_probe_with_a_loss(data):
+@pytest.mark.parametrize("key", ["probe", "name"])
+def test_plain_y_is_the_target_of_the_one_probe_with_a_loss(data, key):
+    # the loss keyed by the Probe, or by its name as NengoDL 3.6 notebooks key it
     Wa, Wb, x, y = data
     net = two_output_net(Wa, Wb)
     with nengodl.Simulator(net, minibatch_size=4, progress_bar=False, dtype="float64") as sim:
-        sim.compile(keras.optimizers.SGD(0.125), loss={net.pb: "mse"})
+        assert sim.keras_model.optimizer is None
+        optimizer = keras.optimizers.SGD(0.125)
+        sim.compile(optimizer, loss={net.pb if key == "probe" else "probe_1": "mse"})
+        assert sim.keras_model.optimizer is optimizer
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # unambiguous: no warning
             logs = sim.evaluate(x, y, verbose=0)

@@ -15,7 +15,7 @@ import keras
 import nengo
 import numpy as np
 
-from nengodl.config import configure_settings
+from nengodl.config import configure_settings, refuse_training
 from nengodl.converter import (  # noqa: F401 (register nengodl's layer rules)
     elementwise,
     layers,
@@ -72,7 +72,9 @@ class Converter:
     inference_only : bool
         Fold ``BatchNormalization`` into a fixed scale and offset, remove
         ``Dropout`` and drop weight regularizers and constraints (inference is
-        unchanged); the network is then configured not to train.
+        unchanged); the network is then configured not to train. Without it, a
+        model with regularizers converts, but training it is refused
+        (training would leave the regularization loss out).
     max_to_avg_pool : bool
         Replace (global) max pooling by (global) average pooling. This changes
         the model's output: retrain it, or check its accuracy.
@@ -185,6 +187,7 @@ class Converter:
         self._one = None
         self._converted = set()
         self._layer_converters = {}  # id(layer) -> its LayerConverter
+        self._regularized = []  # layers whose regularizers training would leave out
         self.net = nengo.Network(label=model.name)
         with self.net:
             configure_settings(trainable=None)
@@ -204,6 +207,13 @@ class Converter:
                 probe = nengo.Probe(port.obj, synapse=port.synapse, label=layer.name)
                 self.outputs.add(t, layer, probe)
         self.swap_activations.warn_unused()
+        if self._regularized:
+            refuse_training(
+                self.net,
+                f"the converted Keras model's {'; '.join(self._regularized)}: training "
+                "would leave the regularization loss out (remove the regularizers to train "
+                "it; it simulates as Keras predicts)",
+            )
 
     def _shape(self, tensor, layer):
         """The shape of one item (and one time step, in temporal models) of ``tensor``."""
@@ -368,10 +378,11 @@ class Converter:
         return converter
 
     def check_regularizers(self, layer):
-        """Refuse layers with regularizers (nengodl's training would leave them out).
+        """Note layers with regularizers: nengodl's training would leave them out,
+        so training the converted network is refused (`refuse_training`), while
+        simulating it is not (regularizers do not change the model's output).
 
-        With ``inference_only=True`` they are dropped instead (they do not
-        change the model's output).
+        With ``inference_only=True`` they are dropped (nothing trains).
         """
         if self.inference_only:
             return
@@ -385,11 +396,7 @@ class Converter:
                 if getattr(w, "regularizer", None) is not None
             ]
         if names:
-            raise ConversionError(
-                f"{describe(layer)} has {', '.join(sorted(set(names)))}: the converted network "
-                "would train without the regularization loss (remove the regularizers, "
-                "or set inference_only=True to convert the model for inference only)"
-            )
+            self._regularized.append(f"{describe(layer)} has {', '.join(sorted(set(names)))}")
 
     # ---- helpers for the layer rules ----
 

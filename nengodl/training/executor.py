@@ -24,6 +24,7 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl.build import device_scope
+from nengodl.config import training_refusals
 from nengodl.runtime.distributed import replica_slice
 from nengodl.runtime.programs import EPOCHS, SharedFunction
 from nengodl.runtime.weak import WeakSimulator
@@ -131,6 +132,11 @@ class Executor:
                 raise ValidationError(
                     "this network is configured with inference_only=True: it cannot be trained",
                     attr="inference_only",
+                )
+            refusals = training_refusals(self.sim.model.toplevel)
+            if refusals:
+                raise ValidationError(
+                    f"this network cannot be trained: {'; '.join(refusals)}", attr="optimizer"
                 )
             pairs = self.trainer.variables()
             variables = [v for v, _ in pairs]
