@@ -337,7 +337,9 @@ def test_multi_worker_trains_like_one_process(tmp_path):
     procs = start_workers("train", tmp_path, "w")
     ref = reference("train", tmp_path)
     wait(procs, tmp_path, "w")
-    assert ref["losses"][-1] < ref["losses"][0]
+    # it trains (measured 1.86959e-3 -> 1.86896e-3: a drop of 3.4e-4 of the loss, some
+    # 2800 times float32's resolution; the verdict is the equality below)
+    assert ref["losses"][-1] < (1 - 1e-4) * ref["losses"][0]
     for index in range(2):
         assert_same_training(np.load(tmp_path / f"w{index}.npz"), ref)
 

@@ -599,7 +599,7 @@ def test_training_a_spiking_model_twice_gives_the_same_parameters():
             return history.history["loss"], sim.get_nengo_params(net.all_connections)
 
     (loss_a, params_a), (loss_b, params_b) = train(), train()
-    assert loss_a[-1] < loss_a[0]  # it did train
+    assert loss_a[-1] < 0.75 * loss_a[0]  # it did train (measured 0.240 -> 0.119)
     assert loss_a == loss_b
     for a, b in zip(params_a, params_b):
         np.testing.assert_array_equal(a["transform"], b["transform"])
