@@ -135,3 +135,17 @@ def test_applications_prints_a_row_per_network_equal_to_keras(capsys):
     assert all(t > 0 for t in times)  # nengodl and Keras, first and second call
     # the ratio of the first calls (seconds: one and two decimals printed)
     np.testing.assert_allclose(float(row[8]), times[0] / times[1], rtol=0.1)
+
+
+def test_scale_prints_nengodl_against_nengo_per_model(capsys):
+    from nengodl.benchmarks import scale
+
+    scale.main(["--models", "ens:10", "--steps", "50"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["model", "plan", "build"]
+    (row,) = [line.split() for line in lines[1:]]
+    assert row[0] == "ens:10" and int(row[1]) > 0
+    values = [float(v) for v in row[2:]]
+    assert len(values) == 8 and all(v > 0 for v in values)
+    # nengo's process imports nengo alone: nengodl's (with TensorFlow) holds more
+    assert values[7] > 1
