@@ -76,3 +76,20 @@ def test_keras_rate_neurons_in_nengo_and_nengodl(neuron_type):
         sim.run_steps(200)
     np.testing.assert_allclose(sim.data[p], ref.data[p], atol=1e-10)
     np.testing.assert_allclose(sim.data[q], ref.data[q], atol=1e-10)
+
+
+def test_scaling_the_spiking_counterpart_of_a_smooth_activation_warns():
+    # RegularSpiking(Swish()) fires at Swish's rate of the scaled input, which is not
+    # the scaled rate (swish(s x) != s swish(x)): the output changes, so it warns as
+    # scaling Swish itself does
+    import nengo
+
+    model = model_of((3,), L.Dense(4), L.Activation("silu"))
+    for swap, kind in [
+        ({}, nengodl.Swish),
+        ({"swish": nengo.RegularSpiking(nengodl.Swish())}, nengo.RegularSpiking),
+    ]:
+        with pytest.warns(UserWarning, match="not proportional"):
+            conv = nengodl.Converter(model, scale_firing_rates=100, swap_activations=swap)
+        (ens,) = conv.net.all_ensembles
+        assert type(ens.neuron_type) is kind

@@ -247,7 +247,9 @@ def scaled(layer, neuron_type, scale):
             "output"
         )
         return neuron_type
-    if not getattr(neuron_type, "homogeneous", True):
+    # a spiking wrapper (nengo.RegularSpiking(...)) fires at its base type's rate
+    base = getattr(neuron_type, "base_type", neuron_type)
+    if not getattr(neuron_type, "homogeneous", True) or not getattr(base, "homogeneous", True):
         warnings.warn(
             f"{describe(layer)}: firing rate scaling applied to {type(neuron_type).__name__}, "
             "whose rate is not proportional to its input (f(s x) != s f(x)); this will "
