@@ -11,6 +11,7 @@ from nengo.exceptions import ValidationError
 
 import nengodl
 from nengodl.converter import ConversionError
+from nengodl.ops.functions import MaxPool
 
 L = keras.layers
 
@@ -195,11 +196,30 @@ def test_spatial_layers(layer, shape):
     check(model_of(shape, layer))
 
 
-def test_max_pooling_falls_back_or_becomes_average_pooling():
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (L.MaxPooling2D(2), (4, 4, 3)),
+        (L.MaxPooling2D(3, strides=2), (7, 7, 2)),  # ResNet50's, with padding below
+        (L.MaxPooling2D(3, strides=2, padding="same"), (7, 6, 2)),
+        (L.MaxPooling1D(2, strides=1, padding="same"), (5, 3)),
+        (L.MaxPooling3D((2, 1, 2)), (4, 3, 4, 2)),
+        (L.MaxPooling2D(2, data_format="channels_first"), (2, 4, 5)),
+        (L.GlobalMaxPooling2D(), (3, 4, 2)),
+        (L.GlobalMaxPooling1D(keepdims=True), (5, 3)),
+        (L.GlobalMaxPooling2D(data_format="channels_first"), (2, 3, 4)),
+    ],
+)
+def test_max_pooling_is_a_native_node(layer, shape):
+    # without max_to_avg_pool: the maximum, in a non-spiking Node that runs in the
+    # compiled loop and on nengo.Simulator (NengoDL 3.6 ran a TensorNode)
+    conv = check(model_of(shape, layer))
+    (node,) = [n for n in conv.net.all_nodes if isinstance(n.output, MaxPool)]
+    assert node.label == layer.name
+
+
+def test_max_pooling_becomes_average_pooling_with_max_to_avg_pool():
     model = model_of((2, 2, 1), L.MaxPooling2D(2))
-    # max_to_avg_pool=False: a TensorNode running Keras's max pooling, with a warning
-    with pytest.warns(UserWarning, match="consider setting max_to_avg_pool=True"):
-        check(model, native=False)
     # max_to_avg_pool=True: average pooling, without a warning (as in NengoDL 3.6)
     x = np.array([1.0, 2.0, 3.0, 6.0])
     for pooled in [model, model_of((2, 2, 1), L.GlobalMaxPooling2D())]:
@@ -246,10 +266,10 @@ def test_sequential_model():
 
 
 def test_fallback_runs_keras_code_and_strict_mode_names_the_layer():
-    model = model_of((4, 3), L.GlobalMaxPooling1D(), L.Dense(2, activation="elu"))
-    with pytest.warns(UserWarning, match="global_max_pooling1d"):
+    model = model_of((4, 3), L.LayerNormalization(), L.Dense(2, activation="elu"))
+    with pytest.warns(UserWarning, match="layer_normalization"):
         check(model, native=False)
-    with pytest.raises(ConversionError, match="GlobalMaxPooling1D"):
+    with pytest.raises(ConversionError, match="LayerNormalization"):
         nengodl.Converter(model, allow_fallback=False)
     with pytest.raises(ConversionError, match="elu"):
         nengodl.Converter(model_of((3,), L.Activation("elu")), allow_fallback=False)
@@ -273,10 +293,10 @@ def test_fallback_of_multi_input_op():
 @pytest.mark.parametrize(
     "layer, shape, match",
     [
-        (L.GlobalMaxPooling2D(), (2, 2, 1), "max_to_avg_pool"),
+        (L.Softmax(axis=1), (5, 3), "axis=1"),
         (L.Conv2D(2, 2, kernel_constraint="non_neg"), (3, 3, 1), "constraint"),
         (L.UpSampling1D(2), (3, 1), "no native conversion"),
-        (L.MaxPooling1D(2), (4, 2), "max_to_avg_pool"),
+        (L.Dense(2, kernel_constraint="non_neg"), (3,), "constraint"),
         (L.BatchNormalization(), (3,), "inference_only"),
         (L.Dropout(0.2), (3,), "inference_only"),
     ],
@@ -378,10 +398,10 @@ def test_converted_network_trains_including_fallback_layers():
     keras.utils.set_random_seed(0)  # Keras's initial weights (else the loss ratio varies)
     inp = keras.Input((6, 6, 1))
     x = L.Conv2D(4, 3, activation="relu")(inp)
-    x = L.GlobalMaxPooling2D()(x)
+    x = L.GlobalAveragePooling2D()(L.LayerNormalization()(x))
     out = L.Dense(2)(x)
     model = keras.Model(inp, out)
-    with pytest.warns(UserWarning, match="global_max_pooling2d"):
+    with pytest.warns(UserWarning, match="layer_normalization"):
         conv = nengodl.Converter(model)
     x = np.random.RandomState(0).uniform(0, 1, (32, 1, 36)).astype(np.float32)
     data = ({conv.inputs[inp]: x}, {conv.outputs[out]: np.stack([x.mean(-1), x.std(-1)], -1)})
@@ -389,6 +409,7 @@ def test_converted_network_trains_including_fallback_layers():
         sim.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
         before = sim.evaluate(*data, verbose=0)["loss"]
         sim.fit(*data, epochs=10, verbose=0)
+        # measured 0.031 of the loss before (0.036 and 0.031 with Keras seeds 1, 2)
         assert sim.evaluate(*data, verbose=0)["loss"] < 0.2 * before
         # the conv bias (zero in Keras): one parameter per filter, shared by all
         # positions (through a Node of its own), trained

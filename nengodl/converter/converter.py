@@ -52,7 +52,8 @@ class Converter:
     ``inference_only=True``), ``Flatten``, ``Reshape``, ``Concatenate``,
     ``Add``, ``Subtract``, ``Average``, ``AveragePooling1D/2D/3D``,
     ``GlobalAveragePooling1D/2D/3D``, ``MaxPooling1D/2D/3D`` and
-    ``GlobalMaxPooling1D/2D/3D`` (with ``max_to_avg_pool=True``),
+    ``GlobalMaxPooling1D/2D/3D`` (a non-spiking Node computing the maximum, or
+    average pooling with ``max_to_avg_pool=True``),
     ``ZeroPadding1D/2D/3D`` and, in temporal models, ``TimeDistributed``.
     Nested models are converted layer by layer. Everything else runs its Keras
     code in a `TensorNode`.
@@ -77,7 +78,10 @@ class Converter:
         (training would leave the regularization loss out).
     max_to_avg_pool : bool
         Replace (global) max pooling by (global) average pooling. This changes
-        the model's output: retrain it, or check its accuracy.
+        the model's output: retrain it, or check its accuracy. Otherwise max
+        pooling is a non-spiking Node computing the maximum (Keras's output, on
+        nengo.Simulator too, but not neurons: for a network of neurons and
+        linear transforms only, as neuromorphic hardware runs, set it True).
     split_shared_weights : bool
         Allow a layer with weights that is called more than once: each call
         gets its own copy of the weights (which then train independently).

@@ -23,8 +23,9 @@ import numpy as np
 
 from nengodl.converter import sparse as sp
 from nengodl.converter.errors import Unsupported
-from nengodl.converter.registry import LayerConverter, convertible, register, size
+from nengodl.converter.registry import LayerConverter, Port, convertible, register, size
 from nengodl.neurons import ClippedReLU, LeakyReLU
+from nengodl.ops.functions import MaxPool
 
 
 class RuleConverter(LayerConverter):
@@ -390,12 +391,15 @@ def pooling(cv, layer, ins, out_shapes):
     return [cv.linear_layer(layer, ins[0], transform, out_shape, activation=None)]
 
 
-def check_max_to_avg(cv):
-    if not cv.max_to_avg_pool:
-        raise Unsupported(
-            "max pooling has no native nengo form; consider setting "
-            "max_to_avg_pool=True to replace it with average pooling"
-        )
+def max_pool_node(cv, layer, port, out_shapes, pool_size=None, strides=None, padding="valid"):
+    """A non-spiking Node computing the maximum (`MaxPool`: native in nengodl's loop
+    and on nengo.Simulator)."""
+    pool = MaxPool(port.shape, pool_size, strides, padding, is_channels_first(layer))
+    # (a global pooling's output keeps a position per spatial axis: the same values)
+    check_out_shape(layer, pool.out_shape if pool_size else out_shapes[0], out_shapes)
+    node = nengo.Node(pool, size_in=size(port.shape), label=layer.name)
+    cv.connect(port, node)
+    return Port(node, out_shapes[0], None)
 
 
 @rule(
@@ -415,8 +419,15 @@ def average_pooling(cv, layer, ins, out_shapes):
     per_step=False,
 )
 def max_pooling(cv, layer, ins, out_shapes):
-    check_max_to_avg(cv)
-    return pooling(cv, layer, ins, out_shapes)
+    """Average pooling with ``max_to_avg_pool=True`` (neurons and linear transforms
+    only; a different output), else the maximum in a Node."""
+    if cv.max_to_avg_pool:
+        return pooling(cv, layer, ins, out_shapes)
+    check_padding(layer)
+    pool = tuple(layer.pool_size)
+    return [
+        max_pool_node(cv, layer, ins[0], out_shapes, pool, tuple(layer.strides), layer.padding)
+    ]
 
 
 def global_pool_matrix(in_shape):
@@ -445,8 +456,9 @@ def global_average_pooling(cv, layer, ins, out_shapes):
     per_step=False,
 )
 def global_max_pooling(cv, layer, ins, out_shapes):
-    check_max_to_avg(cv)
-    return global_average_pooling(cv, layer, ins, out_shapes)
+    if cv.max_to_avg_pool:
+        return global_average_pooling(cv, layer, ins, out_shapes)
+    return [max_pool_node(cv, layer, ins[0], out_shapes)]
 
 
 @rule(
