@@ -2,8 +2,10 @@
 
 `build_simulation` does the work of constructing a simulator, in the order of
 the pipeline: nengo's own builder makes the model; nengo's optimiser merges
-its operators (`nengodl.optimizer`); the operators are put in a fixed
-execution order; `nengodl.plan.make_plan` decides how each one runs; the
+the operators of small models (`nengodl.optimizer`); the planner puts them in
+a fixed execution order, merges independent operators of one kind and packs
+their signals (`nengodl.planner`); `nengodl.plan.make_plan` decides how each
+one runs; the
 `CompiledRunner` traces the simulation loop; the run state and the probe
 recorder are made. The result, a `Simulation`, is what the `Simulator` holds;
 nothing in it refers back to the simulator.
@@ -33,7 +35,8 @@ from nengodl.config import (
 from nengodl.io.checks import check_dtype
 from nengodl.io.probes import ProbeRecorder
 from nengodl.ops.synapses import make_synapses_trainable
-from nengodl.plan import make_plan, operator_order
+from nengodl.plan import make_plan
+from nengodl.planner import merge_groups, operator_order, pack_signals
 from nengodl.progress import Stage
 from nengodl.runtime.compiled import CompiledRunner
 from nengodl.runtime.numpy_step import NumpyStepper
@@ -130,8 +133,23 @@ class Simulation:
 
 
 def build_model(network, model, dt, optimize, options, progress_bar):
-    """nengo's build of ``network`` into ``model`` (a new one if None), then the
-    optimiser; returns ``(model, dg, step_order)``."""
+    """nengo's build of ``network`` into ``model`` (a new one if None), then,
+    with ``optimize``, the merges: nengo's merger on models of at most
+    ``options.nengo_merge_ops`` operators, and the planner's
+    (`nengodl.planner`), which also packs the signals.
+
+    Returns
+    -------
+    model : nengo.builder.Model
+    dg : dict
+        The operator dependency graph.
+    step_order : list
+        The operators in a topological order.
+    ordered : list
+        The operators in execution order (by dependency level, where merged).
+    merged : dict
+        Map from each merged operator to its group.
+    """
     if model is None:
         model = Model(
             dt=float(dt), label=f"{network}, dt={dt:f}", decoder_cache=get_default_decoder_cache()
@@ -141,10 +159,18 @@ def build_model(network, model, dt, optimize, options, progress_bar):
             model.build(network)
             make_synapses_trainable(model, trainable_synapses(network))
     dg = operator_dependency_graph(model.operators)
-    if optimize:
-        with Stage("Optimization", progress_bar):
+    if not optimize:
+        step_order = operator_order(model.operators, dg)
+        return model, dg, step_order, step_order, {}
+    with Stage("Optimization", progress_bar):
+        if len(model.operators) <= options.nengo_merge_ops:
             optimizer.optimize(model, dg, options)
-    return model, dg, operator_order(model.operators, dg)
+        step_order = operator_order(model.operators, dg)
+        ordered, merged = merge_groups(step_order, dg, model.dt)
+        fixed = {model.time.base, model.step.base}
+        fixed.update(sig.base for sig in input_nodes(model).values())
+        pack_signals(model, ordered, merged, fixed)
+    return model, dg, step_order, ordered, merged
 
 
 def build_simulation(
@@ -168,7 +194,9 @@ def build_simulation(
     Parameters are the `Simulator`'s, checked; ``minibatch_size`` may be None
     (no minibatch axis), ``dtype`` is a numpy dtype. Returns a `Simulation`.
     """
-    model, dg, step_order = build_model(network, model, dt, optimize, options, progress_bar)
+    model, dg, step_order, ordered, merged = build_model(
+        network, model, dt, optimize, options, progress_bar
+    )
     toplevel = network if network is not None else model.toplevel
     if get_setting(toplevel, "learning_phase") and get_setting(toplevel, "inference_only"):
         raise BuildError(
@@ -185,12 +213,12 @@ def build_simulation(
     ):
         plan = make_plan(
             model,
-            step_order,
+            ordered,
             input_nodes(model),
             dtype,
             batch,
             trainable_signals(model, toplevel),
-            dg=dg,
+            merged=merged,
             trainable_chains=network_chains(toplevel) if toplevel is not None else {},
         )
         runner = CompiledRunner(

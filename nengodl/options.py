@@ -69,6 +69,13 @@ class Options:
     fast_closure : bool
         nengo's operator merger uses nengodl's transitive closure (False:
         nengo's own; the merges are the same).
+    nengo_merge_ops : int
+        nengo's operator merger runs ahead of the planner (`nengodl.planner`)
+        on models of at most this many operators. Its layouts give some
+        merged steps contiguous slices where the planner alone would gather,
+        but its time and memory grow faster than the model (8 s and 1.3 GB
+        more at 12k operators), so larger models are merged by the planner
+        alone.
 
     Examples
     --------
@@ -94,6 +101,7 @@ class Options:
     fold_width: int | None = 32
     lif_series: bool = True
     fast_closure: bool = True
+    nengo_merge_ops: int = 4000
 
     def __post_init__(self):
         from nengo.exceptions import ValidationError

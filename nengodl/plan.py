@@ -11,7 +11,6 @@ training may change; and where the clock is advanced. Executors
 
 import dataclasses
 import hashlib
-import heapq
 import types
 import warnings
 
@@ -25,86 +24,6 @@ from nengodl.ops import find_builder
 from nengodl.ops.basic import TimeUpdateBuilder
 from nengodl.runtime.host import ErrorBox, HostOp, is_input_op
 from nengodl.signals import SignalLayout, flat_indices
-
-
-def operator_order(operators, dg):
-    """A topological order of ``operators`` that is the same in every run.
-
-    nengo's ``toposort`` pops from sets of operators, whose order depends on
-    memory addresses and so differs from one run (or process) to the next. The
-    order decides how operators are merged and where their signals lie, and so
-    the order of floating-point sums: with it, a seeded model would not give
-    the same results twice (trained spiking models amplify the last-bit
-    differences), and the workers of a multi-worker strategy would disagree on
-    the order of their variables and collective operations. Ties are broken
-    by position in ``operators`` (the builder's order) instead.
-
-    Parameters
-    ----------
-    operators : list of Operator
-        The model's operators in build order.
-    dg : dict
-        Operator -> set of operators that depend on it.
-
-    Returns
-    -------
-    list of Operator
-    """
-    index = {op: i for i, op in enumerate(operators)}
-    n_preds = dict.fromkeys(operators, 0)
-    for op in operators:
-        for d in dg.get(op, ()):
-            n_preds[d] += 1
-    ready = [index[op] for op in operators if n_preds[op] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        op = operators[heapq.heappop(ready)]
-        order.append(op)
-        for d in sorted(dg.get(op, ()), key=index.get):
-            n_preds[d] -= 1
-            if n_preds[d] == 0:
-                heapq.heappush(ready, index[d])
-    return order
-
-
-def plan_merges(operators, dg, dt):
-    """Order operators by dependency level and group mergeable ones.
-
-    Operators at the same level (longest dependency path from a source) do not
-    depend on each other, so those whose builder gives them equal
-    ``merge_key`` run as one operation.
-
-    Returns
-    -------
-    operators : list
-        The operators, ordered by level (a valid execution order).
-    merged : dict
-        Map from each merged operator to its group (a list; the group runs
-        where its first member stands).
-    """
-    preds = {op: [] for op in operators}
-    for op, dependents in dg.items():
-        for d in dependents:
-            if d in preds and op in preds:
-                preds[d].append(op)
-    level = {}
-    for op in operators:  # operators come in topological order
-        level[op] = 1 + max((level[p] for p in preds[op]), default=-1)
-    ordered = sorted(operators, key=lambda op: level[op])  # stable: keeps toposort within a level
-    groups = {}
-    for op in ordered:
-        builder = find_builder(op)
-        key_fn = getattr(builder, "merge_key", None)
-        if key_fn is not None:
-            groups.setdefault((level[op], key_fn(op, dt)), []).append(op)
-    merged = {}
-    for group in groups.values():
-        if len(group) > 1:
-            for op in group:
-                merged[op] = group
-    return ordered, merged
-
 
 _WARNED = set()
 
@@ -254,8 +173,7 @@ class Plan:
 
         lines = []
         for kind, _, obj in self.steps:
-            ops = getattr(obj, "op", None)
-            ops = ops if isinstance(ops, (list, tuple)) else [ops]
+            ops = getattr(obj, "ops", None) or [getattr(obj, "op", None)]
             what = " ".join(describe(op) for op in ops if op is not None)
             lines.append(f"{kind} {type(obj).__name__} {what}")
         return hashlib.sha1("\n".join(lines).encode()).hexdigest()
@@ -364,7 +282,7 @@ def make_plan(
     dtype,
     minibatch_size,
     trainable_sigs=(),
-    dg=None,
+    merged=None,
     trainable_chains=None,
 ):
     """Plan how the operators of a built model run.
@@ -384,9 +302,9 @@ def make_plan(
         Number of minibatch items.
     trainable_sigs : list of Signal
         Parameter signals that training may change.
-    dg : dict, optional
-        The operator dependency graph (op -> ops that depend on it); when given,
-        independent operators of one kind are merged (see `plan_merges`).
+    merged : dict, optional
+        Map from each merged operator to its group (`nengodl.planner.merge_groups`,
+        which also gives ``operators`` their order).
     trainable_chains : dict, optional
         The network's ``trainable`` settings (`nengodl.config.network_chains`).
 
@@ -402,7 +320,8 @@ def make_plan(
         if not isinstance(op, SimProbe) and find_builder(op) is None:
             hosts[op] = HostOp(op, dt, minibatch_size, errors, dtype)
             host_ops.append(hosts[op])
-    ordered, merged = plan_merges(operators, dg, dt) if dg else (operators, {})
+    merged = merged or {}
+    ordered = operators
     for op in ordered:
         if isinstance(op, SimProbe):
             continue

@@ -113,8 +113,25 @@ class ViewPlan:
     """
 
     def __init__(self, sig, index=None):
-        self.base = sig.base
-        idx = flat_indices(sig, index)
+        self._locate(sig.base, flat_indices(sig, index))
+
+    @classmethod
+    def of_indices(cls, base, indices):
+        """The plan of the elements ``indices`` (flat, in order) of ``base``.
+
+        Examples
+        --------
+        >>> from nengo.builder import Signal
+        >>> base = Signal(np.zeros(10))
+        >>> ViewPlan.of_indices(base, [4, 5, 6]).start, ViewPlan.of_indices(base, [1, 3]).indices
+        (4, array([1, 3]))
+        """
+        plan = cls.__new__(cls)
+        plan._locate(base, np.asarray(indices, dtype=np.int64))
+        return plan
+
+    def _locate(self, base, idx):
+        self.base = base
         self.shape = tuple(idx.shape)
         self.size = int(idx.size)
         flat = idx.ravel()
@@ -223,6 +240,34 @@ class SignalLayout:
             self._plans[key] = ViewPlan(sig, index)
         return self._plans[key]
 
+    def joined_plans(self, views):
+        """How to read or write the elements of ``views`` (signals or
+        ``(signal, index)`` pairs), flattened and joined in order (cached).
+
+        Returns
+        -------
+        plans : list
+            ``[(base, ViewPlan)]``, one per base, in order of first appearance.
+        order : ndarray or None
+            Where the elements joined base by base lie in ``views``' order
+            (None where the views of each base come together already).
+        """
+        key = tuple(v if isinstance(v, tuple) else (v, None) for v in views)
+        key = tuple((s, None if i is None else np.asarray(i).tobytes()) for s, i in key)
+        if key not in self._plans:
+            runs, positions, start = {}, {}, 0
+            for view in views:
+                sig, index = view if isinstance(view, tuple) else (view, None)
+                idx = plan_indices(self.plan(sig, index))
+                runs.setdefault(sig.base, []).append(idx)
+                positions.setdefault(sig.base, []).append(np.arange(start, start + idx.size))
+                start += idx.size
+            plans = [(b, ViewPlan.of_indices(b, np.concatenate(i))) for b, i in runs.items()]
+            order = np.concatenate([np.concatenate(p) for p in positions.values()])
+            sorted_ = np.array_equal(order, np.arange(start))
+            self._plans[key] = (plans, None if sorted_ else order)
+        return self._plans[key]
+
 
 class StepContext:
     """The values of all signals during one traced simulation step.
@@ -319,9 +364,40 @@ class StepContext:
         batched : bool
             If True, always return a value with a minibatch axis.
         """
-        base = sig.base
-        is_b = self.is_batched(sig)
-        plan = self.layout.plan(sig, index)
+        return self._read_plan(sig.base, self.layout.plan(sig, index), batched)
+
+    def read_many(self, views, batched=False):
+        """The values of several signals, flattened and joined in order, read
+        with one slice or gather per run of views on one base.
+
+        Parameters
+        ----------
+        views : list
+            Signals, or ``(signal, index)`` pairs (as `read`'s ``index``).
+        batched : bool
+            If True, always return a value with a minibatch axis.
+
+        Returns
+        -------
+        value : tf.Tensor
+            Shape ``(minibatch_size, total)`` where some view is batched (or
+            ``batched``), else ``(total,)``.
+        is_batched : bool
+            Whether ``value`` has the minibatch axis.
+        """
+        runs, order = self.layout.joined_plans(views)
+        is_b = batched or any(self.layout.is_state(base) for base, _ in runs)
+        parts = [
+            reshape(self._read_plan(base, plan, is_b), (-1, plan.size) if is_b else (plan.size,))
+            for base, plan in runs
+        ]
+        value = concat(parts, axis=-1)
+        if order is not None:  # back into the views' order
+            value = tf.gather(value, np.argsort(order), axis=-1)
+        return value, is_b
+
+    def _read_plan(self, base, plan, batched):
+        is_b = self.layout.is_state(base)
         key = (base, id(plan))
         if base in self.pending:
             self._flush(base)
@@ -357,6 +433,26 @@ class StepContext:
         self.pending.setdefault(base, []).append(
             (plan, reshape(value, (self.minibatch_size, plan.size)), inc)
         )
+
+    def write_many(self, views, value, inc=False):
+        """Set (or increment) several signals from ``value``, shape
+        ``(minibatch_size, total)``: their elements flattened and joined in
+        order (as `read_many`), one pending write per run of views on one base."""
+        value = tf.convert_to_tensor(value)
+        runs, order = self.layout.joined_plans(views)
+        if order is not None:  # base by base
+            value = tf.gather(value, order, axis=1)
+        start = 0
+        for base, plan in runs:
+            part = value[:, start : start + plan.size] if plan.size != value.shape[1] else value
+            start += plan.size
+            dtype = self.layout.tf_dtype(base)
+            part = part if part.dtype == dtype else tf.cast(part, dtype)
+            if plan.full and not inc and plan.unique:
+                self.set_base_value(base, reshape(part, (self.minibatch_size,) + base.shape))
+                continue
+            self._invalidate(base)
+            self.pending.setdefault(base, []).append((plan, part, inc))
 
     def set(self, sig, value, index=None):
         """Set ``sig`` to ``value``."""
@@ -403,7 +499,7 @@ def place(flat, vals, group, idx, size, inc):
     Contiguous writes become one concatenation of slices; others one gather
     from ``[vals, flat]`` (XLA fuses both; a scatter it runs element by element).
     """
-    if all(p.indices is None for p, _, _ in group):
+    if group is not None and all(p.indices is None for p, _, _ in group):
         order = sorted(range(len(group)), key=lambda k: group[k][0].start)
         offsets = np.cumsum([0] + [p.size for p, _, _ in group])
         pieces, pos = [], 0
@@ -497,9 +593,9 @@ def upstream_ops(tensors):
         stack.extend(op.control_inputs)
 
 
-def concat(pieces):
-    """``pieces`` joined along axis 1 (the one piece itself, if only one)."""
-    return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=1)
+def concat(pieces, axis=1):
+    """``pieces`` joined along ``axis`` (the one piece itself, if only one)."""
+    return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=axis)
 
 
 def apply_writes(flat, group, size, keep=None, sums=True):
@@ -510,9 +606,22 @@ def apply_writes(flat, group, size, keep=None, sums=True):
     inc = group[0][2]
     idx = np.concatenate([plan_indices(p) for p, _, _ in group])
     unique = len(np.unique(idx)) == len(idx)
-    if not unique and inc and sums and all(p.indices is None for p, _, _ in group):
+    contiguous = all(p.indices is None for p, _, _ in group)
+    if not unique and inc and sums and contiguous:
         return slice_sums(flat, group, size, keep)
     vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)
+    if not unique and inc:
+        # increments of repeated elements: summed first (a segment sum), then
+        # added once each
+        idx, where = np.unique(idx, return_inverse=True)
+        vals = tf.transpose(
+            tf.math.unsorted_segment_sum(tf.transpose(vals), where.ravel(), len(idx))
+        )
+        unique = True
+        if not np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+            group = None  # placed by a gather
+        else:
+            group = [(ViewPlan.of_indices(group[0][0].base, idx), vals, inc)]
     if unique and len(idx) == size:
         # the writes cover the whole signal: reorder them into place
         order = np.argsort(idx)

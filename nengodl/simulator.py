@@ -1,5 +1,6 @@
 """`nengodl.Simulator`: nengo's simulator API on a compiled TensorFlow loop."""
 
+import dataclasses
 import warnings
 
 from nengo.exceptions import ReadonlyError, SimulatorClosed, ValidationError
@@ -219,19 +220,23 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
         }
 
     def __setstate__(self, state):
+        options = state.get("options") or Options()
         self.__init__(
             network=None,
             model=state["model"],
             dt=state["dt"],
             seed=state["seed"],
             progress_bar=state["progress_bar"],
-            optimize=False,  # the pickled model is already optimised
+            # the pickled model is merged and packed already: the planner merges
+            # its operators again in the same way (and leaves its signals as they
+            # are); nengo's merger, which could merge the packed signals further, not
+            optimize=state["optimize"],
+            options=dataclasses.replace(options, nengo_merge_ops=0),
             device=state["device"],
             minibatch_size=state["minibatch_size"],
             dtype=state["dtype"],
             jit=state.get("jit", True),
             unroll_simulation=state.get("unroll_simulation", 1),
-            options=state.get("options"),
         )
         if state.get("distributed") and self._dist is None:
             warnings.warn(
@@ -240,7 +245,7 @@ class Simulator(RunMethods, ParamsMethods, SeedTrainingMethods, KerasMethods):
                 "use one)"
             )
         self._run_state.restore(state["run_state"])
-        self.optimize = state["optimize"]
+        self.options = options
         if state["closed"]:
             self.close()
 

@@ -100,6 +100,7 @@ def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice
         net,
         dtype="float64",
         progress_bar=False,
+        optimize=False,  # (merged steps increment repeated elements in one write)
         options=Options(slice_sums=slice_sums, xla_after_steps=0),
     ) as sim:
         sim.run_steps(200)

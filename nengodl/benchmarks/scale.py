@@ -18,6 +18,10 @@ nengo's (medians over the repeats). Models:
   random weights), converted by ``nengodl.Converter(inference_only=True)``; its
   "first result" is the constructor plus one step (an image), and its steady run
   five steps (nengo's numpy convolutions take seconds per step).
+
+nengo's operator merger takes hours on the largest models (its time grows
+faster than the number of operators): there nengo.Simulator runs with
+``optimize=False`` (``--nengo-unoptimized``), marked ``*``.
 """
 
 import argparse
@@ -95,7 +99,7 @@ def build(name):
     raise ValueError(f"unknown model {name!r}: expected ens:N, spa:D or mobilenet")
 
 
-def child(simulator, name, steps):
+def child(simulator, name, steps, optimize=True):
     """Measure one simulator of one model in this process; print a JSON row."""
     import nengo
 
@@ -105,7 +109,7 @@ def child(simulator, name, steps):
     net = build(name)
     start = time.perf_counter()
     if simulator == "nengo":
-        sim = nengo.Simulator(net, progress_bar=False)
+        sim = nengo.Simulator(net, progress_bar=False, optimize=optimize)
     else:
         sim = nengodl.Simulator(net, progress_bar=False)
     built = time.perf_counter() - start
@@ -137,14 +141,15 @@ def peak_mib():
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
 
 
-def run_child(simulator, name, steps):
+def run_child(simulator, name, steps, optimize=True):
     """One child process's row. The file runs as a script, so that nengo's
     process imports nengo alone (the nengodl package would import TensorFlow)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     cmd = [sys.executable, os.path.abspath(__file__), "--child", simulator, name]
-    out = subprocess.run(cmd + ["--steps", str(steps)], capture_output=True, text=True, env=env)
+    cmd += ["--steps", str(steps), "--nengo-unoptimized"] + ([] if optimize else [name])
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{simulator} on {name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -163,15 +168,22 @@ def main(argv=None):
     p.add_argument(
         "--models",
         nargs="+",
-        default=["ens:100", "ens:1000", "spa:64", "spa:256", "mobilenet"],
+        default=["ens:100", "ens:1000", "ens:5000", "spa:64", "spa:256", "spa:512", "mobilenet"],
         help="ens:N, spa:D or mobilenet",
     )
     p.add_argument("--steps", type=int, default=1000, help="steps of the timed steady run")
     p.add_argument("--repeats", type=int, default=1, help="processes per simulator")
+    p.add_argument(
+        "--nengo-unoptimized",
+        nargs="*",
+        default=["ens:5000", "spa:512"],
+        help="models on which nengo.Simulator runs with optimize=False (its merger "
+        "would take hours), marked * in the table",
+    )
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # simulator, model
     args = p.parse_args(argv)
     if args.child:
-        return child(*args.child, args.steps)
+        return child(*args.child, args.steps, args.child[1] not in args.nengo_unoptimized)
     print(
         f"{'model':<11}{'plan':>6}{'build s':>9}{'ratio':>7}{'first s':>9}{'ratio':>7}"
         f"{'steps/s':>9}{'ratio':>7}{'peak MiB':>10}{'ratio':>7}",
@@ -181,9 +193,11 @@ def main(argv=None):
         rows = {"nengo": [], "nengodl": []}
         for _ in range(args.repeats):
             for simulator in rows:  # alternating
-                rows[simulator].append(run_child(simulator, name, args.steps))
+                optimize = simulator != "nengo" or name not in args.nengo_unoptimized
+                rows[simulator].append(run_child(simulator, name, args.steps, optimize))
 
-        cells = [f"{name:<11}{rows['nengodl'][0]['plan']:>6}"]
+        mark = "*" if name in args.nengo_unoptimized else ""
+        cells = [f"{name + mark:<11}{rows['nengodl'][0]['plan']:>6}"]
         for key, fmt in (("build", ".2f"), ("first", ".2f"), ("steps_per_s", ".0f")):
             ours, theirs = median(rows["nengodl"], key), median(rows["nengo"], key)
             cells.append(f"{ours:>9{fmt}}{ours / theirs:>7.2f}")

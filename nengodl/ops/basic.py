@@ -69,42 +69,92 @@ class TimeUpdateBuilder(OpBuilder):
         ctx.set(self.op.time, tf.cast(step, tf.float64) * self.dt)
 
 
+def kinds(*sigs):
+    """The dtype kinds of ``sigs`` (part of merge keys)."""
+    return tuple(np.dtype(s.dtype).kind for s in sigs)
+
+
+def stacked(ctx, sigs, shape):
+    """The values of ``sigs`` (each of ``shape``) stacked on a new axis after
+    the minibatch axis: ``(batch, k) + shape``, or ``(1, k) + shape`` where
+    none has a minibatch axis."""
+    value, batched = ctx.read_many(sigs)
+    return reshape(value, (-1 if batched else 1, len(sigs)) + tuple(shape))
+
+
 @register(Reset)
 class ResetBuilder(OpBuilder):
-    """``dst[...] = value``."""
+    """``dst[...] = value``; resets to equal values merge."""
+
+    @classmethod
+    def merge_key(cls, op, dt):
+        """Resets with equal keys can run as one merged operation."""
+        return (cls, np.asarray(op.value).tobytes(), kinds(op.dst))
 
     def __call__(self, ctx):
-        ctx.set(self.op.dst, tf.constant(self.op.value, dtype=tf.float64))
+        value = tf.constant(self.op.value, dtype=tf.float64)
+        if len(self.ops) == 1:
+            ctx.set(self.op.dst, value)
+            return
+        total = sum(op.dst.size for op in self.ops)
+        ctx.write_many([op.dst for op in self.ops], tf.fill((ctx.minibatch_size, total), value))
 
 
 @register(Copy)
 class CopyBuilder(OpBuilder):
-    """``dst[dst_slice] = src[src_slice]`` (or ``+=`` when ``inc``)."""
+    """``dst[dst_slice] = src[src_slice]`` (or ``+=`` when ``inc``); copies
+    of equal kind merge."""
 
     def __init__(self, op, dt):
         super().__init__(op, dt)
-        if op.dst_slice is not None and not op.inc:
-            idx = np.arange(op.dst.shape[0])[op.dst_slice]
-            if len(np.unique(idx)) < len(idx):
-                raise BuildError(
-                    f"{op}: Cannot have repeated indices in "
-                    "``dst_slice`` when copy is not an increment"
-                )
+        for op in self.ops:
+            if op.dst_slice is not None and not op.inc:
+                idx = np.arange(op.dst.shape[0])[op.dst_slice]
+                if len(np.unique(idx)) < len(idx):
+                    raise BuildError(
+                        f"{op}: Cannot have repeated indices in "
+                        "``dst_slice`` when copy is not an increment"
+                    )
+
+    @classmethod
+    def merge_key(cls, op, dt):
+        """Copies with equal keys can run as one merged operation."""
+        return (cls, op.inc, kinds(op.src, op.dst))
 
     def __call__(self, ctx):
         op = self.op
-        val = ctx.read(op.src, index=op.src_slice)
-        ctx.write(op.dst, val, inc=op.inc, index=op.dst_slice)
+        if len(self.ops) == 1:
+            val = ctx.read(op.src, index=op.src_slice)
+            ctx.write(op.dst, val, inc=op.inc, index=op.dst_slice)
+            return
+        val, _ = ctx.read_many([(o.src, o.src_slice) for o in self.ops], batched=True)
+        ctx.write_many([(o.dst, o.dst_slice) for o in self.ops], val, inc=op.inc)
 
 
 @register(ElementwiseInc)
 class ElementwiseIncBuilder(OpBuilder):
-    """``Y += A * X`` with numpy broadcasting."""
+    """``Y += A * X`` with numpy broadcasting; products of equal shapes merge."""
+
+    @classmethod
+    def merge_key(cls, op, dt):
+        """Products with equal keys can run as one merged operation."""
+        return (cls, op.A.shape, op.X.shape, op.Y.shape, kinds(op.A, op.X, op.Y))
 
     def __call__(self, ctx):
         op = self.op
         ndim = max(op.A.ndim, op.X.ndim, op.Y.ndim)
-        ctx.inc(op.Y, align(ctx, op.A, ndim) * align(ctx, op.X, ndim))
+        if len(self.ops) == 1:
+            ctx.inc(op.Y, align(ctx, op.A, ndim) * align(ctx, op.X, ndim))
+            return
+
+        def padded(sig):
+            return (1,) * (ndim - sig.ndim) + sig.shape
+
+        a = stacked(ctx, [o.A for o in self.ops], padded(op.A))
+        x = stacked(ctx, [o.X for o in self.ops], padded(op.X))
+        k = len(self.ops)
+        prod = tf.broadcast_to(a * x, (ctx.minibatch_size, k) + op.Y.shape)
+        ctx.write_many([o.Y for o in self.ops], reshape(prod, (-1, k * op.Y.size)), inc=True)
 
 
 def batched_flat(ctx, sig):
@@ -114,10 +164,21 @@ def batched_flat(ctx, sig):
 
 @register(DotInc)
 class DotIncBuilder(OpBuilder):
-    """``Y += dot(A, X)`` for matrix-vector (or scalar) products."""
+    """``Y += dot(A, X)`` for matrix-vector (or scalar) products;
+    matrix-vector products of equal shapes merge (a batch of products)."""
+
+    @classmethod
+    def merge_key(cls, op, dt):
+        """Products with equal keys can run as one merged operation."""
+        if op.A.ndim != 2 or op.X.ndim != 1:
+            return None
+        return (cls, op.A.shape, op.X.shape, kinds(op.A, op.X, op.Y))
 
     def __call__(self, ctx):
         op = self.op
+        if len(self.ops) > 1:
+            self.merged(ctx)
+            return
         A, X, Y = op.A, op.X, op.Y
         if A.ndim == 0 or X.ndim == 0:
             ndim = max(A.ndim, X.ndim)
@@ -132,6 +193,23 @@ class DotIncBuilder(OpBuilder):
         else:
             out = tf.matmul(x, reshape(a, (-1, n)), transpose_b=True)
         ctx.inc(Y, reshape(out, (-1,) + Y.shape))
+
+    def merged(self, ctx):
+        """The products of a merged group: ``(k, m, n)`` matrices with ``(k, n)``
+        vectors."""
+        k, (m, n) = len(self.ops), self.op.A.shape
+        a = stacked(ctx, [o.A for o in self.ops], (m, n))  # (batch or 1, k, m, n)
+        x = stacked(ctx, [o.X for o in self.ops], (n,))[:, :, None, :]  # (batch, k, 1, n)
+        if n == 1:
+            out = a[..., 0] * x[..., 0]
+        elif m == 1:  # a multiply-reduce, which XLA fuses with its inputs
+            out = last_axis_sum(ctx, a[:, :, 0, :] * x[:, :, 0, :])
+        elif a.shape[0] == 1:
+            out = tf.einsum("kmn,bkn->bkm", a[0], x[:, :, 0, :])
+        else:
+            out = tf.einsum("bkmn,bkn->bkm", a, x[:, :, 0, :])
+        out = tf.broadcast_to(out, (ctx.minibatch_size, k, m))
+        ctx.write_many([o.Y for o in self.ops], reshape(out, (-1, k * m)), inc=True)
 
 
 def sparse_coo(initial_value):
@@ -165,32 +243,46 @@ class SparseDotIncBuilder(OpBuilder):
 
 @register(BsrDotInc)
 class BsrDotIncBuilder(OpBuilder):
-    """``Y += A @ X`` with ``A`` in block sparse row format."""
+    """``Y += A @ X`` with ``A`` in block sparse row format; products with
+    blocks of equal shape merge (their block matrices join diagonally)."""
+
+    @classmethod
+    def merge_key(cls, op, dt):
+        """Products with equal keys can run as one merged operation."""
+        return (cls, op.A.shape[1:], kinds(op.A, op.X, op.Y))
 
     def __init__(self, op, dt):
         super().__init__(op, dt)
-        k, self.r, self.c = op.A.shape
-        self.n_row_blocks = len(op.indptr) - 1
-        self.rows = np.repeat(np.arange(self.n_row_blocks), np.diff(op.indptr))
-        self.cols = np.asarray(op.indices)
-        self.diagonal = np.array_equal(self.rows, np.arange(k))
+        _, self.r, self.c = self.op.A.shape
+        rows, cols, n_rows, n_cols = [], [], 0, 0
+        for o in self.ops:
+            rows.append(np.repeat(np.arange(len(o.indptr) - 1), np.diff(o.indptr)) + n_rows)
+            cols.append(np.asarray(o.indices) + n_cols)
+            n_rows += len(o.indptr) - 1
+            n_cols += o.X.size // self.c
+        self.rows, self.cols = np.concatenate(rows), np.concatenate(cols)
+        self.n_row_blocks, self.n_col_blocks = n_rows, n_cols
+        self.diagonal = np.array_equal(self.rows, np.arange(len(self.rows)))
 
     def __call__(self, ctx):
-        op = self.op
-        x = reshape(batched_flat(ctx, op.X), (-1, op.X.size // self.c, self.c))
+        k, ops = len(self.rows), self.ops
+        x = ctx.read_many([o.X for o in ops], batched=True)[0]
+        x = reshape(x, (-1, self.n_col_blocks, self.c))
         if not np.array_equal(self.cols, np.arange(x.shape[1])):
             x = tf.gather(x, self.cols, axis=1)
-        a = ctx.read(op.A)
-        batched_a = a if ctx.is_batched(op.A) else a[None]  # (batch or 1, k, r, c)
+        a, batched = ctx.read_many([o.A for o in ops])
+        a = reshape(a, ((-1,) if batched else ()) + (k, self.r, self.c))
+        batched_a = a if batched else a[None]  # (batch or 1, k, r, c)
         if self.c == 1:  # elementwise: fuses with the producer of x
             prod = batched_a[..., 0] * x
         elif self.r == 1:  # a multiply-reduce: fuses too, with no transposes
             prod = last_axis_sum(ctx, batched_a[:, :, 0, :] * x)
         else:
-            spec = "bkrc,bkc->bkr" if ctx.is_batched(op.A) else "krc,bkc->bkr"
+            spec = "bkrc,bkc->bkr" if batched else "krc,bkc->bkr"
             prod = tf.einsum(spec, a, x)
         if not self.diagonal:
             prod = tf.transpose(prod, (1, 0, 2))
             prod = tf.math.unsorted_segment_sum(prod, self.rows, self.n_row_blocks)
             prod = tf.transpose(prod, (1, 0, 2))
-        ctx.inc(op.Y, reshape(prod, (-1,) + op.Y.shape))
+        prod = tf.broadcast_to(prod, (ctx.minibatch_size,) + tuple(prod.shape[1:]))
+        ctx.write_many([o.Y for o in ops], reshape(prod, (ctx.minibatch_size, -1)), inc=True)

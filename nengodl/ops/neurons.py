@@ -257,8 +257,15 @@ class SimNeuronsBuilder(OpBuilder):
     def supports(cls, op):
         return type(op.neurons) in NEURON_STEPS and not op.state_extra
 
+    @classmethod
+    def merge_key(cls, op, dt):
+        """Neurons of one type with equal parameters can run as one operation."""
+        nt = op.neurons
+        return (cls, type(nt), repr(nt), tuple(op.state), np.dtype(op.J.dtype).kind)
+
     def __init__(self, op, dt):
         super().__init__(op, dt)
+        op = self.op
         self.step = NEURON_STEPS[type(op.neurons)]
         # LIF types: whether voltages start at most 1 (then every step keeps
         # them so; see `lif_step`)
@@ -266,20 +273,40 @@ class SimNeuronsBuilder(OpBuilder):
         self.bounded = (
             self.lif
             and op.neurons.min_voltage <= 1
-            and bool(np.all(np.asarray(op.state["voltage"].initial_value) <= 1))
+            and all(np.all(np.asarray(o.state["voltage"].initial_value) <= 1) for o in self.ops)
         )
 
     def __call__(self, ctx):
+        if len(self.ops) > 1:
+            self.run(ctx, ctx.read_many([o.J for o in self.ops], batched=True)[0], merged=True)
+        else:
+            self.run(ctx, ctx.read(self.op.J, batched=True))
+
+    def run(self, ctx, J, merged=False):
+        """Step the neurons on the input current ``J`` (of the group, joined
+        and flattened, where ``merged``)."""
         op = self.op
-        J = ctx.read(op.J, batched=True)
+
+        def read(name):
+            if merged:
+                return ctx.read_many([o.state[name] for o in self.ops], batched=True)[0]
+            return ctx.read(op.state[name], batched=True)
+
+        def write(name, value):
+            if not merged:
+                ctx.set(op.output if name is None else op.state[name], value)
+                return
+            sigs = [o.output if name is None else o.state[name] for o in self.ops]
+            ctx.write_many(sigs, value)
+
         training = getattr(ctx, "training", False)
         sigma = getattr(ctx, "lif_smoothing", None)
         # NengoDL 3.6: lif_smoothing smooths the rates that stand in for spiking LIF
         # neurons in training; LIFRate neurons keep their own rates
         if training and sigma and type(op.neurons) is nengo.LIF:
-            ctx.set(op.output, soft_lif_rate(op.neurons, J, sigma))
+            write(None, soft_lif_rate(op.neurons, J, sigma))
             return
-        state = {k: ctx.read(sig, batched=True) for k, sig in op.state.items()}
+        state = {k: read(k) for k in op.state}
         step = self.step
         if training and type(op.neurons) in TRAINING_STEPS:
             step = TRAINING_STEPS[type(op.neurons)]
@@ -289,7 +316,7 @@ class SimNeuronsBuilder(OpBuilder):
             series = ctx.options.lif_series and ctx.xla
             state.update(series=series, bounded=self.bounded, keep=ctx.keep)
         output, new_state = step(op.neurons, self.dt, J, **state)
-        ctx.set(op.output, output)
-        for name, sig in op.state.items():
+        write(None, output)
+        for name in op.state:
             if name in new_state:
-                ctx.set(sig, new_state[name])
+                write(name, new_state[name])

@@ -49,9 +49,8 @@ class LinearFilterBuilder(OpBuilder):
         return (cls, A.tobytes(), B.tobytes(), C.tobytes(), D, op.mode, op.input.dtype.kind)
 
     def __init__(self, ops, dt):
-        ops = ops if isinstance(ops, list) else [ops]
-        super().__init__(ops[0], dt)
-        self.ops = ops
+        super().__init__(ops, dt)
+        ops = self.ops
         self.A, self.B, self.C, self.D = filter_matrices(ops[0], dt)
         self.n_x = self.A.shape[0]
         # nengo advances the input one step when there is no passthrough
@@ -61,16 +60,14 @@ class LinearFilterBuilder(OpBuilder):
     def __call__(self, ctx):
         B_ = ctx.minibatch_size
         ops = self.ops
-        us = [reshape(ctx.read(op.input, batched=True), (B_, n)) for op, n in zip(ops, self.sizes)]
-        u = us[0] if len(us) == 1 else tf.concat(us, axis=1)
+        u = ctx.read_many([op.input for op in ops], batched=True)[0]  # (B, total)
+        n = u.shape[1]
         if self.n_x == 0:
             y = self.D * u
         else:
-            Xs = [
-                reshape(ctx.read(op.state["X"], batched=True), (B_, self.n_x, n))
-                for op, n in zip(ops, self.sizes)
-            ]
-            X = Xs[0] if len(Xs) == 1 else tf.concat(Xs, axis=2)
+            # the states, (n_x,) + the input's shape each, joined row by row
+            rows = [(op.state["X"], r) for r in range(self.n_x) for op in ops]
+            X = reshape(ctx.read_many(rows, batched=True)[0], (B_, self.n_x, n))
             u3 = u[:, None, :]
             if self.no_d and self.n_x == 1:
                 # nengo's OneX form keeps C folded into the state
@@ -86,10 +83,5 @@ class LinearFilterBuilder(OpBuilder):
                 else:
                     y = tf.einsum("j,bjm->bm", C, X) + self.D * u
                     X = tf.einsum("ij,bjm->bim", A, X) + Bm * u3
-            parts = tf.split(X, self.sizes, axis=2) if len(ops) > 1 else [X]
-            for op, part in zip(ops, parts):
-                # the state is (n_x,) + the input's shape (2-D for a weights probe)
-                ctx.set(op.state["X"], reshape(part, (B_,) + op.state["X"].shape))
-        ys = tf.split(y, self.sizes, axis=1) if len(ops) > 1 else [y]
-        for op, part in zip(ops, ys):
-            ctx.write(op.output, reshape(part, (B_,) + op.output.shape), inc=op.mode == "inc")
+            ctx.write_many(rows, reshape(X, (B_, self.n_x * n)))
+        ctx.write_many([op.output for op in ops], y, inc=self.op.mode == "inc")

@@ -6,12 +6,22 @@ _BUILDERS = {}
 class OpBuilder:
     """Base class for op builders.
 
+    Builders with a ``merge_key(op, dt)`` class method run several
+    independent operators with equal keys as one (see `nengodl.planner`).
+
     Parameters
     ----------
-    op : nengo.builder.Operator
-        The operator to implement.
+    op : nengo.builder.Operator or list of Operator
+        The operator to implement, or a merged group of them.
     dt : float
         Simulation time step.
+
+    Attributes
+    ----------
+    op : nengo.builder.Operator
+        The operator (the group's first).
+    ops : list of Operator
+        The group (just ``[op]`` for an operator of its own).
     """
 
     # whether each minibatch item's result depends on that item alone (so the
@@ -21,7 +31,8 @@ class OpBuilder:
     reads_time = True
 
     def __init__(self, op, dt):
-        self.op = op
+        self.ops = list(op) if isinstance(op, (list, tuple)) else [op]
+        self.op = self.ops[0]
         self.dt = dt
 
     @classmethod

@@ -42,17 +42,29 @@ class SimLowpassTau(Operator):
 
     def __init__(self, log_tau, input, output, state, mode, tag=None):
         super().__init__(tag=tag)
-        self.log_tau, self.input, self.output, self.state, self.mode = (
-            log_tau,
-            input,
-            output,
-            state,
-            mode,
-        )
+        self.mode = mode
         self.reads = [input, log_tau]
         self.sets = [output] if mode == "set" else []
         self.incs = [output] if mode == "inc" else []
         self.updates = ([output] if mode == "update" else []) + [state]
+
+    # the signals live in the lists only, so that passes that replace signals
+    # (nengo's merger, the planner's packing) keep the operator whole
+    @property
+    def input(self):
+        return self.reads[0]
+
+    @property
+    def log_tau(self):
+        return self.reads[1]
+
+    @property
+    def output(self):
+        return (self.sets + self.incs + self.updates)[0]
+
+    @property
+    def state(self):
+        return self.updates[-1]
 
     def make_step(self, signals, dt, rng):
         log_tau, u = signals[self.log_tau], signals[self.input]
