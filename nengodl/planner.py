@@ -8,9 +8,10 @@ pickles agree):
   build order;
 - `merge_groups`: operators at the same dependency level (longest path from a
   source) cannot depend on each other, so those whose builder gives them equal
-  ``merge_key`` (operator kind, shapes, constants) run as one step. The number
-  of steps then depends on the kinds of operators and the depth of the model,
-  not on how many operators there are;
+  ``merge_key`` (operator kind, shapes, constants) run as one step, where
+  there are at least the builder's ``merge_min`` of them. The number of steps
+  then depends on the kinds of operators and the depth of the model, not on
+  how many operators there are;
 - `pack_signals`: the base signals that one set of merged steps writes in one
   role (say, every ensemble's input current, or every synapse's state) are
   packed into one base, in the order of the step's members, so that the step
@@ -106,7 +107,7 @@ def merge_groups(operators, dg, dt):
             groups.setdefault((level[op], key), []).append(op)
     merged = {}
     for group in groups.values():
-        if len(group) > 1:
+        if len(group) >= find_builder(group[0]).merge_min:
             for op in group:
                 merged[op] = group
     return ordered, merged

@@ -50,6 +50,9 @@ CHEAP_OPS = frozenset(
     }
 )
 CHEAP_CHAIN = 16
+# views joined by a merged step are read and written as slices where they
+# make fewer contiguous runs of a base than this, else with one gather
+MAX_SLICES = 16
 
 
 def reshape(tensor, shape):
@@ -247,7 +250,9 @@ class SignalLayout:
         Returns
         -------
         plans : list
-            ``[(base, ViewPlan)]``, one per base, in order of first appearance.
+            ``[(base, ViewPlan)]``, base by base in order of first appearance:
+            one plan per base, or one per contiguous run where a base has
+            fewer than `MAX_SLICES` runs.
         order : ndarray or None
             Where the elements joined base by base lie in ``views``' order
             (None where the views of each base come together already).
@@ -262,7 +267,17 @@ class SignalLayout:
                 runs.setdefault(sig.base, []).append(idx)
                 positions.setdefault(sig.base, []).append(np.arange(start, start + idx.size))
                 start += idx.size
-            plans = [(b, ViewPlan.of_indices(b, np.concatenate(i))) for b, i in runs.items()]
+            plans = []
+            for base, idx in runs.items():
+                idx = np.concatenate(idx)
+                cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+                if len(cuts) < MAX_SLICES:
+                    # a few contiguous runs: slices, which XLA fuses, and which
+                    # overlapping increments add as sums of slices
+                    bounds = zip([0, *cuts.tolist()], [*cuts.tolist(), len(idx)])
+                    plans.extend((base, ViewPlan.of_indices(base, idx[a:b])) for a, b in bounds)
+                else:
+                    plans.append((base, ViewPlan.of_indices(base, idx)))
             order = np.concatenate([np.concatenate(p) for p in positions.values()])
             sorted_ = np.array_equal(order, np.arange(start))
             self._plans[key] = (plans, None if sorted_ else order)

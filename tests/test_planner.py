@@ -12,9 +12,10 @@ from nengo.builder.operator import Copy, DotInc, Reset
 
 import nengodl
 from nengodl.benchmarks.scale import ensembles, spa_model
+from nengodl.ops.registry import OpBuilder
 from nengodl.options import Options
 from nengodl.planner import merge_groups, operator_order, pack_signals
-from nengodl.signals import SignalLayout, StepContext
+from nengodl.signals import MAX_SLICES, SignalLayout, StepContext
 
 
 def kinds_of_steps(sim):
@@ -76,11 +77,14 @@ def test_packed_order_round_trips_through_params_files_and_pickles(tmp_path):
         np.testing.assert_array_equal(continued(copy), expected)
 
 
+N_COPIES = OpBuilder.merge_min  # the fewest that merge
+
+
 def small_model():
-    """Three copies and two resets of independent signals, and one product."""
+    """Copies of independent signals, a reset and one product."""
     model = nengo.builder.Model(dt=0.001)
-    xs = [Signal(np.arange(3.0) + k, name=f"x{k}") for k in range(3)]
-    ys = [Signal(np.zeros(3), name=f"y{k}") for k in range(3)]
+    xs = [Signal(np.arange(3.0) + k, name=f"x{k}") for k in range(N_COPIES)]
+    ys = [Signal(np.zeros(3), name=f"y{k}") for k in range(N_COPIES)]
     z = Signal(np.zeros(2), name="z")
     ops = [Copy(x, y) for x, y in zip(xs, ys)]
     ops += [Reset(z), DotInc(Signal(np.ones((2, 3)), name="A"), ys[0], z)]
@@ -93,10 +97,15 @@ def test_merge_groups_join_independent_operators_only():
     model, ops, _, _ = small_model()
     dg = nengo.utils.simulator.operator_dependency_graph(ops)
     ordered, merged = merge_groups(operator_order(ops, dg), dg, model.dt)
-    assert merged[ops[0]] == ops[:3]  # the copies are independent
-    assert ops[4] not in merged  # the product reads y0, which a copy sets
+    copies, (reset, product) = ops[:N_COPIES], ops[N_COPIES:]
+    assert merged[copies[0]] == copies  # the copies are independent
+    assert product not in merged  # the product reads y0, which a copy sets
     position = {op: k for k, op in enumerate(ordered)}
-    assert position[ops[4]] > position[ops[0]] and position[ops[4]] > position[ops[3]]
+    assert position[product] > position[copies[0]] and position[product] > position[reset]
+    # fewer than merge_min copies stay apart
+    few = ops[: N_COPIES - 1]
+    dg = nengo.utils.simulator.operator_dependency_graph(few)
+    assert merge_groups(operator_order(few, dg), dg, model.dt)[1] == {}
 
 
 def test_packing_keeps_every_signal_and_its_initial_value():
@@ -104,31 +113,42 @@ def test_packing_keeps_every_signal_and_its_initial_value():
     before = {op: [s.initial_value.copy() for s in op.all_signals] for op in ops}
     dg = nengo.utils.simulator.operator_dependency_graph(ops)
     ordered, merged = merge_groups(operator_order(ops, dg), dg, model.dt)
-    assert pack_signals(model, ordered, merged) == 6  # the three xs and the three ys
+    assert pack_signals(model, ordered, merged) == 2 * N_COPIES  # the xs and the ys
     for op in ops:
         for sig, value in zip(op.all_signals, before[op]):
             np.testing.assert_array_equal(sig.initial_value, value)
-    ys_now = [op.dst for op in ops[:3]]
+    ys_now = [op.dst for op in ops[:N_COPIES]]
     assert len({s.base for s in ys_now}) == 1
-    assert [s.elemoffset for s in ys_now] == [0, 3, 6]  # in the copies' order
+    assert [s.elemoffset for s in ys_now] == list(range(0, 3 * N_COPIES, 3))  # copies' order
 
 
-def test_joined_increments_of_repeated_elements_add_up():
+@pytest.mark.parametrize("many", [False, True], ids=["slices", "gather"])
+def test_joined_increments_of_repeated_elements_add_up(many):
     """One write of a merged step that increments some elements several times
-    (two connections into one ensemble) adds every increment."""
+    (two connections into one ensemble) adds every increment: as sums of
+    slices where the views make a few runs, by a segment sum where many."""
     base = Signal(np.zeros(5), name="b")
-    views = [base[1:3], base[2:4], base[0:2], base[2:4]]
+    if many:
+        starts = np.random.RandomState(0).randint(0, 4, size=MAX_SLICES + 4)
+    else:
+        starts = [1, 2, 0, 2]
+    views = [base[k : k + 2] for k in starts]
     model = nengo.builder.Model(dt=0.001)
     layout = SignalLayout(model, [Reset(base)], [], [], tf.float64)
-    values = {base: tf.constant(np.arange(10.0).reshape(2, 5))}
-    ctx = StepContext(layout, values, {}, 0.001, 2)
-    inc = np.arange(1.0, 17.0).reshape(2, 8)
-    ctx.write_many(views, tf.constant(inc), inc=True)
-    expected = np.arange(10.0).reshape(2, 5)
+    assert (layout.joined_plans(views)[0][0][1].indices is not None) == many
+    inc = np.arange(1.0, 1.0 + 4 * len(views)).reshape(2, -1)
+    start = np.arange(10.0).reshape(2, 5)
+
+    @tf.function
+    def step():
+        ctx = StepContext(layout, {base: tf.constant(start)}, {}, 0.001, 2)
+        ctx.write_many(views, tf.constant(inc), inc=True)
+        return ctx.base_value(base), ctx.read_many([base[3:5], base[0:1]])[0]
+
+    written, joined = step()
+    expected = start.copy()
     for k, v in enumerate(views):
         idx = np.arange(v.elemoffset, v.elemoffset + 2)
         np.add.at(expected, (slice(None), idx), inc[:, 2 * k : 2 * k + 2])
-    np.testing.assert_array_equal(ctx.base_value(base).numpy(), expected)
-    joined, batched = ctx.read_many([base[3:5], base[0:1]])
-    assert batched
+    np.testing.assert_allclose(written.numpy(), expected, rtol=1e-15)
     np.testing.assert_array_equal(joined.numpy(), expected[:, [3, 4, 0]])

@@ -34,6 +34,7 @@ class LinearFilterBuilder(OpBuilder):
     """
 
     reads_time = False  # nengo's op reads the time, which a linear filter ignores
+    merge_min = 2  # filters join along the signal axis, which costs no fusion
 
     @classmethod
     def supports(cls, op):
