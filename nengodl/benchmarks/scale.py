@@ -19,6 +19,9 @@ nengo's (medians over the repeats). Models:
   "first result" is the constructor plus one step (an image), and its steady run
   five steps (nengo's numpy convolutions take seconds per step).
 
+With ``--nengo-dl3 PYTHON``, NengoDL 3 (in its own environment) is timed on
+the ``ens:N`` models too.
+
 nengo's operator merger takes hours on the largest models (its time grows
 faster than the number of operators): there nengo.Simulator runs with
 ``optimize=False`` (``--nengo-unoptimized``), marked ``*``.
@@ -104,14 +107,16 @@ def child(simulator, name, steps, optimize=True):
     import nengo
 
     if simulator == "nengodl":
-        import nengodl  # imported (with TensorFlow) before the clock starts
+        import nengodl as backend  # imported (with TensorFlow) before the clock starts
+    elif simulator == "nengo_dl3":
+        import nengo_dl as backend
 
     net = build(name)
     start = time.perf_counter()
     if simulator == "nengo":
         sim = nengo.Simulator(net, progress_bar=False, optimize=optimize)
     else:
-        sim = nengodl.Simulator(net, progress_bar=False)
+        sim = backend.Simulator(net, progress_bar=False)
     built = time.perf_counter() - start
     first_steps = 1 if name == "mobilenet" else 100
     steps = min(steps, 5) if name == "mobilenet" else steps
@@ -141,13 +146,15 @@ def peak_mib():
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
 
 
-def run_child(simulator, name, steps, optimize=True):
+def run_child(simulator, name, steps, optimize=True, python=None):
     """One child process's row. The file runs as a script, so that nengo's
-    process imports nengo alone (the nengodl package would import TensorFlow)."""
+    process imports nengo alone (the nengodl package would import TensorFlow);
+    ``python`` is the interpreter (default: this one)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", simulator, name]
+    if python is None:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    cmd = [python or sys.executable, os.path.abspath(__file__), "--child", simulator, name]
     cmd += ["--steps", str(steps), "--nengo-unoptimized"] + ([] if optimize else [name])
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode:
@@ -180,6 +187,13 @@ def main(argv=None):
         help="models on which nengo.Simulator runs with optimize=False (its merger "
         "would take hours), marked * in the table",
     )
+    p.add_argument(
+        "--nengo-dl3",
+        metavar="PYTHON",
+        help="also time NengoDL 3 on the ens:N models, with this Python (of an "
+        'environment with nengo-dl==3.6.0 "tensorflow==2.12.*" nengo==3.2.0); its rows '
+        "follow nengodl's, with ratios to nengo's",
+    )
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # simulator, model
     args = p.parse_args(argv)
     if args.child:
@@ -191,19 +205,25 @@ def main(argv=None):
     )
     for name in args.models:
         rows = {"nengo": [], "nengodl": []}
+        if args.nengo_dl3 and name.startswith("ens:"):
+            rows["nengo_dl3"] = []
         for _ in range(args.repeats):
             for simulator in rows:  # alternating
                 optimize = simulator != "nengo" or name not in args.nengo_unoptimized
-                rows[simulator].append(run_child(simulator, name, args.steps, optimize))
+                python = args.nengo_dl3 if simulator == "nengo_dl3" else None
+                rows[simulator].append(run_child(simulator, name, args.steps, optimize, python))
 
         mark = "*" if name in args.nengo_unoptimized else ""
-        cells = [f"{name + mark:<11}{rows['nengodl'][0]['plan']:>6}"]
-        for key, fmt in (("build", ".2f"), ("first", ".2f"), ("steps_per_s", ".0f")):
-            ours, theirs = median(rows["nengodl"], key), median(rows["nengo"], key)
-            cells.append(f"{ours:>9{fmt}}{ours / theirs:>7.2f}")
-        ours, theirs = median(rows["nengodl"], "peak_mib"), median(rows["nengo"], "peak_mib")
-        cells.append(f"{ours:>10.0f}{ours / theirs:>7.2f}")
-        print("".join(cells), flush=True)
+        for simulator in [s for s in rows if s != "nengo"]:
+            label = name + mark if simulator == "nengodl" else "(NengoDL 3)"
+            plan = rows[simulator][0]["plan"]
+            cells = [f"{label:<11}{'' if plan is None else plan:>6}"]
+            for key, fmt in (("build", ".2f"), ("first", ".2f"), ("steps_per_s", ".0f")):
+                ours, theirs = median(rows[simulator], key), median(rows["nengo"], key)
+                cells.append(f"{ours:>9{fmt}}{ours / theirs:>7.2f}")
+            ours, theirs = median(rows[simulator], "peak_mib"), median(rows["nengo"], "peak_mib")
+            cells.append(f"{ours:>10.0f}{ours / theirs:>7.2f}")
+            print("".join(cells), flush=True)
 
 
 if __name__ == "__main__":
