@@ -5,7 +5,8 @@ per simulator, alternating nengo.Simulator and nengodl ``--repeats`` times, and
 prints per model: nengodl's plan steps, the build (the simulator's
 constructor), the first result (constructor plus the first ``run(0.1)``,
 compilation included; the import of nengo, nengodl and TensorFlow excluded),
-the steady steps per second (a further run of ``--steps`` steps) and the
+the steady steps per second (a further run of ``--steps`` steps, after one
+of the same length that compiles its program) and the
 process's peak resident memory, each nengodl's figure with its ratio to
 nengo's (medians over the repeats). Models:
 
@@ -123,6 +124,8 @@ def child(simulator, name, steps, optimize=True):
     with sim:
         sim.run_steps(first_steps)
         first = time.perf_counter() - start
+        if simulator != "nengo":
+            sim.run_steps(steps)  # compiles the program of this run length
         start = time.perf_counter()
         sim.run_steps(steps)
         per_s = steps / (time.perf_counter() - start)
