@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import nengodl
 from nengodl.config import is_trainable, network_chains, trainable_signals
-from nengodl.io.params import signal_value
+from nengodl.io.nengo_params import signal_value
 
 
 def test_one_sgd_step_matches_closed_form_gradient():

@@ -15,7 +15,7 @@ def sample_mask(probe, dt, first_step, n_steps):
 
 
 TrainedSource = namedtuple("TrainedSource", "model plan run_state")
-TrainedSource.__doc__ = """What `nengodl.io.params.current_params` reads of a simulator
+TrainedSource.__doc__ = """What `nengodl.io.nengo_params.current_params` reads of a simulator
 (its ``model``, ``plan`` and ``run_state``), kept by `SimulationData`."""
 
 
@@ -146,7 +146,7 @@ class SimulationData(Mapping):
         built = self.params[key]
         source = self._source
         if source is not None and source.run_state.trained and built is not None:
-            from nengodl.io.params import current_params
+            from nengodl.io.nengo_params import current_params
 
             return current_params(source, key, built)
         return built
