@@ -43,6 +43,7 @@ def net_and_reference():
         {"fold_width": 4},
         {"lif_series": False},
         {"fast_closure": False},
+        {"nengo_merge_ops": 0},  # the planner merges alone
         {"xla_after_steps": 10**6},  # every run without XLA
         {"shared_programs": 0},
     ],
