@@ -146,9 +146,10 @@ def packing_keys(ordered, merged, fixed):
     """
     step_of, member = {}, {}
     for k, op in enumerate(ordered):
-        group = merged.get(op, [op])
-        step_of[op] = step_of.get(group[0], k)
-        member[op] = group.index(op) if op in merged else 0
+        if op in step_of:
+            continue  # a member of a group met before
+        for rank, other in enumerate(merged.get(op, [op])):
+            step_of[other], member[other] = k, rank
     writers, readers, unsafe = {}, {}, set()
     for op in ordered:
         written = op.sets + op.incs + op.updates
@@ -156,14 +157,14 @@ def packing_keys(ordered, merged, fixed):
             unsafe.update(s.base for s in op.all_signals)
             continue
         for role, sig in enumerate(written):
-            writers.setdefault(sig.base, []).append((step_of[op], role, member[op], op))
+            writers.setdefault(sig.base, []).append((step_of[op], role, member[op]))
         for role, sig in enumerate(op.reads):
-            readers.setdefault(sig.base, []).append((step_of[op], role, member[op], op))
+            readers.setdefault(sig.base, []).append((step_of[op], role, member[op]))
     keys = {}
     for base, uses in list(writers.items()) + list(readers.items()):
         if base in keys or base in unsafe or base in fixed or not packable(base):
             continue
-        step, role, rank, op = uses[0]
+        step, role, rank = uses[0]
         if base in writers:
             steps = tuple(dict.fromkeys(u[0] for u in uses))
             key = ("state", steps, role, base.dtype.str)
@@ -174,7 +175,8 @@ def packing_keys(ordered, merged, fixed):
 
 
 def packed_views(bases, name):
-    """A new base holding ``bases`` flattened and joined, and ``{base: view}``."""
+    """A new base holding ``bases`` flattened and joined, and ``{base: first
+    element}`` of each in it."""
     value = np.concatenate([np.asarray(b.initial_value).ravel() for b in bases])
     readonly = all(b.readonly for b in bases)
     packed = Signal(value, name=f"packed<{name}>", readonly=readonly)
