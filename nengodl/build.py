@@ -1,7 +1,8 @@
 """From a nengo network to the pieces a `Simulator` runs.
 
 `build_simulation` does the work of constructing a simulator, in the order of
-the pipeline: nengo's own builder makes the model; nengo's optimiser merges
+the pipeline: nengo's own builder makes the model; `nengodl.simplify` removes
+the copies, resets and products that change nothing; nengo's optimiser merges
 the operators of small models (`nengodl.optimizer`); the planner puts them in
 a fixed execution order, merges independent operators of one kind and packs
 their signals (`nengodl.planner`); `nengodl.plan.make_plan` decides how each
@@ -42,6 +43,7 @@ from nengodl.runtime.compiled import CompiledRunner
 from nengodl.runtime.numpy_step import NumpyStepper
 from nengodl.runtime.seeds import STATEFUL_RANDOM_OPS, graph_ops, graph_seed
 from nengodl.runtime.state import RunState
+from nengodl.simplify import simplify
 from nengodl.tensor_node import TensorNode
 
 logger = logging.getLogger(__name__)
@@ -132,11 +134,20 @@ class Simulation:
     check_finite: bool
 
 
+def fixed_bases(model):
+    """The bases whose values change outside the operators: the clock and the
+    fed inputs."""
+    fixed = {model.time.base, model.step.base}
+    fixed.update(sig.base for sig in input_nodes(model).values())
+    return fixed
+
+
 def build_model(network, model, dt, optimize, options, progress_bar):
     """nengo's build of ``network`` into ``model`` (a new one if None), then,
-    with ``optimize``, the merges: nengo's merger on models of at most
-    ``options.nengo_merge_ops`` operators, and the planner's
-    (`nengodl.planner`), which also packs the signals.
+    with ``optimize``, the simplifications (`nengodl.simplify`) and the
+    merges: nengo's merger on models of at most ``options.nengo_merge_ops``
+    operators, and the planner's (`nengodl.planner`), which also packs the
+    signals.
 
     Returns
     -------
@@ -158,18 +169,20 @@ def build_model(network, model, dt, optimize, options, progress_bar):
         if network is not None:
             model.build(network)
             make_synapses_trainable(model, trainable_synapses(network))
-    dg = operator_dependency_graph(model.operators)
     if not optimize:
+        dg = operator_dependency_graph(model.operators)
         step_order = operator_order(model.operators, dg)
         return model, dg, step_order, step_order, {}
     with Stage("Optimization", progress_bar):
+        toplevel = network if network is not None else model.toplevel
+        removed = simplify(model, fixed_bases(model) | set(trainable_signals(model, toplevel)))
+        logger.info("simplification removed %d operators", removed)
+        dg = operator_dependency_graph(model.operators)
         if len(model.operators) <= options.nengo_merge_ops:
             optimizer.optimize(model, dg, options)
         step_order = operator_order(model.operators, dg)
         ordered, merged = merge_groups(step_order, dg, model.dt)
-        fixed = {model.time.base, model.step.base}
-        fixed.update(sig.base for sig in input_nodes(model).values())
-        pack_signals(model, ordered, merged, fixed)
+        pack_signals(model, ordered, merged, fixed_bases(model))
     return model, dg, step_order, ordered, merged
 
 

@@ -16,6 +16,7 @@ from nengodl.ops.registry import OpBuilder, find_builder, register
 from nengodl.ops import (  # noqa: F401  isort:skip
     basic,
     functions,
+    fused,
     learning_rules,
     neurons,
     processes,
