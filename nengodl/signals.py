@@ -76,6 +76,15 @@ def reshape(tensor, shape):
     return tf.reshape(tensor, shape)
 
 
+def c_strides(shape):
+    """The element strides of a C-contiguous array of ``shape``."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
 def flat_indices(sig, index=None):
     """Flat element indices of ``sig`` in its base, shaped like ``sig``.
 
@@ -93,6 +102,9 @@ def flat_indices(sig, index=None):
     """
     if sig.ndim == 0:
         idx = np.array(sig.elemoffset, dtype=np.int64)
+    elif sig.elemstrides == c_strides(sig.shape):  # contiguous: a range
+        idx = np.arange(sig.elemoffset, sig.elemoffset + sig.size, dtype=np.int64)
+        idx = idx.reshape(sig.shape)
     else:
         grids = np.indices(sig.shape, dtype=np.int64)
         idx = sig.elemoffset + sum(
@@ -620,8 +632,12 @@ def apply_writes(flat, group, size, keep=None, sums=True):
     (else one scatter-add, which XLA runs as a kernel of its own)."""
     inc = group[0][2]
     idx = np.concatenate([plan_indices(p) for p, _, _ in group])
-    unique = len(np.unique(idx)) == len(idx)
     contiguous = all(p.indices is None for p, _, _ in group)
+    if contiguous:  # unique where the ranges, in order, do not overlap
+        ranges = sorted((p.start, p.size) for p, _, _ in group if p.size)
+        unique = all(a + n <= b for (a, n), (b, _) in itertools.pairwise(ranges))
+    else:
+        unique = len(np.unique(idx)) == len(idx)
     if not unique and inc and sums and contiguous:
         return slice_sums(flat, group, size, keep)
     vals = group[0][1] if len(group) == 1 else tf.concat([v for _, v, _ in group], 1)

@@ -533,6 +533,11 @@ class Converter:
             neuron_type=neuron_type,
             gain=nengo.dists.Choice([scale]),
             bias=nengo.dists.Choice([0]),
+            # its decoded side is unused: nengo's defaults would sample an
+            # encoder per neuron and two evaluation points per neuron (seconds
+            # for a layer of 10^5 units), where 1-D decoding needs few
+            encoders=nengo.dists.Choice([[1]]),
+            n_eval_points=750,
             label=layer.name,
         )
         self.net.config[ens].trainable = False  # encoders: unused
