@@ -23,7 +23,8 @@ from nengodl.config import is_trainable
 from nengodl.ops import find_builder
 from nengodl.ops.basic import TimeUpdateBuilder
 from nengodl.runtime.host import ErrorBox, HostOp, is_input_op
-from nengodl.signals import SignalLayout, flat_indices
+from nengodl.signals import SignalLayout
+from nengodl.views import flat_indices
 
 _WARNED = set()
 

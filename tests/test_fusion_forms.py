@@ -1,5 +1,5 @@
 """Forms chosen so that XLA fuses more of the loop: overlapping increments as
-sums of slices (nengodl.signals), folded sums (nengodl.ops.basic) and the clock
+sums of slices (nengodl.views), folded sums (nengodl.ops.basic) and the clock
 advanced outside the loop's step (nengodl.runtime), against numpy and
 nengo.Simulator with each switch on and off."""
 
@@ -11,10 +11,10 @@ from nengo.builder import Signal
 
 import nengodl
 import nengodl.ops.basic
-import nengodl.signals
+import nengodl.views
 from nengodl.benchmarks.networks import integrator
 from nengodl.options import Options
-from nengodl.signals import ViewPlan, apply_writes
+from nengodl.views import ViewPlan, apply_writes
 
 
 def numpy_writes(flat, writes):
@@ -71,7 +71,7 @@ def test_slice_sums_keep_only_costly_increments(rng, make):
     def writes(flat, a, b):
         group = [(plan, form(v), True) for plan, v in zip(plans, (a, b))]
         keep = lambda x: kept.append(x) or x
-        return nengodl.signals.slice_sums(flat, group, 12, keep)
+        return nengodl.views.slice_sums(flat, group, 12, keep)
 
     out = writes(flat, *raw).numpy()
     values = [{"cheap": 2 * v + 1, "exp": np.exp(v), "sum": 3 * v}[make] for v in raw]
@@ -87,9 +87,9 @@ def test_integrator_with_and_without_slice_sums_matches_nengo(monkeypatch, slice
     # the integrator's synapse input gets the stimulus and the recurrent value
     # added to the same elements: an increment with duplicate indices
     used = []
-    original = nengodl.signals.slice_sums
+    original = nengodl.views.slice_sums
     monkeypatch.setattr(
-        nengodl.signals, "slice_sums", lambda *args: used.append(1) or original(*args)
+        nengodl.views, "slice_sums", lambda *args: used.append(1) or original(*args)
     )
     net = integrator(4, 20, nengo.LIF())
     with net:

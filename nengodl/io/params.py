@@ -16,7 +16,7 @@ from nengo.ensemble import Neurons
 from nengo.exceptions import SimulatorClosed, ValidationError
 
 from nengodl.io.nengo_params import freeze_params, get_nengo_params
-from nengodl.signals import flat_indices
+from nengodl.views import flat_indices
 
 
 def check_open(sim, method):

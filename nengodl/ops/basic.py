@@ -14,7 +14,7 @@ from nengo.builder.operator import (
 from nengo.exceptions import BuildError
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.signals import reshape
+from nengodl.views import reshape
 
 
 def last_axis_sum(ctx, x):

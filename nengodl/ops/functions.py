@@ -13,7 +13,7 @@ import tensorflow as tf
 from nengo.builder.operator import SimPyFunc
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.signals import reshape
+from nengodl.views import reshape
 
 
 class NodeFunction:

@@ -8,7 +8,7 @@ import tensorflow as tf
 from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimVoja
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.signals import reshape
+from nengodl.views import reshape
 
 
 def outer(a, b):

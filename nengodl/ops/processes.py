@@ -11,7 +11,7 @@ import tensorflow as tf
 from nengo.builder.processes import SimProcess
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.signals import reshape
+from nengodl.views import reshape
 
 
 def filter_matrices(op, dt):

@@ -18,7 +18,7 @@ from nengo.builder.processes import SimProcess
 from nengo.builder.signal import Signal
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.signals import reshape
+from nengodl.views import reshape
 
 
 class SimLowpassTau(Operator):

@@ -7,8 +7,8 @@ import keras
 import tensorflow as tf
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.signals import reshape
 from nengodl.tensor_node import SimTensorNode, build_keras_layer, call_tensor_func
+from nengodl.views import reshape
 
 
 @register(SimTensorNode)

@@ -4,7 +4,7 @@ import tensorflow as tf
 from nengo.builder.transforms import ConvInc
 
 from nengodl.ops.registry import OpBuilder, register
-from nengodl.signals import reshape
+from nengodl.views import reshape
 
 
 def channels_to_last(x, channels_last, rank):

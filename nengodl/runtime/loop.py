@@ -15,7 +15,8 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 
 from nengodl.runtime.weak import method_function
-from nengodl.signals import StepContext, flat_indices, reshape, upstream_ops
+from nengodl.signals import StepContext
+from nengodl.views import flat_indices, reshape, upstream_ops
 
 
 @dataclasses.dataclass(frozen=True)

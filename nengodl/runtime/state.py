@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import SimulationError
 
-from nengodl.signals import flat_indices
+from nengodl.views import flat_indices
 
 
 class RunState:
