@@ -324,16 +324,29 @@ def object_setting(chains, obj):
     return None
 
 
-def is_trainable(chains, obj):
+def is_trainable(chains, obj, cache=None):
     """Whether ``obj``'s parameters train, from the ``trainable`` settings.
 
     Settings on the object or its class win; then settings on the networks that
-    contain it, innermost first; the default is True.
+    contain it, innermost first; the default is True. ``cache`` (a dict, for one
+    ``chains``) keeps the networks' part, which objects of one network share.
     """
     value = object_setting(chains, obj)
     if value is not None:
         return value
     net_chain = chains.get(obj, [])
+    key = id(net_chain)  # the chain list of one network is shared by its objects
+    if cache is None or key not in cache:
+        value = chain_setting(net_chain)
+        if cache is None:
+            return value
+        cache[key] = value
+    return cache[key]
+
+
+def chain_setting(net_chain):
+    """The ``trainable`` setting that the networks of ``net_chain`` (outermost
+    first) give an object inside the last of them (default True)."""
     for k in range(len(net_chain) - 1, -1, -1):
         for net in reversed(net_chain[: k + 1]):
             value = _lookup(net.config, net_chain[k])
@@ -398,15 +411,18 @@ def trainable_signals(model, network):
     """
     chains = network_chains(network) if network is not None else {}
     in_net = None if network is None else set(network.all_connections)
+    cache = {}
     sigs = []
     for obj, sig_dict in model.sig.items():
         if isinstance(obj, nengo.Ensemble):
             if isinstance(obj.neuron_type, nengo.Direct):
                 continue
-            if is_trainable(chains, obj) and sig_dict.get("encoders") is not None:
+            if is_trainable(chains, obj, cache) and sig_dict.get("encoders") is not None:
                 sigs.append(sig_dict["encoders"])
             neuron_setting = object_setting(chains, obj.neurons)
-            train_bias = is_trainable(chains, obj) if neuron_setting is None else neuron_setting
+            train_bias = (
+                is_trainable(chains, obj, cache) if neuron_setting is None else neuron_setting
+            )
             bias = model.sig[obj.neurons].get("bias")
             if train_bias and bias is not None:
                 sigs.append(bias)
@@ -416,7 +432,7 @@ def trainable_signals(model, network):
             if in_net is not None and obj not in in_net:
                 continue
             weights = sig_dict.get("weights")
-            if weights is not None and not weights.sparse and is_trainable(chains, obj):
+            if weights is not None and not weights.sparse and is_trainable(chains, obj, cache):
                 sigs.append(weights)
         if isinstance(obj, nengo.Connection) and sig_dict.get("log_tau") is not None:
             sigs.append(sig_dict["log_tau"])  # only there where it trains
