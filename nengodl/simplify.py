@@ -39,8 +39,8 @@ from nengodl.ops import find_builder
 from nengodl.ops.fused import ScaledInc
 from nengodl.planner import holds_signals_elsewhere
 
-# operators that add a product of their input ``X`` (by its property name) to ``Y``
-LINEAR_INCS = {DotInc: "X", ElementwiseInc: "X", ConvInc: "X", SparseDotInc: "X", BsrDotInc: "X"}
+# operators that add a product of their input ``X`` to ``Y``
+LINEAR_INCS = (DotInc, ElementwiseInc, ConvInc, SparseDotInc, BsrDotInc)
 # products that a constant scale of their result can join (products that the
 # planner merges, such as DotInc, stay apart: merged, they run faster)
 FUSABLE = (ConvInc, SparseDotInc)
@@ -103,10 +103,14 @@ class Simplifier:
 
     def zero_input(self, op):
         """Remove an increment by a product of (or copy of) zero."""
-        name = "src" if isinstance(op, Copy) else LINEAR_INCS.get(type(op))
-        if name is None or (isinstance(op, Copy) and not op.inc):
+        if type(op) is Copy:
+            if not op.inc:
+                return False
+            x = op.src
+        elif type(op) in LINEAR_INCS:
+            x = op.X
+        else:
             return False
-        x = getattr(op, name)
         written = op.sets + op.incs + op.updates
         if not self.free(x) or not self.zero(x):
             return False
@@ -141,32 +145,47 @@ class Simplifier:
         self.touch(X, Y)
         return True
 
+    def filled(self, sig, reader, target):
+        """``(reset, incrementers)`` where ``sig`` is a whole base that is reset
+        to zero each step, then only incremented (whole) by the incrementers,
+        and read by ``reader`` alone, so that the incrementers can add to
+        ``target`` (which none of them reads) instead; else None."""
+        if sig.base is not sig or sig in self.keep or not self.free(sig):
+            return None
+        if self.uses.readers.get(sig, ()) != [reader]:
+            return None
+        writers = self.uses.writers.get(sig, ())
+        resets = [w for w in writers if isinstance(w, Reset)]
+        if len(resets) != 1 or np.any(resets[0].value):
+            return None
+        incs = [w for w in writers if not isinstance(w, Reset)]
+        for w in incs:
+            if holds_signals_elsewhere(w):
+                return None
+            if any(s.base in (sig, target.base) for s in w.reads):
+                return None
+            if any(s.base is sig for s in w.sets + w.updates):
+                return None
+            if any(s.base is sig and s is not sig for s in w.incs):
+                return None
+        return resets[0], incs
+
     def alias(self, op):
         """Let the operators adding to a copy's source add to its target."""
         if type(op) is not Copy or not op.inc or op.src_slice is not None:
             return False
         src, dst = op.src, op.dst
-        if op.dst_slice is not None or src.base is not src or dst.sparse:
+        if op.dst_slice is not None or dst.sparse:
             return False
-        if src.shape != dst.shape or src.dtype != dst.dtype or src in self.keep:
+        if src.shape != dst.shape or src.dtype != dst.dtype:
             return False
-        if not self.free(src) or self.uses.readers.get(src, ()) != [op]:
+        filled = self.filled(src, op, dst)
+        if filled is None:
             return False
-        writers = [w for w in self.uses.writers.get(src, ()) if w is not op]
-        resets = [w for w in writers if isinstance(w, Reset)]
-        if len(resets) != 1 or np.any(resets[0].value):
-            return False
-        incs = [w for w in writers if not isinstance(w, Reset)]
-        for w in incs:
-            if holds_signals_elsewhere(w) or any(s.base is dst.base for s in w.reads):
-                return False
-            if any(s.base is src for s in w.sets + w.updates + w.reads):
-                return False
-            if any(s.base is src and s is not src for s in w.incs):
-                return False
+        reset, incs = filled
         for w in incs:
             w.incs = [dst if s is src else s for s in w.incs]
-        self.removed.update((op, resets[0]))
+        self.removed.update((op, reset))
         self.touch(src, dst)
         return True
 
@@ -176,25 +195,20 @@ class Simplifier:
         if type(op) is not ElementwiseInc or not self.constant(op.A):
             return False
         A, X, Y = op.A, op.X, op.Y
-        if X.base is not X or X in self.keep or X.shape != Y.shape or X.dtype != Y.dtype:
+        if X.shape != Y.shape or X.dtype != Y.dtype:
             return False
-        if np.broadcast_shapes(A.shape, X.shape) != X.shape or not self.free(X):
+        if np.broadcast_shapes(A.shape, X.shape) != X.shape:
             return False
-        if self.uses.readers.get(X, ()) != [op]:
+        filled = self.filled(X, op, Y)
+        if filled is None or len(filled[1]) != 1:
             return False
-        writers = self.uses.writers.get(X, ())
-        resets = [w for w in writers if isinstance(w, Reset)]
-        if len(resets) != 1 or np.any(resets[0].value) or len(writers) != 2:
+        reset, (inner,) = filled
+        if type(inner) not in FUSABLE or len(inner.incs) != 1 or inner.sets or inner.updates:
             return False
-        (inner,) = [w for w in writers if not isinstance(w, Reset)]
-        if type(inner) not in FUSABLE or len(inner.incs) != 1 or inner.incs[0] is not X:
-            return False
-        if inner.sets or inner.updates or holds_signals_elsewhere(inner):
-            return False
-        if any(s.base in (X, Y.base) for s in inner.reads) or find_builder(inner) is None:
+        if find_builder(inner) is None:
             return False
         self.replaced[op] = ScaledInc(inner, A, Y, tag=op.tag)
-        self.removed.update((inner, resets[0]))
+        self.removed.update((inner, reset))
         self.touch(X, Y)
         return True
 
