@@ -24,7 +24,7 @@ from nengodl.ops import find_builder
 from nengodl.ops.basic import TimeUpdateBuilder
 from nengodl.runtime.host import ErrorBox, HostOp, is_input_op
 from nengodl.signals import SignalLayout
-from nengodl.views import flat_indices
+from nengodl.views import flat_positions
 
 _WARNED = set()
 
@@ -52,7 +52,7 @@ def written_indices(operators):
             if sig.sparse:
                 continue
             mask = written.setdefault(sig.base, np.zeros(sig.base.size, dtype=bool))
-            mask[flat_indices(sig).ravel()] = True
+            mask[flat_positions(sig)] = True
     return written
 
 
@@ -263,7 +263,7 @@ def _trainable_masks(layout, trainable_sigs, tf_ops):
         base = sig.base
         if not layout.tf_dtype(base).is_floating:
             continue
-        idx = flat_indices(sig).ravel()
+        idx = flat_positions(sig)
         if base in layout.param_bases:
             target = masks
         elif layout.is_state(base) and not written.get(base, np.zeros(0, bool))[idx].any():

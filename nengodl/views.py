@@ -104,6 +104,15 @@ def flat_indices(sig, index=None):
     return idx
 
 
+def flat_positions(sig):
+    """Positions of ``sig``'s elements (C order) in its flattened base: a
+    slice where the view is contiguous (no index array for a large weight
+    matrix), else `flat_indices` flattened."""
+    if sig.ndim > 0 and sig.elemstrides == c_strides(sig.shape):
+        return slice(sig.elemoffset, sig.elemoffset + sig.size)
+    return flat_indices(sig).ravel()
+
+
 class ViewPlan:
     """How to read and write one view of a base tensor.
 
@@ -116,7 +125,20 @@ class ViewPlan:
     """
 
     def __init__(self, sig, index=None):
-        self._locate(sig.base, flat_indices(sig, index))
+        if index is None and sig.ndim > 0 and sig.elemstrides == c_strides(sig.shape):
+            self._contiguous(sig.base, sig.elemoffset, sig.shape)  # no index arrays
+        else:
+            self._locate(sig.base, flat_indices(sig, index))
+
+    def _contiguous(self, base, start, shape):
+        self.base = base
+        self.shape = tuple(shape)
+        self.size = int(np.prod(shape, dtype=np.int64))
+        self.start = int(start) if self.size > 0 else 0
+        base_size = int(np.prod(base.shape, dtype=np.int64))
+        self.full = self.size > 0 and self.start == 0 and self.size == base_size
+        self.indices = None
+        self.unique = True
 
     @classmethod
     def of_indices(cls, base, indices):

@@ -1,4 +1,5 @@
-"""3-D ``nengo.Convolution`` (nengo's simulator stops at 2-D), against numpy."""
+"""Transforms that nengo's simulator cannot check (3-D ``nengo.Convolution``) or that
+nengodl computes its own way (``nengo.Sparse``), against numpy and nengo."""
 
 import itertools
 
@@ -67,3 +68,43 @@ def test_3d_convolution_equals_numpy(kwargs):
     assert isinstance(params["transform"], nengo.Convolution)
     assert params["transform"].dimensions == 3
     np.testing.assert_array_equal(params["transform"].init, w)
+
+
+def sparse_product(matrix, x, dtype):
+    """``matrix @ x`` by nengodl: ``x`` fed to an input Node in the loop (not
+    computed ahead on the host), through ``nengo.Sparse(matrix)``."""
+    rows, cols = np.nonzero(matrix)
+    indices = np.stack([rows, cols], axis=1)
+    transform = nengo.Sparse(matrix.shape, indices=indices, init=matrix[rows, cols])
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(matrix.shape[1]))
+        out = nengo.Node(size_in=matrix.shape[0])
+        nengo.Connection(stim, out, transform=transform, synapse=None)
+        p = nengo.Probe(out)
+    with nengodl.Simulator(net, dtype=dtype, progress_bar=False) as sim:
+        sim.run_steps(1, data={stim: np.reshape(x, (1, 1, -1))})
+    return sim.data[p][0]
+
+
+@pytest.mark.parametrize("rows", ["equal", "unequal"])
+def test_sparse_product_equals_numpy(rows):
+    """Rows with equal numbers of entries are summed along an axis of their own,
+    other matrices with a scatter: both compute the product."""
+    rng = np.random.RandomState(1)
+    matrix = np.zeros((6, 20))
+    for i in range(6):
+        n = 5 if rows == "equal" else [0, 1, 7, 3, 20, 2][i]
+        matrix[i, rng.choice(20, n, replace=False)] = rng.uniform(-1, 1, n)
+    x = rng.uniform(-1, 1, 20)
+    np.testing.assert_allclose(sparse_product(matrix, x, "float64"), matrix @ x, atol=1e-12)
+
+
+def test_sparse_average_is_summed_pairwise():
+    """Global averages over 4096 inputs (a pooling layer's matrix) in float32:
+    adding the terms one by one would be 4e-5 off, pairwise sums 1e-7."""
+    n = 4
+    matrix = np.zeros((n, 4096 * n))
+    for i in range(n):
+        matrix[i, i::n] = 1 / 4096
+    got = sparse_product(matrix, np.full(4096 * n, 0.1), "float32")
+    np.testing.assert_allclose(got, np.float32(0.1), rtol=1e-6)

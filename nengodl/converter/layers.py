@@ -78,16 +78,20 @@ def rule(*classes, per_step=True):
     return wrapper
 
 
-def to_numpy(variable):
-    """A Keras variable as a float64 numpy array of the variable's declared shape.
+def to_numpy(variable, transpose=False):
+    """A Keras variable as a C-contiguous float64 numpy array of the variable's
+    declared shape (its axes reversed where ``transpose``), made in one copy.
 
     (Keras 3's ``Constant`` initializer can store a value of another shape with
     the same size, such as ``(1, 1)`` for a ``(1,)`` bias.)
     """
     value = variable.numpy() if hasattr(variable, "numpy") else variable
-    value = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+    value = keras.ops.convert_to_numpy(value)
     shape = tuple(getattr(variable, "shape", value.shape))
-    return value.reshape(shape) if value.size == size(shape) else value
+    value = value.reshape(shape) if value.size == size(shape) else value
+    if transpose:  # the backend's transpose: numpy's is slow on large matrices
+        value = keras.ops.convert_to_numpy(keras.ops.transpose(value))
+    return np.ascontiguousarray(value, dtype=np.float64)
 
 
 def is_channels_first(layer):
@@ -238,12 +242,12 @@ def dense(cv, layer, ins, out_shapes):
     """A dense transform; on inputs of rank > 1, a kernel-size-1 convolution over the
     leading axes, so that the kernel stays one shared (trainable) weight matrix."""
     check_plain(cv, layer)
-    kernel = to_numpy(layer.kernel)
     in_shape = ins[0].shape
     prefix = size(in_shape[:-1])
-    if prefix == 1:
-        transform = kernel.T
+    if prefix == 1:  # nengo's (out, in) matrix, C-contiguous: nengo copies it once more
+        transform = to_numpy(layer.kernel, transpose=True)
     else:
+        kernel = to_numpy(layer.kernel)
         transform = nengo.Convolution(
             layer.units,
             (prefix, in_shape[-1]),

@@ -16,7 +16,7 @@ from nengo.ensemble import Neurons
 from nengo.exceptions import SimulatorClosed, ValidationError
 
 from nengodl.io.nengo_params import freeze_params, get_nengo_params
-from nengodl.views import flat_indices
+from nengodl.views import flat_positions
 
 
 def check_open(sim, method):
@@ -81,7 +81,7 @@ def variable_layout(sim, variables):
     bases = {id(var): base for base, var in sim.run_state.variables().items()}
     parts = {}
     for key, _, sig in signal_keys(sim):
-        parts.setdefault(sig.base, []).append(f"{key}@{int(flat_indices(sig).ravel()[0])}")
+        parts.setdefault(sig.base, []).append(f"{key}@{sig.elemoffset}")
     return ";".join(
         ",".join(parts.get(bases.get(id(var)), [tuple(var.shape).__repr__()])) for var in variables
     )
@@ -97,7 +97,7 @@ def _coverage(sim, bases):
     for _, _, sig in signal_keys(sim):
         if sig.base in bases:
             mask = covered.setdefault(sig.base, np.zeros(sig.base.size, bool))
-            mask[flat_indices(sig).ravel()] = True
+            mask[flat_positions(sig)] = True
     return covered
 
 
@@ -133,7 +133,7 @@ def save_params(sim, path, include_state=False, extra=None):
         }
     arrays = {}
     for key, _, sig in signal_keys(sim):
-        idx = flat_indices(sig).ravel()
+        idx = flat_positions(sig)
         if sig.base in values and sig in trainable:
             arrays[f"param:{key}"] = values[sig.base][idx]
         if sig.base in state:
@@ -220,11 +220,11 @@ def load_params(sim, path, include_state=False):
         }
     trainable = set(sim.plan.trainable_sigs)
     for key, old, sig in signal_keys(sim):
-        idx = flat_indices(sig).ravel()
+        idx = flat_positions(sig)
         if sig.base in values and sig in trainable:
-            values[sig.base][idx] = entry(f"param:{key}", idx.shape, f"param:{old}")
+            values[sig.base][idx] = entry(f"param:{key}", (sig.size,), f"param:{old}")
         if sig.base in state:
-            shape = (sim.plan.minibatch_size,) + idx.shape
+            shape = (sim.plan.minibatch_size, sig.size)
             state[sig.base][:, idx] = entry(f"state:{key}", shape, f"state:{old}")
     for k, base in enumerate(_uncovered(list(state), _coverage(sim, state))):
         state[base] = entry(f"state_{k}", state[base].shape)

@@ -231,9 +231,23 @@ class SparseDotIncBuilder(OpBuilder):
     def __init__(self, op, dt):
         super().__init__(op, dt)
         self.rows, self.cols, self.data, self.shape = sparse_coo(op.A.initial_value)
+        counts = np.bincount(self.rows, minlength=self.shape[0])
+        # rows of one length (pooling, most convolution-like matrices) are
+        # summed along an axis of their own: pairwise and without a scatter
+        self.regular = len(counts) > 0 and counts.min() == counts.max() > 0
+        if self.regular:
+            order = np.argsort(self.rows, kind="stable")
+            self.cols = self.cols[order].reshape(len(counts), -1)
+            self.data = self.data[order].reshape(len(counts), -1)
 
     def __call__(self, ctx):
         op = self.op
+        if self.regular:
+            x = batched_flat(ctx, op.X)  # (batch, n)
+            data = tf.constant(self.data, dtype=x.dtype)
+            out = last_axis_sum(ctx, tf.gather(x, self.cols, axis=1) * data)
+            ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
+            return
         x = tf.transpose(batched_flat(ctx, op.X))  # (n, batch)
         data = tf.constant(self.data[:, None], dtype=x.dtype)
         gathered = tf.gather(x, self.cols) * data

@@ -16,7 +16,7 @@ from nengo.exceptions import ValidationError
 
 from nengodl.runtime.weak import method_function
 from nengodl.signals import StepContext
-from nengodl.views import flat_indices, reshape, upstream_ops
+from nengodl.views import flat_positions, reshape, upstream_ops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,7 +447,7 @@ class SimLoop:
             sig = plan.const_inputs[key]
             k = bases.index(sig.base)
             value = np.array(state[k]).reshape(plan.minibatch_size, -1)
-            value[:, flat_indices(sig).ravel()] = np.ravel(sig.initial_value)
+            value[:, flat_positions(sig)] = np.ravel(sig.initial_value)
             state[k] = tf.constant(value.reshape(tuple(state[k].shape)))
         return state
 

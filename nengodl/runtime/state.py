@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from nengo.exceptions import SimulationError
 
-from nengodl.views import flat_indices
+from nengodl.views import flat_positions
 
 
 class RunState:
@@ -196,9 +196,8 @@ class RunState:
         val = self.base_value(sig.base)
         if val.ndim == sig.base.ndim:
             val = val[None]
-        idx = flat_indices(sig)
-        out = val.reshape(val.shape[0], -1)[:, idx.ravel()]
-        return out.reshape((val.shape[0],) + idx.shape).astype(sig.dtype, copy=False)
+        out = val.reshape(val.shape[0], -1)[:, flat_positions(sig)]
+        return out.reshape((val.shape[0],) + sig.shape).astype(sig.dtype, copy=False)
 
     def bases(self):
         """Every base signal with a current value (state, parameters, host-side)."""
