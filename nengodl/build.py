@@ -30,6 +30,7 @@ from nengodl.config import (
     get_setting,
     keeps_history,
     network_chains,
+    trainable_keys,
     trainable_signals,
     trainable_synapses,
 )
@@ -160,6 +161,9 @@ def build_model(network, model, dt, optimize, options, progress_bar):
         The operators in execution order (by dependency level, where merged).
     merged : dict
         Map from each merged operator to its group.
+    trainable : list or None
+        `trainable_keys` of the model (None without ``optimize``), looked up
+        before the merges and still valid after them.
     """
     if model is None:
         model = Model(
@@ -172,10 +176,12 @@ def build_model(network, model, dt, optimize, options, progress_bar):
     if not optimize:
         dg = operator_dependency_graph(model.operators)
         step_order = operator_order(model.operators, dg)
-        return model, dg, step_order, step_order, {}
+        return model, dg, step_order, step_order, {}, None
     with Stage("Optimization", progress_bar):
         toplevel = network if network is not None else model.toplevel
-        removed = simplify(model, fixed_bases(model) | set(trainable_signals(model, toplevel)))
+        trainable = trainable_keys(model, toplevel)
+        keep = set(trainable_signals(model, toplevel, trainable))
+        removed = simplify(model, fixed_bases(model) | keep)
         logger.info("simplification removed %d operators", removed)
         dg = operator_dependency_graph(model.operators)
         if len(model.operators) <= options.nengo_merge_ops:
@@ -183,7 +189,7 @@ def build_model(network, model, dt, optimize, options, progress_bar):
         step_order = operator_order(model.operators, dg)
         ordered, merged = merge_groups(step_order, dg, model.dt)
         pack_signals(model, ordered, merged, fixed_bases(model))
-    return model, dg, step_order, ordered, merged
+    return model, dg, step_order, ordered, merged, trainable
 
 
 def build_simulation(
@@ -207,7 +213,7 @@ def build_simulation(
     Parameters are the `Simulator`'s, checked; ``minibatch_size`` may be None
     (no minibatch axis), ``dtype`` is a numpy dtype. Returns a `Simulation`.
     """
-    model, dg, step_order, ordered, merged = build_model(
+    model, dg, step_order, ordered, merged, trainable = build_model(
         network, model, dt, optimize, options, progress_bar
     )
     toplevel = network if network is not None else model.toplevel
@@ -230,7 +236,7 @@ def build_simulation(
             input_nodes(model),
             dtype,
             batch,
-            trainable_signals(model, toplevel),
+            trainable_signals(model, toplevel, trainable),
             merged=merged,
             trainable_chains=network_chains(toplevel) if toplevel is not None else {},
         )

@@ -402,30 +402,37 @@ def trainable_synapses(network):
     ]
 
 
-def trainable_signals(model, network):
+def trainable_signals(model, network, keys=None):
     """The parameter signals of ``model`` that training may change.
 
     Encoders follow their Ensemble's setting, biases their Neurons' setting (or
     the Ensemble's when the Neurons have none), weights their Connection's;
-    weights changed by a learning rule never train.
+    weights changed by a learning rule never train. ``keys`` (from
+    `trainable_keys`) skips the settings' lookup where it was done before the
+    signals changed (merged or packed).
     """
+    keys = trainable_keys(model, network) if keys is None else keys
+    return [model.sig[obj][key] for obj, key in keys]
+
+
+def trainable_keys(model, network):
+    """``(object, key)`` of each ``model.sig`` entry that `trainable_signals` gives."""
     chains = network_chains(network) if network is not None else {}
     in_net = None if network is None else set(network.all_connections)
     cache = {}
-    sigs = []
+    keys = []
     for obj, sig_dict in model.sig.items():
         if isinstance(obj, nengo.Ensemble):
             if isinstance(obj.neuron_type, nengo.Direct):
                 continue
             if is_trainable(chains, obj, cache) and sig_dict.get("encoders") is not None:
-                sigs.append(sig_dict["encoders"])
+                keys.append((obj, "encoders"))
             neuron_setting = object_setting(chains, obj.neurons)
             train_bias = (
                 is_trainable(chains, obj, cache) if neuron_setting is None else neuron_setting
             )
-            bias = model.sig[obj.neurons].get("bias")
-            if train_bias and bias is not None:
-                sigs.append(bias)
+            if train_bias and model.sig[obj.neurons].get("bias") is not None:
+                keys.append((obj.neurons, "bias"))
         elif isinstance(obj, nengo.Connection):
             if obj.learning_rule is not None:
                 continue
@@ -433,7 +440,7 @@ def trainable_signals(model, network):
                 continue
             weights = sig_dict.get("weights")
             if weights is not None and not weights.sparse and is_trainable(chains, obj, cache):
-                sigs.append(weights)
+                keys.append((obj, "weights"))
         if isinstance(obj, nengo.Connection) and sig_dict.get("log_tau") is not None:
-            sigs.append(sig_dict["log_tau"])  # only there where it trains
-    return sigs
+            keys.append((obj, "log_tau"))  # only there where it trains
+    return keys

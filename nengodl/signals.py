@@ -125,25 +125,43 @@ class SignalLayout:
             runs, positions, start = {}, {}, 0
             for view in views:
                 sig, index = view if isinstance(view, tuple) else (view, None)
-                idx = plan_indices(self.plan(sig, index))
-                runs.setdefault(sig.base, []).append(idx)
-                positions.setdefault(sig.base, []).append(np.arange(start, start + idx.size))
-                start += idx.size
+                plan = self.plan(sig, index)
+                runs.setdefault(sig.base, []).append(plan)
+                positions.setdefault(sig.base, []).append((start, plan.size))
+                start += plan.size
             plans = []
-            for base, idx in runs.items():
-                idx = np.concatenate(idx)
-                cuts = np.flatnonzero(np.diff(idx) != 1) + 1
-                if len(cuts) < MAX_SLICES:
-                    # a few contiguous runs: slices, which XLA fuses, and which
-                    # overlapping increments add as sums of slices
-                    bounds = zip([0, *cuts.tolist()], [*cuts.tolist(), len(idx)])
-                    plans.extend((base, ViewPlan.of_indices(base, idx[a:b])) for a, b in bounds)
-                else:
-                    plans.append((base, ViewPlan.of_indices(base, idx)))
-            order = np.concatenate([np.concatenate(p) for p in positions.values()])
-            sorted_ = np.array_equal(order, np.arange(start))
-            self._plans[key] = (plans, None if sorted_ else order)
+            for base, parts in runs.items():
+                plans.extend((base, p) for p in self._base_plans(base, parts))
+            spans = [span for p in positions.values() for span in p]
+            ends = np.cumsum([0] + [n for _, n in spans])
+            if all(a == e for (a, _), e in zip(spans, ends)):
+                order = None  # the views of each base come together already
+            else:
+                order = np.concatenate([np.arange(a, a + n) for a, n in spans])
+            self._plans[key] = (plans, order)
         return self._plans[key]
+
+    @staticmethod
+    def _base_plans(base, parts):
+        """The plans reading the `ViewPlan`s ``parts`` of ``base`` joined: one per
+        contiguous run where there are fewer than `MAX_SLICES` runs (slices,
+        which XLA fuses, and which overlapping increments add as sums of
+        slices), else one plan of all their indices."""
+        if all(p.indices is None for p in parts) and any(p.size for p in parts):
+            runs = []  # [start, stop) of the contiguous runs, in order
+            for p in parts:
+                if p.size and runs and runs[-1][1] == p.start:
+                    runs[-1][1] = p.start + p.size
+                elif p.size:
+                    runs.append([p.start, p.start + p.size])
+            if len(runs) <= MAX_SLICES:
+                return [ViewPlan.of_range(base, a, b - a) for a, b in runs]
+        idx = np.concatenate([plan_indices(p) for p in parts])
+        cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+        if len(cuts) < MAX_SLICES:
+            bounds = zip([0, *cuts.tolist()], [*cuts.tolist(), len(idx)])
+            return [ViewPlan.of_indices(base, idx[a:b]) for a, b in bounds]
+        return [ViewPlan.of_indices(base, idx)]
 
 
 class StepContext:

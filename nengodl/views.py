@@ -7,6 +7,7 @@ pending; this module holds what does not depend on that layout.
 """
 
 import itertools
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -130,12 +131,19 @@ class ViewPlan:
         else:
             self._locate(sig.base, flat_indices(sig, index))
 
+    @classmethod
+    def of_range(cls, base, start, size):
+        """The plan of the ``size`` elements of ``base`` from ``start`` (flat)."""
+        plan = cls.__new__(cls)
+        plan._contiguous(base, start, (size,))
+        return plan
+
     def _contiguous(self, base, start, shape):
         self.base = base
         self.shape = tuple(shape)
-        self.size = int(np.prod(shape, dtype=np.int64))
+        self.size = math.prod(self.shape)
         self.start = int(start) if self.size > 0 else 0
-        base_size = int(np.prod(base.shape, dtype=np.int64))
+        base_size = math.prod(base.shape)
         self.full = self.size > 0 and self.start == 0 and self.size == base_size
         self.indices = None
         self.unique = True

@@ -12,12 +12,15 @@ prints, per network: Keras layers, layers that fell back to TensorNodes, plan
 steps, whether XLA runs the loop, the largest difference from Keras relative to
 Keras's largest output, and the times: nengodl's conversion plus simulator
 construction plus first prediction against Keras's first ``predict`` (tracing
-included), then each one's second call (the steady per-batch time).
+included), then each one's second call (the steady per-batch time). With
+``--repeats N`` each network runs in N fresh processes in turn and the times
+are medians (Keras's first ``predict`` alone varies by 1.5x between processes).
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -87,6 +90,7 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--size", type=int, default=64, help="image width and height")
     p.add_argument("--batch", type=int, default=2, help="images per prediction")
+    p.add_argument("--repeats", type=int, default=1, help="processes per network (medians)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # run one network, print its row as JSON
     args = p.parse_args(argv)
     if args.one:
@@ -100,8 +104,13 @@ def main(argv=None):
     for name in args.models:
         cmd = [sys.executable, "-m", "nengodl.benchmarks.applications", "--one", name]
         cmd += ["--size", str(args.size), "--batch", str(args.batch)]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
+        rows = []
+        for _ in range(args.repeats):
+            run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+            rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        r = dict(rows[0])
+        for key in ("keras_first", "keras_second", "nengodl_first", "nengodl_second"):
+            r[key] = statistics.median(row[key] for row in rows)
         print(
             f"{r['model']:<17}{r['layers']:>7}{r['fallbacks']:>9}{r['plan_steps']:>7}"
             f"{'yes' if r['xla'] else 'no':>5}{r['rel_error']:>9.1e}"

@@ -26,6 +26,10 @@ the ``ens:N`` models too.
 nengo's operator merger takes hours on the largest models (its time grows
 faster than the number of operators): there nengo.Simulator runs with
 ``optimize=False`` (``--nengo-unoptimized``), marked ``*``.
+
+nengo's decoder cache is off in every process: with it, whichever simulator
+built a model first would solve the decoders that the others then read from
+disk.
 """
 
 import argparse
@@ -107,6 +111,7 @@ def child(simulator, name, steps, optimize=True):
     """Measure one simulator of one model in this process; print a JSON row."""
     import nengo
 
+    nengo.rc["decoder_cache"]["enabled"] = "False"  # every build solves its decoders
     if simulator == "nengodl":
         import nengodl as backend  # imported (with TensorFlow) before the clock starts
     elif simulator == "nengo_dl3":
