@@ -232,7 +232,9 @@ def pack_signals(model, ordered, merged, fixed=()):
     replaced = {}
 
     def moved(sig):
-        if not isinstance(sig, Signal) or sig.sparse or sig.base not in starts:
+        # (a sparse signal is a base of its own, never packed; nengo's
+        # ``Signal.sparse`` is the slowest of these tests)
+        if not isinstance(sig, Signal) or sig.base not in starts or sig.sparse:
             return sig
         if sig not in replaced:
             replaced[sig] = moved_view(sig, *starts[sig.base])

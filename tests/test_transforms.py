@@ -86,16 +86,44 @@ def sparse_product(matrix, x, dtype):
     return sim.data[p][0]
 
 
-@pytest.mark.parametrize("rows", ["equal", "unequal"])
-def test_sparse_product_equals_numpy(rows):
+def sparse_matrix(kind, rng):
+    """A test matrix of each form the sparse product computes its own way."""
+    if kind in ("equal", "unequal"):
+        matrix = np.zeros((6, 20))
+        for i in range(6):
+            n = 5 if kind == "equal" else [0, 1, 7, 3, 20, 2][i]
+            matrix[i, rng.choice(20, n, replace=False)] = rng.uniform(-1, 1, n)
+        return matrix
+    rows = np.arange(12)
+    if kind == "tile":  # a channels-last per-channel bias
+        cols, shape = rows % 4, (12, 4)
+    elif kind == "repeat":  # channels first
+        cols, shape = rows // 3, (12, 4)
+    elif kind == "placement":  # two of five channels of a concatenation, channels last
+        rows = (1 + np.arange(3)[:, None] * 5 + np.arange(2)).ravel()
+        cols, shape = np.arange(6), (15, 6)
+    else:  # "block": a channels-first concatenation's part
+        rows, cols, shape = np.arange(3, 9), np.arange(6), (10, 6)
+    matrix = np.zeros(shape)
+    matrix[rows, cols] = 0.5
+    return matrix
+
+
+@pytest.mark.parametrize("kind", ["equal", "unequal", "tile", "repeat", "placement", "block"])
+def test_sparse_product_equals_numpy(kind):
     """Rows with equal numbers of entries are summed along an axis of their own,
-    other matrices with a scatter: both compute the product."""
+    broadcasts and concatenations are reshapes and pads, other matrices a
+    scatter: each computes the product."""
+    from nengodl.ops.basic import placement_pattern, spread_pattern
+
     rng = np.random.RandomState(1)
-    matrix = np.zeros((6, 20))
-    for i in range(6):
-        n = 5 if rows == "equal" else [0, 1, 7, 3, 20, 2][i]
-        matrix[i, rng.choice(20, n, replace=False)] = rng.uniform(-1, 1, n)
-    x = rng.uniform(-1, 1, 20)
+    matrix = sparse_matrix(kind, rng)
+    rows, cols = np.nonzero(matrix)
+    if kind in ("tile", "repeat"):
+        assert spread_pattern(cols, matrix.shape[1])[0] == kind
+    if kind in ("placement", "block"):
+        assert placement_pattern(rows, cols, matrix.shape) is not None
+    x = rng.uniform(-1, 1, matrix.shape[1])
     np.testing.assert_allclose(sparse_product(matrix, x, "float64"), matrix @ x, atol=1e-12)
 
 

@@ -224,6 +224,53 @@ def sparse_coo(initial_value):
     return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
 
 
+def spread_pattern(cols, n):
+    """How a matrix with one entry per row, row ``i`` reading input
+    ``cols[i]`` of ``n``, spreads its inputs: ``("tile", reps)`` where ``cols[i]
+    == i % n`` (a channels-last broadcast), ``("repeat", reps)`` where ``cols[i]
+    == i // reps`` (channels first), else None.
+
+    Examples
+    --------
+    >>> spread_pattern(np.array([0, 1, 2, 0, 1, 2]), 3), spread_pattern(np.array([0, 0, 1, 1]), 2)
+    (('tile', 2), ('repeat', 2))
+    """
+    rows = len(cols)
+    if n == 0 or rows % n:
+        return None
+    reps = rows // n
+    index = np.arange(rows)
+    if np.array_equal(cols, index % n):
+        return ("tile", reps)
+    if np.array_equal(cols, index // reps):
+        return ("repeat", reps)
+    return None
+
+
+def placement_pattern(rows, cols, shape):
+    """``(P, C, offset, c)`` where a matrix of ``shape`` with entries at
+    ``(rows, cols)`` places input ``p * c + j`` at output ``p * C + offset + j``
+    (every input once, in order: a part of a concatenation along the last axis),
+    else None.
+
+    Examples
+    --------
+    >>> placement_pattern(np.array([1, 2, 4, 5]), np.arange(4), (6, 4))
+    (2, 3, 1, 2)
+    """
+    n_out, n_in = shape
+    if n_in == 0 or len(cols) != n_in or not np.array_equal(cols, np.arange(n_in)):
+        return None
+    breaks = np.flatnonzero(np.diff(rows) != 1)
+    c = int(breaks[0]) + 1 if len(breaks) else n_in
+    stride = int(rows[c] - rows[0]) if len(breaks) else n_out
+    offset, parts = int(rows[0]), n_in // c
+    if n_in % c or stride < c or offset + c > stride or parts * stride != n_out:
+        return None
+    want = offset + np.arange(parts)[:, None] * stride + np.arange(c)
+    return (parts, stride, offset, c) if np.array_equal(rows, want.ravel()) else None
+
+
 @register(SparseDotInc)
 class SparseDotIncBuilder(OpBuilder):
     """``Y += A @ X`` with a sparse, constant ``A``."""
@@ -235,20 +282,44 @@ class SparseDotIncBuilder(OpBuilder):
         # rows of one length (pooling, most convolution-like matrices) are
         # summed along an axis of their own: pairwise and without a scatter
         self.regular = len(counts) > 0 and counts.min() == counts.max() > 0
+        self.spread = None
         if self.regular:
             order = np.argsort(self.rows, kind="stable")
             self.cols = self.cols[order].reshape(len(counts), -1)
             self.data = self.data[order].reshape(len(counts), -1)
+            if self.cols.shape[1] == 1 and np.all(self.data == self.data[0, 0]):
+                self.spread = spread_pattern(self.cols[:, 0], self.shape[1])
+        self.placement = None
+        if not self.regular and len(self.data) and np.all(self.data == self.data[0]):
+            order = np.argsort(self.cols, kind="stable")
+            self.placement = placement_pattern(self.rows[order], self.cols[order], self.shape)
 
     def __call__(self, ctx):
         op = self.op
+        x = batched_flat(ctx, op.X)  # (batch, n)
+        if self.spread is not None:  # a broadcast (a per-channel bias): no index constants
+            how, reps = self.spread
+            n = self.shape[1]
+            if how == "tile":  # row i reads input i % n
+                out = tf.broadcast_to(x[:, None, :], (x.shape[0], reps, n))
+            else:  # row i reads input i // reps
+                out = tf.broadcast_to(x[:, :, None], (x.shape[0], n, reps))
+            out = out if self.data[0, 0] == 1 else out * tf.constant(self.data[0, 0], x.dtype)
+            ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
+            return
+        if self.placement is not None:  # zeros around the input: no index constants
+            parts, stride, offset, c = self.placement
+            pads = [[0, 0], [0, 0], [offset, stride - offset - c]]
+            out = tf.pad(reshape(x, (-1, parts, c)), pads)
+            out = out if self.data[0] == 1 else out * tf.constant(self.data[0], x.dtype)
+            ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
+            return
         if self.regular:
-            x = batched_flat(ctx, op.X)  # (batch, n)
             data = tf.constant(self.data, dtype=x.dtype)
             out = last_axis_sum(ctx, tf.gather(x, self.cols, axis=1) * data)
             ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
             return
-        x = tf.transpose(batched_flat(ctx, op.X))  # (n, batch)
+        x = tf.transpose(x)  # (n, batch)
         data = tf.constant(self.data[:, None], dtype=x.dtype)
         gathered = tf.gather(x, self.cols) * data
         out = tf.math.unsorted_segment_sum(gathered, self.rows, self.shape[0])
