@@ -164,6 +164,11 @@ class SignalLayout:
         return [ViewPlan.of_indices(base, idx)]
 
 
+def same_range(a, b):
+    """Whether the `ViewPlan`s ``a`` and ``b`` are the same contiguous elements."""
+    return a.indices is None and b.indices is None and (a.start, a.size) == (b.start, b.size)
+
+
 class StepContext:
     """The values of all signals during one traced simulation step.
 
@@ -294,10 +299,19 @@ class StepContext:
     def _read_plan(self, base, plan, batched):
         is_b = self.layout.is_state(base)
         key = (base, id(plan))
-        if base in self.pending:
-            self._flush(base)
         lead = (self.minibatch_size,) if is_b else ()
-        if key not in self._reads and plan.full:
+        # a view that pending writes touch only as a whole is read through
+        # them; other pending writes are left pending (a large base written and
+        # read in parts, such as nengo's merged neuron inputs, is then joined
+        # once, not joined and split again for each read: a copy of the whole
+        # base each time without XLA)
+        through = []
+        if base in self.pending and key not in self._reads:
+            through = [w for w in self.pending[base] if overlaps([w], plan)]
+            if not all(same_range(w[0], plan) for w in through):
+                self._flush(base)
+                through = []
+        if key not in self._reads and plan.full and base not in self.pending:
             self._reads[key] = reshape(self.values[base], lead + plan.shape)
         if key not in self._reads:
             if base not in self._flat:
@@ -305,7 +319,11 @@ class StepContext:
                 if value.shape.rank != len(lead) + 1:
                     value = tf.reshape(value, lead + (-1,))
                 self._flat[base] = value
-            self._reads[key] = plan.read(self._flat[base], lead)
+            val = plan.read(self._flat[base], lead)
+            for _, value, inc in through:
+                value = reshape(value, lead + plan.shape)
+                val = val + value if inc else value
+            self._reads[key] = val
         val = self._reads[key]
         if batched and not is_b:
             val = tf.broadcast_to(val[None], (self.minibatch_size,) + tuple(val.shape))

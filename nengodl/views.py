@@ -208,7 +208,13 @@ def plan_indices(plan):
 
 
 def overlaps(group, plan):
-    """Whether ``plan`` writes an element already written by ``group``."""
+    """Whether ``plan`` touches an element that a write of ``group`` (``(plan,
+    value, inc)`` triples) touches."""
+    if plan.size == 0:
+        return False
+    if plan.indices is None and all(p.indices is None for p, _, _ in group):
+        end = plan.start + plan.size
+        return any(p.size and p.start < end and plan.start < p.start + p.size for p, _, _ in group)
     seen = np.concatenate([plan_indices(p) for p, _, _ in group])
     return np.intersect1d(seen, plan_indices(plan)).size > 0
 

@@ -299,3 +299,35 @@ def test_minibatch_shards_match_nengo_item_by_item(shard_bytes, drop_transient):
             np.testing.assert_allclose(
                 sim.data[p][item], ref.data[ref_p], atol=TOL["float64"], rtol=0, err_msg=str(p)
             )
+
+
+@pytest.mark.parametrize("xla_max_steps", [0, 600], ids=["graph", "xla"])
+def test_merged_inputs_read_in_parts_match_nengo(xla_max_steps):
+    """A chain of ensembles connected neuron to neuron: nengo's merger joins their
+    inputs into one signal, which each step writes and reads in parts (read
+    through the pending writes, not rebuilt for each read)."""
+    with nengo.Network(seed=2) as net:
+        stim = nengo.Node(lambda t: [np.sin(6 * t), np.cos(4 * t)])
+        relu = nengo.RectifiedLinear()
+        rates = nengo.dists.Uniform(10, 20)  # spike-free outputs of a few units
+        prev = nengo.Ensemble(30, 2, neuron_type=relu, max_rates=rates)
+        nengo.Connection(stim, prev)
+        probes = []
+        for k in range(5):
+            ens = nengo.Ensemble(30 + 5 * k, 1, neuron_type=relu, max_rates=rates)
+            weights = np.random.RandomState(k).uniform(
+                -0.02, 0.02, (ens.n_neurons, prev.n_neurons)
+            )
+            nengo.Connection(prev.neurons, ens.neurons, transform=weights, synapse=None)
+            nengo.Connection(stim[k % 2], ens.neurons, transform=np.full((ens.n_neurons, 1), 0.01))
+            probes.append(nengo.Probe(ens.neurons))
+            prev = ens
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run(0.1)
+    options = Options(xla_max_steps=xla_max_steps)
+    with nengodl.Simulator(net, dtype="float64", progress_bar=False, options=options) as sim:
+        sim.run(0.1)
+        merged = [b for b in sim.plan.layout.state_bases if b.name.startswith("merged<")]
+    assert any("neuron_in" in b.name for b in merged)  # the case in question
+    assert bool(sim.jit) == (xla_max_steps > 0)
+    assert_probes_match(ref, sim, net, TOL["float64"])
