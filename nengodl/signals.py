@@ -24,6 +24,7 @@ from nengodl.views import (
     overlaps,
     plan_indices,
     reshape,
+    same_range,
     slice_last,
 )
 
@@ -162,11 +163,6 @@ class SignalLayout:
             bounds = zip([0, *cuts.tolist()], [*cuts.tolist(), len(idx)])
             return [ViewPlan.of_indices(base, idx[a:b]) for a, b in bounds]
         return [ViewPlan.of_indices(base, idx)]
-
-
-def same_range(a, b):
-    """Whether the `ViewPlan`s ``a`` and ``b`` are the same contiguous elements."""
-    return a.indices is None and b.indices is None and (a.start, a.size) == (b.start, b.size)
 
 
 class StepContext:

@@ -74,6 +74,12 @@ def c_strides(shape):
     return tuple(reversed(strides))
 
 
+def is_contiguous(sig):
+    """Whether the view ``sig`` is a contiguous run of its base's elements (in C
+    order), which a slice reads without an index array."""
+    return sig.ndim > 0 and sig.elemstrides == c_strides(sig.shape)
+
+
 def flat_indices(sig, index=None):
     """Flat element indices of ``sig`` in its base, shaped like ``sig``.
 
@@ -91,7 +97,7 @@ def flat_indices(sig, index=None):
     """
     if sig.ndim == 0:
         idx = np.array(sig.elemoffset, dtype=np.int64)
-    elif sig.elemstrides == c_strides(sig.shape):  # contiguous: a range
+    elif is_contiguous(sig):  # a range
         idx = np.arange(sig.elemoffset, sig.elemoffset + sig.size, dtype=np.int64)
         idx = idx.reshape(sig.shape)
     else:
@@ -109,7 +115,7 @@ def flat_positions(sig):
     """Positions of ``sig``'s elements (C order) in its flattened base: a
     slice where the view is contiguous (no index array for a large weight
     matrix), else `flat_indices` flattened."""
-    if sig.ndim > 0 and sig.elemstrides == c_strides(sig.shape):
+    if is_contiguous(sig):
         return slice(sig.elemoffset, sig.elemoffset + sig.size)
     return flat_indices(sig).ravel()
 
@@ -126,7 +132,7 @@ class ViewPlan:
     """
 
     def __init__(self, sig, index=None):
-        if index is None and sig.ndim > 0 and sig.elemstrides == c_strides(sig.shape):
+        if index is None and is_contiguous(sig):
             self._contiguous(sig.base, sig.elemoffset, sig.shape)  # no index arrays
         else:
             self._locate(sig.base, flat_indices(sig, index))
@@ -205,6 +211,11 @@ def plan_indices(plan):
     if plan.indices is not None:
         return plan.indices
     return np.arange(plan.start, plan.start + plan.size)
+
+
+def same_range(a, b):
+    """Whether the `ViewPlan`s ``a`` and ``b`` are the same contiguous elements."""
+    return a.indices is None and b.indices is None and (a.start, a.size) == (b.start, b.size)
 
 
 def overlaps(group, plan):

@@ -16,9 +16,7 @@ from nengodl.converter import (  # noqa: F401 (register nengodl's layer rules)
     elementwise,
     layers,
 )
-from nengodl.converter.activations import (
-    Swaps,
-)
+from nengodl.converter.activations import Swaps
 from nengodl.converter.building import NetworkBuilding
 from nengodl.converter.errors import ConversionError, Unsupported, describe
 from nengodl.converter.fallback import acts_per_step

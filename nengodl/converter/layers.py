@@ -80,7 +80,7 @@ def rule(*classes, per_step=True):
 
 def to_numpy(variable, transpose=False):
     """A Keras variable as a C-contiguous float64 numpy array of the variable's
-    declared shape (its axes reversed where ``transpose``), made in one copy.
+    declared shape (its axes reversed where ``transpose``, by the backend).
 
     (Keras 3's ``Constant`` initializer can store a value of another shape with
     the same size, such as ``(1, 1)`` for a ``(1,)`` bias.)

@@ -304,26 +304,22 @@ class SparseDotIncBuilder(OpBuilder):
                 out = tf.broadcast_to(x[:, None, :], (x.shape[0], reps, n))
             else:  # row i reads input i // reps
                 out = tf.broadcast_to(x[:, :, None], (x.shape[0], n, reps))
-            out = out if self.data[0, 0] == 1 else out * tf.constant(self.data[0, 0], x.dtype)
-            ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
-            return
-        if self.placement is not None:  # zeros around the input: no index constants
+        elif self.placement is not None:  # zeros around the input: no index constants
             parts, stride, offset, c = self.placement
             pads = [[0, 0], [0, 0], [offset, stride - offset - c]]
             out = tf.pad(reshape(x, (-1, parts, c)), pads)
-            out = out if self.data[0] == 1 else out * tf.constant(self.data[0], x.dtype)
-            ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
-            return
-        if self.regular:
+        elif self.regular:
             data = tf.constant(self.data, dtype=x.dtype)
             out = last_axis_sum(ctx, tf.gather(x, self.cols, axis=1) * data)
-            ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
-            return
-        x = tf.transpose(x)  # (n, batch)
-        data = tf.constant(self.data[:, None], dtype=x.dtype)
-        gathered = tf.gather(x, self.cols) * data
-        out = tf.math.unsorted_segment_sum(gathered, self.rows, self.shape[0])
-        ctx.inc(op.Y, reshape(tf.transpose(out), (-1,) + op.Y.shape))
+        else:
+            data = tf.constant(self.data[:, None], dtype=x.dtype)
+            gathered = tf.gather(tf.transpose(x), self.cols) * data  # (nnz, batch)
+            out = tf.math.unsorted_segment_sum(gathered, self.rows, self.shape[0])
+            out = tf.transpose(out)
+        if self.spread is not None or self.placement is not None:
+            scale = self.data.flat[0]  # their entries' one value
+            out = out if scale == 1 else out * tf.constant(scale, x.dtype)
+        ctx.inc(op.Y, reshape(out, (-1,) + op.Y.shape))
 
 
 @register(BsrDotInc)
